@@ -1,0 +1,87 @@
+# dyno: build, test, install.  See README.md.
+#
+#   make                build every program into bin/
+#   make check          build, then run every test in t/ (SAN=1: under ASan+UBSan)
+#   make static         build with musl-gcc (package musl-tools)
+#   make install        PREFIX=/usr/local DESTDIR=
+#   make fuzz           libFuzzer harnesses from t/fuzz (clang)
+#   make clean
+
+PREFIX  ?= /usr/local
+MANDIR  ?= $(PREFIX)/share/man
+CC      ?= cc
+CSTD     = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN     = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral -Wno-format-truncation
+CFLAGS  ?= -O2 -g
+LDFLAGS ?=
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) -Ilib
+
+ifeq ($(SAN),1)
+VARIANT    = san
+ALL_CFLAGS += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS    += -fsanitize=address,undefined
+else ifeq ($(STATIC),1)
+VARIANT    = static
+CC         = musl-gcc
+LDFLAGS   += -static
+else
+VARIANT    = default
+endif
+BUILD = build/$(VARIANT)
+
+PROGRAMS = dyno-run
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
+BINS     = $(PROGRAMS:%=bin/%)
+MANS     = $(wildcard man/man*/*.[0-9])
+
+# bin/ holds one variant at a time; relink when the variant changes.
+$(shell mkdir -p build && (echo $(VARIANT) | cmp -s - build/variant || echo $(VARIANT) > build/variant))
+
+all: $(BINS) examples/app
+
+$(BUILD)/%.o: %.c lib/dyno.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libdyno.a: $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+bin/%: $(BUILD)/src/%.o $(BUILD)/libdyno.a build/variant
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdyno.a
+
+# The sample app is a user program, not ours: plain flags, threads.
+examples/app: examples/app.c
+	$(CC) $(CSTD) -Wall -Wextra -Werror -O2 -pthread -o $@ $< -pthread
+
+check: all
+	@sh t/deps.sh
+	mandoc -Tlint -Wwarning $(MANS)
+	bats $(BATS_FLAGS) t
+
+static:
+	@command -v musl-gcc >/dev/null 2>&1 || { \
+	    echo "make static needs musl-gcc: apt-get install musl-tools" >&2; exit 1; }
+	$(MAKE) STATIC=1 $(BINS)
+
+install: all
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	for p in $(BINS); do install -m 0755 $$p $(DESTDIR)$(PREFIX)/bin/; done
+	for m in $(MANS); do \
+	    d=$(DESTDIR)$(MANDIR)/$$(basename $$(dirname $$m)); \
+	    mkdir -p $$d && install -m 0644 $$m $$d/; done
+
+FUZZERS = $(patsubst t/fuzz/%.c,build/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
+fuzz: $(FUZZERS)
+build/fuzz/%: t/fuzz/%.c $(LIB_SRC) lib/dyno.h
+	@mkdir -p build/fuzz
+	clang $(CSTD) -Wall -Wextra -Werror -g -O1 -Ilib \
+	    -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC)
+
+clean:
+	rm -rf build bin examples/app
+
+.PHONY: all check static install fuzz clean
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/src/%.o

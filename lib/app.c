@@ -1,0 +1,123 @@
+/*
+ * app.c: the app directory.  State lives in APP/.dyno (mode 0700), like git
+ * keeps .git beside the working tree; see dyno(7) for every file in it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "dyno.h"
+
+int
+app_init(struct app *a, const char *dir)
+{
+	char real[PATH_MAX];
+
+	if (dir == NULL)
+		dir = getenv("DYNO_APP");
+	if (dir == NULL || *dir == '\0')
+		dir = ".";
+	if (realpath(dir, real) == NULL)
+		return -1;
+	if (snprintf(a->dir, sizeof(a->dir), "%s", real) >= (int)sizeof(a->dir) ||
+	    snprintf(a->state, sizeof(a->state), "%s/.dyno", real) >=
+	    (int)sizeof(a->state)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+app_path(const struct app *a, char *buf, size_t len, const char *fmt, ...)
+{
+	char rel[1024];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(rel) ||
+	    snprintf(buf, len, "%s/%s", a->state, rel) >= (int)len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+app_prepare(const struct app *a)
+{
+	static const struct {
+		const char *rel;
+		mode_t mode;
+	} dirs[] = {
+		{ "", 0700 }, { "run", 0755 }, { "run/dynos", 0755 },
+		{ "run/health", 0755 }, { "run/logs", 0700 },
+	};
+	char path[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		if (app_path(a, path, sizeof(path), "%s", dirs[i].rel) == -1 ||
+		    mkdir_mode(path, dirs[i].mode) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+int
+app_release(const struct app *a, char *version, size_t vlen, char *dir,
+    size_t dlen)
+{
+	char link[4096], real[PATH_MAX], meta[4096], *base;
+
+	if (app_path(a, link, sizeof(link), "current") == -1)
+		return -1;
+	if (realpath(link, real) == NULL)
+		return errno == ENOENT ? 1 : -1;
+	if (snprintf(dir, dlen, "%s", real) >= (int)dlen) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	base = strrchr(real, '/');
+	snprintf(version, vlen, "v%s", base ? base + 1 : real);
+	if (snprintf(meta, sizeof(meta), "%s/meta", real) < (int)sizeof(meta)) {
+		char text[4096], v[32];
+		if (file_read(meta, text, sizeof(text)) > 0 &&
+		    kv_get(text, "version", v, sizeof(v)) == 0)
+			snprintf(version, vlen, "v%s", v[0] == 'v' ? v + 1 : v);
+	}
+	return 0;
+}
+
+pid_t
+app_supervisor_pid(const struct app *a)
+{
+	char path[4096], buf[32];
+	long pid;
+	int fd;
+
+	if (app_path(a, path, sizeof(path), "run/lock") == -1)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd == -1)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {	/* nobody holds it */
+		close(fd);
+		return 0;
+	}
+	close(fd);
+	if (file_read(path, buf, sizeof(buf)) <= 0)
+		return 0;
+	buf[strcspn(buf, "\n")] = '\0';
+	if (parse_long(buf, 1, INT_MAX, &pid) == -1)
+		return 0;
+	return (pid_t)pid;
+}

@@ -1,0 +1,13 @@
+/* clock.c: the monotonic clock every timeout and deadline is measured on. */
+#include <time.h>
+
+#include "dyno.h"
+
+int64_t
+clock_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}

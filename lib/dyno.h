@@ -1,0 +1,155 @@
+/*
+ * libdyno: the small modules the dyno programs share.  Each program links
+ * this library statically; the programs never link to each other.  Every
+ * function returns 0 (or a value >= 0) on success and -1 with errno set on
+ * failure; none of them exits.
+ */
+#ifndef DYNO_H
+#define DYNO_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
+
+#define DYNO_NAME_MAX 64	/* "web", "worker" ... and "web.12" */
+#define DYNO_ERR_MAX 512	/* room for "file:line: message" */
+
+/* clock.c: the monotonic clock, in milliseconds. */
+int64_t clock_ms(void);
+
+/* strings.c: small parsers that never accept garbage. */
+int parse_long(const char *s, long min, long max, long *out);
+int parse_duration_ms(const char *s, int64_t *out);	/* "30", "30s", "250ms", "5m", "2h" */
+int parse_size_kb(const char *s, long *out);		/* "512", "512M", "1G", "64K" (default MB) */
+int name_valid(const char *s);			/* [A-Za-z0-9_-]+, at most 63 bytes */
+
+/* log.c: Heroku's log line: "2026-11-26T02:30:00.123456+00:00 heroku[web.1]: text". */
+size_t log_timestamp(char *buf, size_t len);
+void log_event(FILE *fp, const char *source, const char *dyno,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void log_raw(FILE *fp, const char *source, const char *dyno,
+    const char *text, size_t len);
+
+/* atomicfile.c: temp file in the same folder, fsync, rename (+ fsync dir). */
+int atomicfile_write(const char *path, const void *data, size_t len,
+    mode_t mode, int durable);
+int file_read(const char *path, char *buf, size_t len);	/* NUL-terminated; returns length */
+int file_read_alloc(const char *path, char **out, size_t *outlen, size_t max);
+int mkdir_mode(const char *path, mode_t mode);	/* mkdir, or fix the mode if it exists */
+
+/* kv.c: "key=value" lines, one fact a line. */
+int kv_get(const char *text, const char *key, char *out, size_t outlen);
+int kv_get_long(const char *text, const char *key, long *out);
+
+/* procfile.c: "NAME: command" lines. */
+struct proctype {
+	char name[DYNO_NAME_MAX];
+	char *command;
+};
+struct procfile {
+	struct proctype *types;
+	size_t ntypes;
+};
+int procfile_parse(const char *text, size_t len, const char *filename,
+    struct procfile *pf, char *err, size_t errlen);
+int procfile_load(const char *path, struct procfile *pf, char *err,
+    size_t errlen);
+const struct proctype *procfile_find(const struct procfile *pf,
+    const char *name);
+void procfile_free(struct procfile *pf);
+
+/* formation.c: "TYPE=COUNT" lines, and the TYPE=N / TYPE+N / TYPE-N arguments. */
+#define FORMATION_MAX 64
+struct formation {
+	struct {
+		char type[DYNO_NAME_MAX];
+		long count;
+	} entries[FORMATION_MAX];
+	size_t n;
+};
+int formation_parse(const char *text, size_t len, const char *filename,
+    struct formation *f, char *err, size_t errlen);
+int formation_load(const char *path, struct formation *f, char *err,
+    size_t errlen);
+int formation_save(const char *path, const struct formation *f);
+long formation_get(const struct formation *f, const char *type);	/* -1 if absent */
+int formation_set(struct formation *f, const char *type, long count);
+int formation_apply_arg(struct formation *f, const char *arg,
+    const struct procfile *pf, long max, char *err, size_t errlen);
+void formation_default(struct formation *f, const struct procfile *pf);
+
+/* env.c: environments built from config vars, .env files and the process's own. */
+struct env {
+	char **vars;		/* "KEY=VALUE", NULL-terminated */
+	size_t n, cap;
+};
+int env_init(struct env *e, char **base);
+int env_set(struct env *e, const char *key, const char *value);
+int env_unset(struct env *e, const char *key);
+const char *env_get(const struct env *e, const char *key);
+int env_load_config(struct env *e, const char *path, char *err, size_t errlen);
+int env_load_dotenv(struct env *e, const char *path, char *err, size_t errlen);
+int env_parse_config(struct env *e, const char *text, size_t len,
+    const char *filename, char *err, size_t errlen);
+int env_parse_dotenv(struct env *e, const char *text, size_t len,
+    const char *filename, char *err, size_t errlen);
+int env_copy(struct env *dst, const struct env *src);
+void env_free(struct env *e);
+int key_valid(const char *key, size_t len);
+
+/* selfpipe.c: signals become bytes on a pipe the event loop polls. */
+int selfpipe_open(const int *signals, size_t n);	/* returns the read fd */
+int selfpipe_read(int *sig);				/* 1 with *sig, 0 when drained */
+
+/* spawn.c: a dyno process in its own session. */
+struct spawn_opts {
+	const char *command;	/* run through /bin/sh -c */
+	char **envp;
+	const char *dir;
+	int in_fd, out_fd, err_fd;	/* -1: /dev/null */
+	int new_session;
+	uid_t uid;
+	gid_t gid;
+	const char *user;	/* non-NULL: initgroups, setgid, setuid */
+	long nofile;		/* 0: leave RLIMIT_NOFILE alone */
+};
+pid_t spawn_process(const struct spawn_opts *o);
+void signals_reset(void);
+
+/* proc.c: what /proc says about processes. */
+int proc_starttime(pid_t pid, unsigned long long *start);
+int proc_alive(pid_t pid, unsigned long long start);	/* 1 if pid still is that process */
+struct proc_sample {
+	pid_t sid;
+	long rss_kb;
+	int nprocs;
+};
+int proc_sample_sessions(struct proc_sample *s, size_t n);
+int proc_session_kill(pid_t sid, int sig);	/* every process of the session */
+
+/* pidfd.c: watch a process that is not our child. */
+int pidfd_watch(pid_t pid);		/* -1 with ENOSYS where unsupported */
+
+/* notify.c: systemd's NOTIFY_SOCKET, without libsystemd. */
+int notify_send(const char *msg);
+
+/* lock.c: the flock that makes one supervisor per app. */
+int lock_take(const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
+
+/* app.c: the app directory and its .dyno state folder. */
+struct app {
+	char dir[4096];
+	char state[4096];	/* APP/.dyno */
+};
+int app_init(struct app *a, const char *dir);
+int app_prepare(const struct app *a);	/* make .dyno, run/, run/dynos ... with their modes */
+int app_path(const struct app *a, char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int app_release(const struct app *a, char *version, size_t vlen,
+    char *dir, size_t dlen);	/* 0: release found; 1: dev mode */
+pid_t app_supervisor_pid(const struct app *a);	/* 0 if none */
+
+#endif

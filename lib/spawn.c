@@ -1,0 +1,143 @@
+/*
+ * spawn.c: start a process the way a supervisor must.  The child gets its
+ * own session (so the whole dyno can be signalled as one process group),
+ * default signal dispositions and an empty mask, only the fds we hand it,
+ * resource limits, and dropped privileges; then /bin/sh -c runs the command.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "dyno.h"
+
+void
+signals_reset(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+	int sig;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static void
+child_fail(const char *what)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "dyno: cannot %s: %s\n", what,
+	    strerror(errno));
+
+	if (n > 0)
+		(void)!write(2, msg, (size_t)n);
+	_exit(127);
+}
+
+/* Move fd onto target; -1 means /dev/null. */
+static void
+child_fd(int fd, int target)
+{
+	if (fd == -1) {
+		fd = open("/dev/null", O_RDWR);
+		if (fd == -1)
+			child_fail("open /dev/null");
+	}
+	if (fd == target) {
+		int fl = fcntl(fd, F_GETFD);
+		(void)fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+		return;
+	}
+	if (dup2(fd, target) == -1)
+		child_fail("dup2");
+}
+
+static void
+child_close_rest(void)
+{
+	long max = sysconf(_SC_OPEN_MAX), fd;
+
+#ifdef SYS_close_range
+	if (syscall(SYS_close_range, 3, ~0U, 0) == 0)
+		return;
+#endif
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (fd = 3; fd < max; fd++)
+		close((int)fd);
+}
+
+static void
+child_setup(const struct spawn_opts *o)
+{
+	int in = o->in_fd, out = o->out_fd, errfd = o->err_fd;
+
+	if (o->new_session && setsid() == -1)
+		child_fail("setsid");
+	signals_reset();
+	/* Keep the three fds clear of 0-2 before moving them into place. */
+	if (in >= 0 && in < 3 && in != 0)
+		in = fcntl(in, F_DUPFD_CLOEXEC, 3);
+	if (out >= 0 && out < 3 && out != 1)
+		out = fcntl(out, F_DUPFD_CLOEXEC, 3);
+	if (errfd >= 0 && errfd < 3 && errfd != 2)
+		errfd = fcntl(errfd, F_DUPFD_CLOEXEC, 3);
+	child_fd(in, 0);
+	child_fd(out, 1);
+	child_fd(errfd, 2);
+	child_close_rest();
+	if (o->dir != NULL && chdir(o->dir) == -1)
+		child_fail("chdir to the app");
+	if (o->nofile > 0) {
+		struct rlimit rl;
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			rlim_t want = (rlim_t)o->nofile;
+			if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+				want = rl.rlim_max;
+			rl.rlim_cur = want;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	if (o->user != NULL) {
+		if (initgroups(o->user, o->gid) == -1)
+			child_fail("set supplementary groups");
+		if (setgid(o->gid) == -1)
+			child_fail("setgid");
+		if (setuid(o->uid) == -1)
+			child_fail("setuid");
+		if (setuid(0) == 0) {
+			errno = EPERM;
+			child_fail("drop root for good");
+		}
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 && o->user != NULL)
+		child_fail("set no_new_privs");
+}
+
+pid_t
+spawn_process(const struct spawn_opts *o)
+{
+	pid_t pid;
+
+	pid = fork();
+	if (pid != 0)
+		return pid;
+	child_setup(o);
+	{
+		char *argv[] = { "sh", "-c", (char *)o->command, NULL };
+		execve("/bin/sh", argv, o->envp);
+		child_fail("exec /bin/sh");
+	}
+	return -1;
+}

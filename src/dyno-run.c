@@ -1,0 +1,1704 @@
+/*
+ * dyno-run: the supervisor.  It keeps the formation running from the
+ * current release: one record per dyno, each an explicit state machine
+ * (starting -> up -> stopping -> down, crashed between restarts), driven by
+ * one poll loop whose timeout is the nearest deadline.  Files are the truth:
+ * run/dynos/NAME and run/routes are rewritten after every change, and a new
+ * supervisor adopts the dynos an old one left running.  See dyno-run(1) and
+ * dyno(7).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dyno.h"
+
+#define LINE_MAX_BYTES 10000	/* longer dyno lines are split here */
+#define PROBE_MS 50		/* how often a booting web dyno's port is tried */
+#define ADOPT_POLL_MS 1000	/* liveness check where pidfd is missing */
+#define DYNOS_MAX 1024
+
+enum state { ST_STARTING, ST_UP, ST_STOPPING, ST_CRASHED, ST_DOWN };
+static const char *state_names[] = {
+	"starting", "up", "stopping", "crashed", "down"
+};
+
+/* Why a dyno is being stopped: decides what happens when it exits. */
+enum stop_reason { STOP_NONE, STOP_REMOVE, STOP_HOLD, STOP_CRASH };
+
+struct dyno {
+	char name[DYNO_NAME_MAX];
+	char type[DYNO_NAME_MAX];
+	char release[32];
+	char *command;
+	enum state state;
+	enum stop_reason stop_reason;
+	int retiring;		/* the old half of a preboot replacement */
+	pid_t pid;
+	unsigned long long pid_start;
+	int port;
+	time_t started;		/* wall clock, for people */
+	int64_t since;		/* monotonic: entered this state */
+	int64_t deadline;	/* boot timeout or stop grace */
+	int64_t probe_at;	/* next port probe while starting */
+	int64_t next_start;	/* when crashed */
+	int64_t last_start;
+	int64_t cycle_at;	/* daily restart */
+	int64_t reset_at;	/* backoff resets when up this long */
+	int crashes;		/* for backoff; reset after a long enough run */
+	int restarts;		/* for people */
+	long rss_kb;
+	long rss_written;
+	int adopted, pidfd;
+	int logfd;
+	char logpath[4096];
+	char *line;
+	size_t linelen;
+	int dirty;
+	int ever_up;
+	int term_pending;	/* SIGTERM goes out after routes are rewritten */
+	int leader_gone;	/* stopping: its shell exited, children still drain */
+};
+
+static struct {
+	int64_t boot_ms, grace_ms, backoff_cap_ms, backoff_reset_ms;
+	int64_t cycle_ms, cycle_jitter_ms, mem_interval_ms;
+	long quota_kb, nofile, max_per_type;
+	int port_base;
+	const char *user;
+	uid_t uid;
+	gid_t gid;
+} opt = {
+	60000, 30000, 320000, 60000,
+	86400000, 216 * 60000, 5000,
+	512 * 1024, 10000, 100,
+	5000, NULL, 0, 0,
+};
+
+static struct app app;
+static struct dyno *dynos[DYNOS_MAX];
+static size_t ndynos;
+static struct procfile procfile;
+static struct formation formation;
+static struct env base_env;
+static char release[32] = "dev";
+static char code_dir[4096];
+static char routes_last[65536];
+static int routes_written;
+static int shutting_down, ready_sent, initial_started;
+static int64_t mem_next;
+static unsigned long log_seq;
+static int control_fd = -1;
+static char control_buf[4096];
+static size_t control_len;
+
+static void dyno_stop(struct dyno *d, enum stop_reason why);
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: dyno-run [-a APP] [-p PORT] [-u USER] [options] [TYPE=COUNT ...]\n"
+"       dyno-run [-a APP] --one-off COMMAND [ARG ...]\n");
+}
+
+static void
+help(void)
+{
+	usage(stdout);
+	printf(
+"\nRun and watch the app's formation of dynos in the foreground.\n\n"
+"  -a, --app DIR            app directory (default $DYNO_APP, then .)\n"
+"  -p, --port-base PORT     first port for web dynos (default 5000)\n"
+"  -u, --user USER          run dynos as USER (when started as root)\n"
+"      --boot-timeout DUR   web dyno must accept on $PORT within (60s, R10)\n"
+"      --stop-grace DUR     SIGTERM to SIGKILL (30s, R12)\n"
+"      --backoff-cap DUR    longest wait between crash restarts (320s)\n"
+"      --backoff-reset DUR  up this long forgets earlier crashes (60s)\n"
+"  -m, --memory SIZE        memory quota per dyno (512M; R14 over, R15 over 2x)\n"
+"      --memory-interval DUR  how often memory is sampled (5s)\n"
+"      --cycle DUR          restart each dyno after DUR (24h; 0 turns it off)\n"
+"      --cycle-jitter DUR   plus a random 0..DUR (216m)\n"
+"      --no-cycle           no daily cycling\n"
+"      --nofile N           open-file limit for dynos (10000)\n"
+"      --max N              most dynos of one type (100)\n"
+"      --one-off CMD ...    run CMD once as run.N, attached, and exit with its status\n"
+"  -h, --help               this help\n\n"
+"Durations take ms, s, m or h (default s).  Control: SIGHUP or 'reload',\n"
+"'restart NAME|TYPE|all', 'stop NAME' written to APP/.dyno/run/control.\n");
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+static void
+statefile_path(const struct dyno *d, char *buf, size_t len)
+{
+	if (d->retiring)
+		app_path(&app, buf, len, "run/dynos/%s~%ld", d->name,
+		    (long)d->pid);
+	else
+		app_path(&app, buf, len, "run/dynos/%s", d->name);
+}
+
+static void
+dyno_write(struct dyno *d)
+{
+	char path[4096], buf[8192];
+	int n;
+
+	statefile_path(d, path, sizeof(path));
+	n = snprintf(buf, sizeof(buf),
+	    "name=%s\ntype=%s\nstate=%s\npid=%ld\npid_start=%llu\nport=%d\n"
+	    "release=%s\nstarted=%lld\nrestarts=%d\nrss=%ld\nlog=%s\n"
+	    "next_start=%lld\nsupervisor=%ld\ncommand=%s\n",
+	    d->name, d->type, state_names[d->state], (long)d->pid,
+	    d->pid_start, d->port, d->release, (long long)d->started,
+	    d->restarts, d->rss_kb, d->logpath,
+	    d->state == ST_CRASHED ? (long long)(time(NULL) +
+	    (d->next_start - clock_ms()) / 1000) : 0LL,
+	    (long)getpid(), d->command);
+	if (n < 0 || (size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (atomicfile_write(path, buf, (size_t)n, 0644, 0) == -1)
+		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
+		    strerror(errno));
+	d->rss_written = d->rss_kb;
+	d->dirty = 0;
+}
+
+static void
+dyno_set_state(struct dyno *d, enum state s)
+{
+	if (d->state != s)
+		log_event(stdout, "heroku", d->name,
+		    "State changed from %s to %s", state_names[d->state],
+		    state_names[s]);
+	d->state = s;
+	d->since = clock_ms();
+	d->dirty = 1;
+}
+
+static struct dyno *
+dyno_new(const char *type, int index)
+{
+	struct dyno *d;
+
+	if (ndynos >= DYNOS_MAX || (d = calloc(1, sizeof(*d))) == NULL)
+		return NULL;
+	if ((d->line = malloc(LINE_MAX_BYTES)) == NULL) {
+		free(d);
+		return NULL;
+	}
+	snprintf(d->type, sizeof(d->type), "%s", type);
+	snprintf(d->name, sizeof(d->name), "%s.%d", type, index);
+	d->logfd = d->pidfd = -1;
+	d->state = ST_DOWN;
+	dynos[ndynos++] = d;
+	return d;
+}
+
+static void
+dyno_free(struct dyno *d)
+{
+	char path[4096];
+	size_t i;
+
+	statefile_path(d, path, sizeof(path));
+	unlink(path);
+	if (d->logfd >= 0)
+		close(d->logfd);
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	if (d->logpath[0])
+		unlink(d->logpath);
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i] == d) {
+			memmove(&dynos[i], &dynos[i + 1],
+			    (ndynos - i - 1) * sizeof(dynos[0]));
+			ndynos--;
+			break;
+		}
+	free(d->command);
+	free(d->line);
+	free(d);
+}
+
+static struct dyno *
+dyno_find(const char *name, int retiring)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++)
+		if (strcmp(dynos[i]->name, name) == 0 &&
+		    dynos[i]->retiring == retiring)
+			return dynos[i];
+	return NULL;
+}
+
+/* ---- dyno output ------------------------------------------------------ */
+
+static void
+dyno_output(struct dyno *d, const char *buf, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (buf[i] == '\n') {
+			log_raw(stdout, "app", d->name, d->line, d->linelen);
+			d->linelen = 0;
+			continue;
+		}
+		d->line[d->linelen++] = buf[i];
+		if (d->linelen == LINE_MAX_BYTES) {
+			log_raw(stdout, "app", d->name, d->line, d->linelen);
+			d->linelen = 0;
+		}
+	}
+}
+
+/* Read what the dyno wrote; at exit, drain everything and keep a partial line. */
+static void
+dyno_read_output(struct dyno *d, int final)
+{
+	char buf[65536];
+	ssize_t n;
+
+	if (d->logfd < 0)
+		return;
+	for (;;) {
+		n = read(d->logfd, buf, sizeof(buf));
+		if (n > 0) {
+			dyno_output(d, buf, (size_t)n);
+			if (!final && n < (ssize_t)sizeof(buf))
+				break;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		break;
+	}
+	if (final && d->linelen > 0) {
+		log_raw(stdout, "app", d->name, d->line, d->linelen);
+		d->linelen = 0;
+	}
+}
+
+/* ---- ports ------------------------------------------------------------ */
+
+static int
+port_taken(int port)
+{
+	struct sockaddr_in sin;
+	size_t i;
+	int fd, one = 1, rc;
+
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i]->port == port && dynos[i]->state != ST_DOWN)
+			return 1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_ANY);
+	rc = bind(fd, (struct sockaddr *)&sin, sizeof(sin));
+	close(fd);
+	return rc == -1;
+}
+
+static int
+port_pick(int avoid)
+{
+	int port;
+
+	for (port = opt.port_base; port < 65536; port++)
+		if (port != avoid && !port_taken(port))
+			return port;
+	return -1;
+}
+
+static int
+port_accepts(int port)
+{
+	struct sockaddr_in sin;
+	int fd, rc;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return 0;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
+	close(fd);
+	return rc == 0;
+}
+
+/* ---- release and environment ----------------------------------------- */
+
+/*
+ * Read the current release (or the app itself in dev mode): its Procfile,
+ * its config vars and where its code is.  On failure nothing changes, so a
+ * bad Procfile on reload leaves the running dynos alone.
+ */
+static int
+release_load(char *err, size_t errlen)
+{
+	char ver[32] = "dev", dir[4096], pfpath[4096], cfg[4096], dotenv[4096];
+	struct procfile pf;
+	struct env env;
+	int rc;
+
+	rc = app_release(&app, ver, sizeof(ver), dir, sizeof(dir));
+	if (rc == -1) {
+		snprintf(err, errlen, "cannot read %s/current: %s", app.state,
+		    strerror(errno));
+		return -1;
+	}
+	if (env_init(&env, environ) == -1)
+		return -1;
+	env_unset(&env, "NOTIFY_SOCKET");
+	env_unset(&env, "LISTEN_FDS");
+	env_unset(&env, "LISTEN_PID");
+	env_unset(&env, "DYNO_APP");
+	if (rc == 1) {		/* dev mode, like foreman start */
+		snprintf(ver, sizeof(ver), "dev");
+		snprintf(dir, sizeof(dir), "%s", app.dir);
+		snprintf(pfpath, sizeof(pfpath), "%s/Procfile", app.dir);
+		snprintf(dotenv, sizeof(dotenv), "%s/.env", app.dir);
+		app_path(&app, cfg, sizeof(cfg), "config");
+		if (env_load_dotenv(&env, dotenv, err, errlen) == -1 ||
+		    env_load_config(&env, cfg, err, errlen) == -1)
+			goto fail;
+	} else {
+		snprintf(pfpath, sizeof(pfpath), "%s/Procfile", dir);
+		snprintf(cfg, sizeof(cfg), "%s/config", dir);
+		if (env_load_config(&env, cfg, err, errlen) == -1)
+			goto fail;
+		if (strlen(dir) + 5 < sizeof(dir))
+			strcat(dir, "/app");
+	}
+	if (procfile_load(pfpath, &pf, err, errlen) == -1)
+		goto fail;
+	procfile_free(&procfile);
+	procfile = pf;
+	env_free(&base_env);
+	base_env = env;
+	snprintf(release, sizeof(release), "%s", ver);
+	snprintf(code_dir, sizeof(code_dir), "%s", dir);
+	return 0;
+fail:
+	env_free(&env);
+	return -1;
+}
+
+static int
+formation_read(char *err, size_t errlen)
+{
+	char path[4096];
+	struct formation f;
+
+	app_path(&app, path, sizeof(path), "formation");
+	if (formation_load(path, &f, err, errlen) == -1) {
+		if (errno != ENOENT)
+			return -1;
+		formation_default(&f, &procfile);
+	}
+	formation = f;
+	return 0;
+}
+
+static long
+formation_want(const char *type)
+{
+	long n;
+
+	if (strcmp(type, "release") == 0 || procfile_find(&procfile, type) == NULL)
+		return 0;
+	n = formation_get(&formation, type);
+	if (n < 0)	/* Heroku's default for a type the formation lacks */
+		n = strcmp(type, "web") == 0 ? 1 : 0;
+	return n > opt.max_per_type ? opt.max_per_type : n;
+}
+
+/* ---- start and stop --------------------------------------------------- */
+
+static int64_t
+cycle_deadline(void)
+{
+	if (opt.cycle_ms <= 0)
+		return 0;
+	return clock_ms() + opt.cycle_ms +
+	    (opt.cycle_jitter_ms > 0 ? (int64_t)(random() % opt.cycle_jitter_ms) : 0);
+}
+
+static int
+dyno_spawn(struct dyno *d, int avoid_port)
+{
+	const struct proctype *pt = procfile_find(&procfile, d->type);
+	struct spawn_opts so;
+	struct env env;
+	char portbuf[16];
+	int outfd;
+
+	if (pt == NULL)
+		return -1;
+	free(d->command);
+	d->command = strdup(pt->command);
+	snprintf(d->release, sizeof(d->release), "%s", release);
+	d->port = 0;
+	if (strcmp(d->type, "web") == 0 && (d->port = port_pick(avoid_port)) < 0) {
+		log_event(stdout, "heroku", d->name, "no free port from %d",
+		    opt.port_base);
+		return -1;
+	}
+	app_path(&app, d->logpath, sizeof(d->logpath), "run/logs/%s.%ld.%lu",
+	    d->name, (long)getpid(), ++log_seq);
+	unlink(d->logpath);
+	if (mkfifo(d->logpath, 0600) == -1 ||
+	    (d->logfd = open(d->logpath, O_RDWR | O_NONBLOCK | O_CLOEXEC)) == -1 ||
+	    (outfd = open(d->logpath, O_RDWR | O_CLOEXEC)) == -1) {
+		log_event(stdout, "heroku", d->name, "cannot make log pipe %s: %s",
+		    d->logpath, strerror(errno));
+		return -1;
+	}
+	if (env_copy(&env, &base_env) == -1) {
+		close(outfd);
+		return -1;
+	}
+	env_set(&env, "DYNO", d->name);
+	if (d->port > 0) {
+		snprintf(portbuf, sizeof(portbuf), "%d", d->port);
+		env_set(&env, "PORT", portbuf);
+	}
+	memset(&so, 0, sizeof(so));
+	so.command = d->command;
+	so.envp = env.vars;
+	so.dir = code_dir;
+	so.in_fd = -1;
+	so.out_fd = so.err_fd = outfd;	/* the dyno holds the FIFO read+write */
+	so.new_session = 1;
+	so.user = opt.user;
+	so.uid = opt.uid;
+	so.gid = opt.gid;
+	so.nofile = opt.nofile;
+	d->pid = spawn_process(&so);
+	close(outfd);
+	env_free(&env);
+	if (d->pid == -1) {
+		log_event(stdout, "heroku", d->name, "cannot fork: %s",
+		    strerror(errno));
+		return -1;
+	}
+	proc_starttime(d->pid, &d->pid_start);
+	d->started = time(NULL);
+	d->last_start = clock_ms();
+	d->adopted = 0;
+	d->rss_kb = 0;
+	d->stop_reason = STOP_NONE;
+	d->cycle_at = cycle_deadline();
+	d->reset_at = 0;
+	d->leader_gone = 0;
+	dyno_set_state(d, ST_STARTING);
+	log_event(stdout, "heroku", d->name, "Starting process with command `%s`",
+	    d->command);
+	if (d->port > 0) {
+		d->deadline = clock_ms() + opt.boot_ms;
+		d->probe_at = clock_ms();
+	} else {
+		d->deadline = 0;
+		dyno_set_state(d, ST_UP);
+		d->reset_at = clock_ms() + opt.backoff_reset_ms;
+		d->ever_up = 1;
+	}
+	return 0;
+}
+
+static void
+dyno_signal(struct dyno *d, int sig)
+{
+	if (d->pid > 0)
+		proc_session_kill(d->pid, sig);
+}
+
+static void
+dyno_stop(struct dyno *d, enum stop_reason why)
+{
+	d->stop_reason = why;
+	if (d->state == ST_CRASHED || d->state == ST_DOWN || d->pid <= 0) {
+		dyno_set_state(d, ST_DOWN);	/* no process: swept or held */
+		d->pid = 0;
+		return;
+	}
+	if (d->state == ST_STOPPING)
+		return;
+	/* Leave the routes first: the caller's loop rewrites them before we
+	 * sleep, and the router stops sending here before the dyno hears TERM. */
+	dyno_set_state(d, ST_STOPPING);
+	log_event(stdout, "heroku", d->name, "Stopping all processes with SIGTERM");
+	d->deadline = clock_ms() + opt.grace_ms;
+	d->term_pending = 1;
+}
+
+/* Replace d preboot-style: a new process under the same name, then stop d. */
+static void
+dyno_replace(struct dyno *d, const char *why)
+{
+	struct dyno *n;
+	char *dot;
+	int index;
+
+	if (d->retiring || d->state == ST_STOPPING)
+		return;
+	if (why != NULL)
+		log_event(stdout, "heroku", d->name, "%s", why);
+	if (d->state != ST_UP) {
+		/* Nothing is served from it yet: restart in place. */
+		if (d->state == ST_STARTING) {
+			d->retiring = 1;
+			dyno_stop(d, STOP_REMOVE);
+		} else {
+			d->crashes = 0;
+			d->next_start = clock_ms();
+			dyno_set_state(d, ST_CRASHED);
+			return;
+		}
+	} else {
+		d->retiring = 1;	/* keeps serving until the new one is up */
+		d->dirty = 1;
+	}
+	dot = strrchr(d->name, '.');
+	index = dot ? atoi(dot + 1) : 1;
+	if ((n = dyno_new(d->type, index)) == NULL)
+		return;
+	n->restarts = d->restarts + 1;
+	if (dyno_spawn(n, d->port) == -1) {
+		n->next_start = clock_ms() + 1000;
+		dyno_set_state(n, ST_CRASHED);
+	}
+}
+
+static int
+session_empty(pid_t sid)
+{
+	struct proc_sample s;
+
+	s.sid = sid;
+	proc_sample_sessions(&s, 1);
+	return s.nprocs == 0;
+}
+
+static void dyno_finish(struct dyno *d);
+
+/* The process is gone (reaped, or its pidfd fired).  status < 0: unknown. */
+static void
+dyno_exited(struct dyno *d, int status)
+{
+	if (d->pidfd >= 0) {
+		close(d->pidfd);
+		d->pidfd = -1;
+	}
+	if (status >= 0) {
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) :
+		    128 + WTERMSIG(status);
+		log_event(stdout, "heroku", d->name,
+		    "Process exited with status %d", code);
+	} else
+		log_event(stdout, "heroku", d->name, "Process exited");
+	/* A graceful stop: the shell may be gone while the app it started
+	 * still finishes its requests.  Wait for the session, within the grace. */
+	if (d->state == ST_STOPPING && d->stop_reason != STOP_CRASH &&
+	    !session_empty(d->pid)) {
+		d->leader_gone = 1;
+		d->probe_at = clock_ms() + PROBE_MS;
+		return;
+	}
+	dyno_finish(d);
+}
+
+/* Every process of the dyno is gone (or is being killed): settle the record. */
+static void
+dyno_finish(struct dyno *d)
+{
+	enum state was = d->state;
+	int64_t now = clock_ms(), delay;
+
+	/* Whatever it left behind in its session goes with it. */
+	proc_session_kill(d->pid, SIGKILL);
+	dyno_read_output(d, 1);
+	d->leader_gone = 0;
+	if (d->logfd >= 0)
+		close(d->logfd);
+	d->logfd = -1;
+	if (d->pidfd >= 0)
+		close(d->pidfd);
+	d->pidfd = -1;
+	unlink(d->logpath);
+	d->logpath[0] = '\0';
+	d->rss_kb = 0;
+
+	if (d->retiring || d->stop_reason == STOP_REMOVE || shutting_down) {
+		if (was == ST_STOPPING)
+			dyno_set_state(d, ST_DOWN);
+		dyno_free(d);
+		return;
+	}
+	if (d->stop_reason == STOP_HOLD) {
+		dyno_set_state(d, ST_DOWN);
+		d->pid = 0;
+		return;
+	}
+	/* A crash: first restart at once, then 1 s doubling to the cap, and
+	 * never two starts of one dyno within a second. */
+	delay = d->crashes == 0 ? 0 : (int64_t)1000 << (d->crashes - 1 > 20 ? 20 :
+	    d->crashes - 1);
+	if (delay > opt.backoff_cap_ms)
+		delay = opt.backoff_cap_ms;
+	if (now + delay < d->last_start + 1000)
+		delay = d->last_start + 1000 - now;
+	d->crashes++;
+	d->next_start = now + delay;
+	d->pid = 0;
+	d->port = 0;
+	dyno_set_state(d, ST_CRASHED);
+}
+
+/* ---- adoption --------------------------------------------------------- */
+
+static void
+adopt_one(const char *file)
+{
+	char path[4096], text[8192], name[DYNO_NAME_MAX], state[32], *tilde;
+	long pid, port, restarts;
+	unsigned long long start;
+	char startbuf[32], type[DYNO_NAME_MAX], logp[4096], rel[32], cmd[4096];
+	char startedbuf[32];
+	struct dyno *d;
+	int retiring = strchr(file, '~') != NULL;
+
+	app_path(&app, path, sizeof(path), "run/dynos/%s", file);
+	if (file_read(path, text, sizeof(text)) <= 0 ||
+	    kv_get(text, "name", name, sizeof(name)) == -1 ||
+	    kv_get(text, "type", type, sizeof(type)) == -1 ||
+	    kv_get_long(text, "pid", &pid) == -1 ||
+	    kv_get(text, "pid_start", startbuf, sizeof(startbuf)) == -1) {
+		unlink(path);
+		return;
+	}
+	start = strtoull(startbuf, NULL, 10);
+	tilde = strchr(name, '~');
+	if (tilde)
+		*tilde = '\0';
+	if (pid <= 0 || !proc_alive((pid_t)pid, start)) {
+		if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0])
+			unlink(logp);
+		unlink(path);
+		if (pid > 0)
+			log_event(stdout, "heroku", name,
+			    "Process died while no supervisor was running");
+		return;
+	}
+	if ((d = dyno_new(type, 1)) == NULL)
+		return;
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->pid = (pid_t)pid;
+	d->pid_start = start;
+	d->port = kv_get_long(text, "port", &port) == 0 ? (int)port : 0;
+	d->restarts = kv_get_long(text, "restarts", &restarts) == 0 ?
+	    (int)restarts : 0;
+	if (kv_get(text, "release", rel, sizeof(rel)) == 0)
+		snprintf(d->release, sizeof(d->release), "%s", rel);
+	if (kv_get(text, "command", cmd, sizeof(cmd)) == 0)
+		d->command = strdup(cmd);
+	if (kv_get(text, "started", startedbuf, sizeof(startedbuf)) == 0)
+		d->started = (time_t)strtoll(startedbuf, NULL, 10);
+	d->retiring = retiring;
+	d->adopted = 1;
+	d->last_start = clock_ms();
+	d->cycle_at = cycle_deadline();
+	d->pidfd = pidfd_watch(d->pid);
+	if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0]) {
+		snprintf(d->logpath, sizeof(d->logpath), "%s", logp);
+		d->logfd = open(logp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	}
+	kv_get(text, "state", state, sizeof(state));
+	log_event(stdout, "heroku", d->name, "Adopted process %ld (%s)", pid,
+	    state);
+	if (strcmp(state, "up") == 0) {
+		d->state = ST_UP;
+		d->ever_up = 1;
+		d->reset_at = clock_ms() + opt.backoff_reset_ms;
+	} else if (strcmp(state, "stopping") == 0) {
+		d->state = ST_STARTING;
+		dyno_stop(d, STOP_REMOVE);
+		dyno_signal(d, SIGTERM);
+	} else {
+		d->state = ST_STARTING;
+		d->deadline = clock_ms() + opt.boot_ms;
+		d->probe_at = clock_ms();
+	}
+	d->since = clock_ms();
+	d->dirty = 1;
+}
+
+static void
+adopt_all(void)
+{
+	char path[4096];
+	struct dirent *de;
+	DIR *dir;
+
+	app_path(&app, path, sizeof(path), "run/dynos");
+	if ((dir = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp.") ||
+		    strncmp(de->d_name, "run.", 4) == 0)
+			continue;
+		adopt_one(de->d_name);
+	}
+	closedir(dir);
+}
+
+/* ---- reconcile -------------------------------------------------------- */
+
+/* Records with no process that nobody wants any more. */
+static void
+sweep(void)
+{
+	size_t i = 0;
+
+	while (i < ndynos) {
+		struct dyno *d = dynos[i];
+		if (d->pid <= 0 && (d->state == ST_DOWN || d->state == ST_CRASHED) &&
+		    (d->stop_reason == STOP_REMOVE || shutting_down)) {
+			dyno_free(d);
+			continue;
+		}
+		i++;
+	}
+}
+
+/* Make the records match formation x Procfile x release. */
+static void
+reconcile(void)
+{
+	size_t i, t;
+
+	if (shutting_down)
+		return;
+	sweep();
+	/* Stop what is no longer wanted, replace what runs old code. */
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		const struct proctype *pt;
+		const char *dot = strrchr(d->name, '.');
+		long idx = dot ? atol(dot + 1) : 0;
+
+		if (d->retiring || d->state == ST_STOPPING)
+			continue;
+		if (idx < 1 || idx > formation_want(d->type)) {
+			dyno_stop(d, STOP_REMOVE);
+			continue;
+		}
+		if (d->state == ST_DOWN)
+			continue;
+		pt = procfile_find(&procfile, d->type);
+		if (strcmp(d->release, release) != 0 ||
+		    (d->command && strcmp(d->command, pt->command) != 0))
+			dyno_replace(d, d->state == ST_UP ?
+			    "Restarting (new release)" : NULL);
+	}
+	/* Start what is missing. */
+	for (t = 0; t < procfile.ntypes; t++) {
+		long want = formation_want(procfile.types[t].name), k;
+
+		for (k = 1; k <= want; k++) {
+			char name[DYNO_NAME_MAX];
+			struct dyno *d;
+
+			snprintf(name, sizeof(name), "%s.%ld",
+			    procfile.types[t].name, k);
+			if (dyno_find(name, 0) != NULL)
+				continue;
+			if ((d = dyno_new(procfile.types[t].name, (int)k)) == NULL)
+				break;
+			if (dyno_spawn(d, 0) == -1) {
+				d->next_start = clock_ms() + 1000;
+				dyno_set_state(d, ST_CRASHED);
+			}
+		}
+	}
+}
+
+static void
+reload(void)
+{
+	char err[DYNO_ERR_MAX];
+
+	if (release_load(err, sizeof(err)) == -1) {
+		log_event(stdout, "heroku", "supervisor",
+		    "reload failed, keeping the running dynos: %s", err);
+		return;
+	}
+	if (formation_read(err, sizeof(err)) == -1) {
+		log_event(stdout, "heroku", "supervisor",
+		    "reload failed, keeping the running dynos: %s", err);
+		return;
+	}
+	reconcile();
+}
+
+/* ---- control ---------------------------------------------------------- */
+
+static void
+restart_matching(const char *what)
+{
+	size_t i, n = ndynos;
+	struct dyno *list[DYNOS_MAX];
+	int found = 0;
+
+	memcpy(list, dynos, n * sizeof(list[0]));
+	for (i = 0; i < n; i++) {
+		struct dyno *d = list[i];
+		if (d->retiring)
+			continue;
+		if (strcmp(what, "all") != 0 && strcmp(what, d->name) != 0 &&
+		    strcmp(what, d->type) != 0)
+			continue;
+		found = 1;
+		if (d->state == ST_DOWN) {	/* held by "stop": start again */
+			d->stop_reason = STOP_NONE;
+			d->crashes = 0;
+			d->next_start = clock_ms();
+			dyno_set_state(d, ST_CRASHED);
+			continue;
+		}
+		dyno_replace(d, "Restarting");
+	}
+	if (!found)
+		log_event(stdout, "heroku", "supervisor",
+		    "restart: no dyno matches \"%s\"", what);
+}
+
+static void
+control_command(char *line)
+{
+	char *arg = strchr(line, ' ');
+
+	if (arg != NULL)
+		*arg++ = '\0';
+	if (strcmp(line, "reload") == 0 && arg == NULL)
+		reload();
+	else if (strcmp(line, "restart") == 0)
+		restart_matching(arg ? arg : "all");
+	else if (strcmp(line, "stop") == 0 && arg != NULL) {
+		struct dyno *d = dyno_find(arg, 0);
+		if (d == NULL)
+			log_event(stdout, "heroku", "supervisor",
+			    "stop: no dyno \"%s\"", arg);
+		else
+			dyno_stop(d, STOP_HOLD);
+	} else
+		log_event(stdout, "heroku", "supervisor",
+		    "unknown control command \"%s\"", line);
+}
+
+static void
+control_read(void)
+{
+	ssize_t n;
+	char *nl;
+
+	n = read(control_fd, control_buf + control_len,
+	    sizeof(control_buf) - 1 - control_len);
+	if (n <= 0)
+		return;
+	control_len += (size_t)n;
+	control_buf[control_len] = '\0';
+	while ((nl = strchr(control_buf, '\n')) != NULL) {
+		*nl = '\0';
+		if (nl > control_buf && nl[-1] == '\r')
+			nl[-1] = '\0';
+		if (control_buf[0] != '\0')
+			control_command(control_buf);
+		control_len -= (size_t)(nl + 1 - control_buf);
+		memmove(control_buf, nl + 1, control_len + 1);
+	}
+	if (control_len == sizeof(control_buf) - 1)	/* no newline in 4 KB */
+		control_len = 0;
+}
+
+/* ---- routes ----------------------------------------------------------- */
+
+static void
+routes_sync(void)
+{
+	char buf[sizeof(routes_last)], path[4096], pidtext[32];
+	size_t off = 0, i;
+	long rpid;
+
+	buf[0] = '\0';
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		if (d->state != ST_UP || d->port <= 0 || d->stop_reason != STOP_NONE)
+			continue;
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
+		    "%s 127.0.0.1:%d\n", d->name, d->port);
+		if (off >= sizeof(buf) - 64)
+			break;
+	}
+	if (routes_written && strcmp(buf, routes_last) == 0)
+		return;
+	app_path(&app, path, sizeof(path), "run/routes");
+	if (atomicfile_write(path, buf, off, 0644, 0) == -1) {
+		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
+		    strerror(errno));
+		return;
+	}
+	memcpy(routes_last, buf, off + 1);
+	routes_written = 1;
+	app_path(&app, path, sizeof(path), "run/router.pid");
+	if (file_read(path, pidtext, sizeof(pidtext)) > 0) {
+		pidtext[strcspn(pidtext, "\n")] = '\0';
+		if (parse_long(pidtext, 2, INT_MAX, &rpid) == 0)
+			kill((pid_t)rpid, SIGHUP);
+	}
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+static void
+memory_sample(void)
+{
+	struct proc_sample s[DYNOS_MAX];
+	struct dyno *who[DYNOS_MAX];
+	size_t i, n = 0;
+
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i]->pid > 0 && (dynos[i]->state == ST_UP ||
+		    dynos[i]->state == ST_STARTING)) {
+			s[n].sid = dynos[i]->pid;
+			who[n++] = dynos[i];
+		}
+	if (n == 0)
+		return;
+	proc_sample_sessions(s, n);
+	for (i = 0; i < n; i++) {
+		struct dyno *d = who[i];
+		long mb = s[i].rss_kb / 1024, pct = s[i].rss_kb * 1000 / opt.quota_kb;
+
+		d->rss_kb = s[i].rss_kb;
+		if (labs(d->rss_kb - d->rss_written) > 1024 + d->rss_written / 10)
+			d->dirty = 1;
+		if (d->rss_kb > 2 * opt.quota_kb) {
+			log_event(stdout, "heroku", d->name,
+			    "Process running mem=%ldM(%ld.%ld%%)", mb, pct / 10,
+			    pct % 10);
+			log_event(stdout, "heroku", d->name,
+			    "Error R15 (Memory quota vastly exceeded)");
+			log_event(stdout, "heroku", d->name,
+			    "Stopping process with SIGKILL");
+			d->stop_reason = STOP_CRASH;
+			dyno_signal(d, SIGKILL);
+		} else if (d->rss_kb > opt.quota_kb) {
+			log_event(stdout, "heroku", d->name,
+			    "Process running mem=%ldM(%ld.%ld%%)", mb, pct / 10,
+			    pct % 10);
+			log_event(stdout, "heroku", d->name,
+			    "Error R14 (Memory quota exceeded)");
+		}
+	}
+}
+
+static void
+timers_run(int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+
+		switch (d->state) {
+		case ST_STARTING:
+			if (d->port > 0 && now >= d->probe_at) {
+				if (port_accepts(d->port)) {
+					dyno_set_state(d, ST_UP);
+					d->ever_up = 1;
+					d->reset_at = now + opt.backoff_reset_ms;
+					break;
+				}
+				d->probe_at = now + PROBE_MS;
+			}
+			if (d->deadline && now >= d->deadline &&
+			    d->stop_reason == STOP_NONE) {
+				log_event(stdout, "heroku", d->name,
+				    "Error R10 (Boot timeout) -> Web process failed "
+				    "to bind to $PORT within %lld seconds of launch",
+				    (long long)(opt.boot_ms / 1000));
+				log_event(stdout, "heroku", d->name,
+				    "Stopping process with SIGKILL");
+				d->stop_reason = STOP_CRASH;
+				dyno_signal(d, SIGKILL);
+			}
+			break;
+		case ST_UP:
+			if (d->reset_at && now >= d->reset_at) {
+				d->crashes = 0;
+				d->reset_at = 0;
+			}
+			if (d->cycle_at && now >= d->cycle_at && !d->retiring) {
+				d->cycle_at = 0;
+				dyno_replace(d, "Cycling");
+			}
+			break;
+		case ST_STOPPING:
+			if (d->leader_gone && now >= d->probe_at) {
+				if (session_empty(d->pid)) {
+					dyno_finish(d);
+					return;	/* records moved; the loop comes back */
+				}
+				d->probe_at = now + PROBE_MS;
+			}
+			if (d->deadline && now >= d->deadline) {
+				log_event(stdout, "heroku", d->name,
+				    "Error R12 (Exit timeout) -> At least one "
+				    "process failed to exit within %lld seconds of "
+				    "SIGTERM", (long long)(opt.grace_ms / 1000));
+				log_event(stdout, "heroku", d->name,
+				    "Stopping remaining processes with SIGKILL");
+				dyno_signal(d, SIGKILL);
+				d->deadline = 0;
+			}
+			break;
+		case ST_CRASHED:
+			if (now >= d->next_start && !shutting_down) {
+				d->restarts++;
+				if (dyno_spawn(d, 0) == -1) {
+					d->next_start = now + 1000;
+					d->dirty = 1;
+				}
+			}
+			break;
+		case ST_DOWN:
+			break;
+		}
+	}
+	if (now >= mem_next) {
+		memory_sample();
+		mem_next = now + opt.mem_interval_ms;
+	}
+}
+
+static int64_t
+timers_next(int64_t now)
+{
+	int64_t next = mem_next;
+	size_t i;
+
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		int64_t t[5] = { 0, 0, 0, 0, 0 };
+		int k;
+
+		if (d->state == ST_STARTING) {
+			if (d->port > 0)
+				t[0] = d->probe_at;
+			t[1] = d->deadline;
+		} else if (d->state == ST_STOPPING) {
+			t[1] = d->deadline;
+			if (d->leader_gone)
+				t[0] = d->probe_at;
+		}
+		else if (d->state == ST_CRASHED)
+			t[2] = d->next_start;
+		else if (d->state == ST_UP) {
+			t[3] = d->cycle_at;
+			t[4] = d->reset_at;
+		}
+		for (k = 0; k < 5; k++)
+			if (t[k] > 0 && t[k] < next)
+				next = t[k];
+		if (d->adopted && d->pidfd < 0 && d->pid > 0 &&
+		    now + ADOPT_POLL_MS < next)
+			next = now + ADOPT_POLL_MS;
+	}
+	return next;
+}
+
+/* ---- children and signals --------------------------------------------- */
+
+static void
+reap(void)
+{
+	int status;
+	pid_t pid;
+	size_t i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < ndynos; i++)
+			if (dynos[i]->pid == pid && !dynos[i]->adopted &&
+			    !dynos[i]->leader_gone) {
+				dyno_exited(dynos[i], status);
+				break;
+			}
+	}
+}
+
+static void
+adopted_check(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		if (d->adopted && d->pid > 0 && d->pidfd < 0 && !d->leader_gone &&
+		    !proc_alive(d->pid, d->pid_start)) {
+			dyno_exited(d, -1);
+			return;		/* the array moved; the next pass sees the rest */
+		}
+	}
+}
+
+/* Send the SIGTERMs that dyno_stop decided on, after routes were written. */
+static void
+stops_deliver(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		if (d->term_pending && d->state == ST_STOPPING)
+			dyno_signal(d, SIGTERM);
+		d->term_pending = 0;
+	}
+}
+
+/* A retiring dyno is stopped once its replacement is up. */
+static void
+retire_check(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i], *n;
+		if (!d->retiring || d->state == ST_STOPPING ||
+		    d->state == ST_DOWN)
+			continue;
+		n = dyno_find(d->name, 0);
+		if (n == NULL || n->state == ST_UP || shutting_down)
+			dyno_stop(d, STOP_REMOVE);
+	}
+}
+
+static void
+states_flush(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i]->dirty)
+			dyno_write(dynos[i]);
+}
+
+static void
+ready_check(void)
+{
+	size_t i;
+
+	if (ready_sent || !initial_started)
+		return;
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i]->state != ST_UP && !dynos[i]->retiring)
+			return;
+	ready_sent = 1;
+	notify_send("READY=1\nSTATUS=formation up");
+}
+
+static void
+shutdown_begin(void)
+{
+	size_t i;
+
+	shutting_down = 1;
+	notify_send("STOPPING=1");
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		if (d->state == ST_CRASHED || d->state == ST_DOWN)
+			d->state = ST_DOWN;
+		else
+			dyno_stop(d, STOP_REMOVE);
+	}
+}
+
+static void
+kill_all_now(void)
+{
+	size_t i;
+
+	for (i = 0; i < ndynos; i++)
+		if (dynos[i]->pid > 0)
+			dyno_signal(dynos[i], SIGKILL);
+}
+
+/* ---- main loop -------------------------------------------------------- */
+
+static int
+supervise(int sigfd)
+{
+	struct pollfd pfd[2 + 2 * DYNOS_MAX];
+	struct dyno *owner[2 + 2 * DYNOS_MAX];
+	int sigints = 0;
+
+	for (;;) {
+		int64_t now, next;
+		size_t n = 0, i;
+		int sig, timeout, rc;
+
+		timers_run(clock_ms());
+		retire_check();
+		/* Order matters: routes first, then SIGTERM, then state files. */
+		routes_sync();
+		stops_deliver();
+		states_flush();
+		ready_check();
+		fflush(stdout);
+
+		if (shutting_down) {
+			int live = 0;
+			for (i = 0; i < ndynos; i++)
+				if (dynos[i]->pid > 0 && dynos[i]->state != ST_DOWN &&
+				    dynos[i]->state != ST_CRASHED)
+					live = 1;
+			if (!live)
+				return 0;
+		}
+
+		pfd[n].fd = sigfd;
+		pfd[n].events = POLLIN;
+		owner[n++] = NULL;
+		pfd[n].fd = control_fd;
+		pfd[n].events = POLLIN;
+		owner[n++] = NULL;
+		for (i = 0; i < ndynos; i++) {
+			if (dynos[i]->logfd >= 0) {
+				pfd[n].fd = dynos[i]->logfd;
+				pfd[n].events = POLLIN;
+				owner[n++] = dynos[i];
+			}
+			if (dynos[i]->pidfd >= 0) {
+				pfd[n].fd = dynos[i]->pidfd;
+				pfd[n].events = POLLIN;
+				owner[n++] = dynos[i];
+			}
+		}
+		now = clock_ms();
+		next = timers_next(now);
+		timeout = next <= now ? 0 : (next - now > INT_MAX ? INT_MAX :
+		    (int)(next - now));
+		rc = poll(pfd, n, timeout);
+		if (rc == -1 && errno != EINTR) {
+			fprintf(stderr, "dyno-run: poll: %s\n", strerror(errno));
+			return 1;
+		}
+		/* Dyno fds first: the records they point at may be freed below. */
+		for (i = 2; rc > 0 && i < n; i++) {
+			struct dyno *d = owner[i];
+			if (pfd[i].revents == 0)
+				continue;
+			if (pfd[i].fd == d->logfd)
+				dyno_read_output(d, 0);
+			else if (pfd[i].fd == d->pidfd) {
+				dyno_exited(d, -1);
+				break;	/* records moved; poll again */
+			}
+		}
+		if (rc > 0 && (pfd[1].revents & POLLIN))
+			control_read();
+		while (selfpipe_read(&sig)) {
+			if (sig == SIGCHLD)
+				reap();
+			else if (sig == SIGHUP)
+				reload();
+			else if (sig == SIGINT && ++sigints >= 2) {
+				log_event(stdout, "heroku", "supervisor",
+				    "Second interrupt: killing every dyno now");
+				kill_all_now();
+				return 1;
+			} else if ((sig == SIGTERM || sig == SIGINT) &&
+			    !shutting_down)
+				shutdown_begin();
+		}
+		adopted_check();
+	}
+}
+
+/* ---- one-off dynos ---------------------------------------------------- */
+
+static volatile sig_atomic_t oneoff_pid;
+
+static void
+oneoff_forward(int sig)
+{
+	if (oneoff_pid > 0)
+		kill(oneoff_pid, sig);
+}
+
+static int
+one_off(int argc, char **argv)
+{
+	char err[DYNO_ERR_MAX], path[4096], buf[1024], cmd[65536];
+	struct spawn_opts so;
+	struct sigaction sa;
+	struct env env;
+	size_t off = 0;
+	int i, fd = -1, status, n;
+	pid_t pid;
+
+	for (i = 0; i < argc; i++) {
+		n = snprintf(cmd + off, sizeof(cmd) - off, "%s%s", i ? " " : "",
+		    argv[i]);
+		if (n < 0 || (size_t)n >= sizeof(cmd) - off) {
+			fprintf(stderr, "dyno-run: command too long\n");
+			return 2;
+		}
+		off += (size_t)n;
+	}
+	if (app_prepare(&app) == -1) {
+		fprintf(stderr, "dyno-run: cannot prepare %s: %s\n", app.state,
+		    strerror(errno));
+		return 1;
+	}
+	if (release_load(err, sizeof(err)) == -1) {
+		fprintf(stderr, "dyno-run: %s\n", err);
+		return 1;
+	}
+	/* run.N: the first free N, claimed with O_EXCL so two never collide. */
+	for (i = 1; i < 100000; i++) {
+		app_path(&app, path, sizeof(path), "run/dynos/run.%d", i);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd == -1) {
+		fprintf(stderr, "dyno-run: cannot create %s: %s\n", path,
+		    strerror(errno));
+		return 1;
+	}
+	snprintf(buf, sizeof(buf), "run.%d", i);
+	env_copy(&env, &base_env);
+	env_set(&env, "DYNO", buf);
+	memset(&so, 0, sizeof(so));
+	so.command = cmd;
+	so.envp = env.vars;
+	so.dir = code_dir;
+	so.in_fd = 0;
+	so.out_fd = 1;
+	so.err_fd = 2;
+	so.new_session = 0;	/* stays on the terminal, in its foreground */
+	so.user = opt.user;
+	so.uid = opt.uid;
+	so.gid = opt.gid;
+	so.nofile = opt.nofile;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);	/* the terminal sends these to both */
+	sigaction(SIGQUIT, &sa, NULL);
+	sa.sa_handler = oneoff_forward;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	pid = spawn_process(&so);
+	env_free(&env);
+	if (pid == -1) {
+		fprintf(stderr, "dyno-run: cannot fork: %s\n", strerror(errno));
+		close(fd);
+		unlink(path);
+		return 1;
+	}
+	oneoff_pid = pid;
+	{
+		unsigned long long st = 0;
+		proc_starttime(pid, &st);
+		n = snprintf(buf, sizeof(buf),
+		    "name=run.%d\ntype=run\nstate=up\npid=%ld\npid_start=%llu\n"
+		    "port=0\nrelease=%s\nstarted=%lld\nrestarts=0\nrss=0\n"
+		    "command=%s\n", i, (long)pid, st, release,
+		    (long long)time(NULL), cmd);
+		if (n > 0)
+			(void)!write(fd, buf, (size_t)(n < (int)sizeof(buf) ? n :
+			    (int)sizeof(buf) - 1));
+		close(fd);
+	}
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	unlink(path);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+/* ---- startup ---------------------------------------------------------- */
+
+static void
+duration_opt(const char *name, const char *arg, int64_t *out)
+{
+	if (parse_duration_ms(arg, out) == -1) {
+		fprintf(stderr, "dyno-run: --%s: invalid duration \"%s\"\n", name,
+		    arg);
+		usage(stderr);
+		exit(2);
+	}
+}
+
+static int
+control_open(void)
+{
+	char path[4096];
+	struct stat st;
+
+	app_path(&app, path, sizeof(path), "run/control");
+	if (lstat(path, &st) == 0 && !S_ISFIFO(st.st_mode))
+		unlink(path);
+	if (mkfifo(path, 0600) == -1 && errno != EEXIST)
+		return -1;
+	chmod(path, 0600);
+	/* O_RDWR: we hold a writer too, so the FIFO never reads EOF. */
+	control_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	return control_fd;
+}
+
+static int
+apply_formation_args(int argc, char **argv)
+{
+	char err[DYNO_ERR_MAX], path[4096];
+	struct formation f;
+	int i;
+
+	if (argc == 0)
+		return 0;
+	app_path(&app, path, sizeof(path), "formation");
+	if (formation_load(path, &f, err, sizeof(err)) == -1) {
+		if (errno != ENOENT) {
+			fprintf(stderr, "dyno-run: %s\n", err);
+			return -1;
+		}
+		formation_default(&f, &procfile);
+	}
+	for (i = 0; i < argc; i++)
+		if (formation_apply_arg(&f, argv[i], &procfile, opt.max_per_type,
+		    err, sizeof(err)) == -1) {
+			fprintf(stderr, "dyno-run: %s\n", err);
+			return -1;
+		}
+	if (formation_save(path, &f) == -1) {
+		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "app", required_argument, NULL, 'a' },
+		{ "backoff-cap", required_argument, NULL, 'B' },
+		{ "backoff-reset", required_argument, NULL, 'R' },
+		{ "boot-timeout", required_argument, NULL, 'T' },
+		{ "cycle", required_argument, NULL, 'C' },
+		{ "cycle-jitter", required_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "max", required_argument, NULL, 'X' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "memory-interval", required_argument, NULL, 'I' },
+		{ "no-cycle", no_argument, NULL, 'N' },
+		{ "nofile", required_argument, NULL, 'F' },
+		{ "one-off", no_argument, NULL, 'O' },
+		{ "port-base", required_argument, NULL, 'p' },
+		{ "stop-grace", required_argument, NULL, 'G' },
+		{ "user", required_argument, NULL, 'u' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
+	const char *appdir = NULL;
+	char err[DYNO_ERR_MAX], path[4096];
+	int ch, oneoff = 0, sigfd, lockfd, rc;
+	pid_t holder;
+	long v;
+
+	while ((ch = getopt_long(argc, argv, "+a:hm:p:u:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			appdir = optarg;
+			break;
+		case 'B':
+			duration_opt("backoff-cap", optarg, &opt.backoff_cap_ms);
+			break;
+		case 'C':
+			duration_opt("cycle", optarg, &opt.cycle_ms);
+			break;
+		case 'F':
+			if (parse_long(optarg, 1, 1L << 30, &opt.nofile) == -1) {
+				fprintf(stderr, "dyno-run: --nofile: invalid \"%s\"\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		case 'G':
+			duration_opt("stop-grace", optarg, &opt.grace_ms);
+			break;
+		case 'h':
+			help();
+			return 0;
+		case 'I':
+			duration_opt("memory-interval", optarg,
+			    &opt.mem_interval_ms);
+			if (opt.mem_interval_ms < 10)
+				opt.mem_interval_ms = 10;
+			break;
+		case 'J':
+			duration_opt("cycle-jitter", optarg, &opt.cycle_jitter_ms);
+			break;
+		case 'm':
+			if (parse_size_kb(optarg, &opt.quota_kb) == -1 ||
+			    opt.quota_kb <= 0) {
+				fprintf(stderr, "dyno-run: --memory: invalid size "
+				    "\"%s\"\n", optarg);
+				return 2;
+			}
+			break;
+		case 'N':
+			opt.cycle_ms = 0;
+			break;
+		case 'O':
+			oneoff = 1;
+			break;
+		case 'p':
+			if (parse_long(optarg, 1, 65535, &v) == -1) {
+				fprintf(stderr, "dyno-run: --port-base: invalid port "
+				    "\"%s\"\n", optarg);
+				return 2;
+			}
+			opt.port_base = (int)v;
+			break;
+		case 'R':
+			duration_opt("backoff-reset", optarg, &opt.backoff_reset_ms);
+			break;
+		case 'T':
+			duration_opt("boot-timeout", optarg, &opt.boot_ms);
+			break;
+		case 'u':
+			opt.user = optarg;
+			break;
+		case 'X':
+			if (parse_long(optarg, 0, 10000, &opt.max_per_type) == -1) {
+				fprintf(stderr, "dyno-run: --max: invalid \"%s\"\n",
+				    optarg);
+				return 2;
+			}
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (oneoff)
+			break;
+	}
+	argc -= optind;
+	argv += optind;
+	if (oneoff && argc == 0) {
+		fprintf(stderr, "dyno-run: --one-off needs a command\n");
+		usage(stderr);
+		return 2;
+	}
+	if (opt.user != NULL) {
+		struct passwd *pw = getpwnam(opt.user);
+		if (pw == NULL) {
+			fprintf(stderr, "dyno-run: no such user \"%s\"\n", opt.user);
+			return 2;
+		}
+		if (geteuid() != 0) {
+			fprintf(stderr, "dyno-run: -u needs root\n");
+			return 2;
+		}
+		opt.uid = pw->pw_uid;
+		opt.gid = pw->pw_gid;
+	}
+	if (app_init(&app, appdir) == -1) {
+		fprintf(stderr, "dyno-run: app directory %s: %s\n",
+		    appdir ? appdir : ".", strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if (oneoff)
+		return one_off(argc, argv);
+
+	if (app_prepare(&app) == -1) {
+		fprintf(stderr, "dyno-run: cannot prepare %s: %s\n", app.state,
+		    strerror(errno));
+		return 1;
+	}
+	app_path(&app, path, sizeof(path), "run/lock");
+	if ((lockfd = lock_take(path, &holder)) == -1) {
+		if (errno == EWOULDBLOCK)
+			fprintf(stderr, "dyno-run: another supervisor (pid %ld) "
+			    "runs %s\n", (long)holder, app.dir);
+		else
+			fprintf(stderr, "dyno-run: cannot lock %s: %s\n", path,
+			    strerror(errno));
+		return 1;
+	}
+	(void)lockfd;	/* held until we exit; the kernel drops it then */
+	if (release_load(err, sizeof(err)) == -1) {
+		fprintf(stderr, "dyno-run: %s\n", err);
+		return 1;
+	}
+	if (apply_formation_args(argc, argv) == -1)
+		return 1;
+	if (formation_read(err, sizeof(err)) == -1) {
+		fprintf(stderr, "dyno-run: %s\n", err);
+		return 1;
+	}
+	if (control_open() == -1) {
+		fprintf(stderr, "dyno-run: cannot open the control FIFO: %s\n",
+		    strerror(errno));
+		return 1;
+	}
+	if ((sigfd = selfpipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]))) == -1) {
+		fprintf(stderr, "dyno-run: signals: %s\n", strerror(errno));
+		return 1;
+	}
+	srandom((unsigned)(time(NULL) ^ getpid()));
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	mem_next = clock_ms() + opt.mem_interval_ms;
+	adopt_all();
+	reconcile();
+	initial_started = 1;
+	rc = supervise(sigfd);
+	while (ndynos > 0)
+		dyno_free(dynos[0]);
+	routes_written = 0;
+	routes_sync();
+	fflush(stdout);
+	return rc;
+}
