@@ -1,0 +1,18 @@
+#!/bin/sh
+# deps.sh: make sure what the tests need is here.  As root it installs the
+# missing Debian packages itself; otherwise it names them and fails.
+need=""
+have() { command -v "$1" >/dev/null 2>&1; }
+have bats    || need="$need bats"
+have curl    || need="$need curl"
+have mandoc  || need="$need mandoc"
+have python3 || need="$need python3"
+have pgrep   || need="$need procps"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" = 0 ] && have apt-get; then
+	echo "t/deps.sh: installing:$need" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq $need >/dev/null && exit 0
+fi
+echo "t/deps.sh: missing test dependencies; run: sudo apt-get install$need" >&2
+exit 1

@@ -1,0 +1,443 @@
+#!/usr/bin/env bats
+# dyno-run: the supervisor, against the real sample app on 127.0.0.1.
+
+load helpers
+
+teardown() { common_teardown; }
+
+@test "no formation file: one web dyno, no worker (Heroku's default)" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run
+	wait_for 10 has_routes 1
+	[ "$(state web.1 state)" = up ]
+	[ ! -e "$APP/.dyno/run/dynos/worker.1" ]
+	port=$(state web.1 port)
+	[ "$port" -ge "$PORT_BASE" ]
+	run curl -fsS "http://127.0.0.1:$port/"
+	[ "$output" = "Hello from web.1" ]
+	[ ! -e "$APP/.dyno/formation" ]
+}
+
+@test "TYPE=COUNT arguments are written to the formation and kept" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=2 worker=1
+	wait_for 10 has_routes 2
+	wait_for 10 is_state worker.1 up
+	grep -qx 'web=2' "$APP/.dyno/formation"
+	grep -qx 'worker=1' "$APP/.dyno/formation"
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	# A new supervisor with no arguments keeps the formation.
+	start_run
+	wait_for 10 has_routes 2
+	wait_for 10 is_state worker.1 up
+}
+
+@test "state files, routes and modes follow dyno(7)" {
+	make_app 'web: ./app'
+	start_run web=2
+	wait_for 10 has_routes 2
+	for k in name type state pid pid_start port release started restarts rss; do
+		[ -n "$(state web.1 $k)" ]
+	done
+	[ "$(state web.1 release)" = dev ]
+	[ "$(state web.1 port)" != "$(state web.2 port)" ]
+	grep -q "^web.1 127.0.0.1:$(state web.1 port)$" "$APP/.dyno/run/routes"
+	[ "$(stat -c %a "$APP/.dyno")" = 700 ]
+	[ "$(stat -c %a "$APP/.dyno/run/control")" = 600 ]
+	[ -p "$APP/.dyno/run/control" ]
+	[ "$(cat "$APP/.dyno/run/lock")" = "$RUN_PID" ]
+	[ "$(stat -c %a "$APP/.dyno/formation")" = 644 ]
+}
+
+@test "dyno output is logged as app[NAME], events as heroku[NAME]" {
+	make_app 'web: ./app'
+	start_run
+	wait_for 10 has_routes 1
+	wait_for 5 log_has 'app\[web.1\]: web.1 listening on port'
+	grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}\+00:00 heroku\[web.1\]: State changed from starting to up$' "$APP/out.log"
+	log_has 'heroku\[web.1\]: Starting process with command `./app`'
+}
+
+@test "a malformed Procfile exits non-zero naming file:line" {
+	make_app 'web: ./app' 'worker ./app --worker'
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$APP/Procfile:2: "* ]]
+	make_app 'web: ./app' 'web: ./other'
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Procfile:2: duplicate process type \"web\""* ]]
+}
+
+@test "bad arguments are usage errors and change nothing" {
+	make_app 'web: ./app'
+	run "$BIN/dyno-run" -a "$APP" --boot-timeout soon
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid duration"* ]]
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" nosuch=2
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'no process type "nosuch"'* ]]
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" web=-1
+	[ "$status" -eq 1 ]
+	[ ! -e "$APP/.dyno/formation" ]
+	run "$BIN/dyno-run" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == usage:* ]]
+}
+
+@test "a second supervisor on the same app is refused" {
+	make_app 'web: ./app'
+	start_run
+	wait_for 10 has_routes 1
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"another supervisor (pid $RUN_PID)"* ]]
+	[ "$(state web.1 state)" = up ]
+}
+
+@test "a crash restarts at once, then with backoff visible in the timestamps" {
+	make_app 'worker: echo boom; exit 1'
+	start_run --backoff-cap 2s worker=1
+	wait_for 20 log_count_ge 'heroku\[worker.1\]: Starting process' 5
+	log_has 'State changed from up to crashed'
+	# Seconds between consecutive starts: 1 (at most one start a second),
+	# then 1, 2, then the 2 s cap.
+	mapfile -t gaps < <(grep 'heroku\[worker.1\]: Starting process' "$APP/out.log" |
+	    cut -c12-26 | awk -F: '{ t = $1*3600 + $2*60 + $3; if (NR > 1) printf "%d\n", (t - p) * 1000; p = t }')
+	echo "gaps: ${gaps[*]}"
+	[ "${gaps[0]}" -ge 900 ] && [ "${gaps[0]}" -le 1500 ]
+	[ "${gaps[1]}" -ge 900 ] && [ "${gaps[1]}" -le 1500 ]
+	[ "${gaps[2]}" -ge 1900 ] && [ "${gaps[2]}" -le 2500 ]
+	[ "${gaps[3]}" -ge 1900 ] && [ "${gaps[3]}" -le 2500 ]
+}
+
+@test "a dyno that exits 0 is restarted too" {
+	make_app 'worker: echo done; exit 0'
+	start_run worker=1
+	wait_for 10 log_count_ge 'heroku\[worker.1\]: Starting process' 2
+	log_has 'heroku\[worker.1\]: Process exited with status 0'
+}
+
+@test "R10: a web dyno that never binds is killed and counted as a crash" {
+	make_app 'web: exec sleep 1000'
+	start_run --boot-timeout 1s
+	wait_for 10 log_has 'heroku\[web.1\]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 1 seconds of launch'
+	wait_for 10 log_has 'heroku\[web.1\]: State changed from starting to crashed'
+	[ "$(routes_count)" = 0 ]
+}
+
+@test "R12: SIGTERM ignored leads to SIGKILL after the grace" {
+	make_app "worker: trap '' TERM; exec sleep 1000"
+	start_run --stop-grace 1s worker=1
+	wait_for 10 is_state worker.1 up
+	pid=$(state worker.1 pid)
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	log_has 'heroku\[worker.1\]: Stopping all processes with SIGTERM'
+	log_has 'heroku\[worker.1\]: Error R12 (Exit timeout) -> At least one process failed to exit within 1 seconds of SIGTERM'
+	log_has 'heroku\[worker.1\]: Stopping remaining processes with SIGKILL'
+	pid_gone "$pid"
+}
+
+@test "SIGTERM stops every dyno gracefully and exits 0" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=2 worker=1
+	wait_for 10 has_routes 2
+	wait_for 10 is_state worker.1 up
+	pids="$(state web.1 pid) $(state web.2 pid) $(state worker.1 pid)"
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	for p in $pids; do pid_gone "$p"; done
+	log_has 'app\[web.1\]: web.1 stopped'
+	log_has 'app\[worker.1\]: worker worker.1 stopping'
+	[ "$(routes_count)" = 0 ]
+	[ -z "$(ls "$APP/.dyno/run/dynos")" ]
+}
+
+@test "R14 over the memory quota, R15 kill and replace over twice it" {
+	make_app 'web: ./app'
+	start_run --memory 24M --memory-interval 100ms
+	wait_for 10 has_routes 1
+	port=$(state web.1 port)
+	pid=$(state web.1 pid)
+	curl -fsS "http://127.0.0.1:$port/leak?mb=30" >/dev/null
+	wait_for 10 log_has 'heroku\[web.1\]: Error R14 (Memory quota exceeded)'
+	[ "$(state web.1 pid)" = "$pid" ]
+	curl -fsS "http://127.0.0.1:$port/leak?mb=30" >/dev/null
+	wait_for 10 log_has 'heroku\[web.1\]: Error R15 (Memory quota vastly exceeded)'
+	log_has 'heroku\[web.1\]: Process running mem=[0-9]*M([0-9.]*%)'
+	wait_for 10 is_state web.1 up
+	[ "$(state web.1 pid)" != "$pid" ]
+	pid_gone "$pid"
+}
+
+@test "memory counts the whole dyno: a forked child's memory is the dyno's" {
+	# The top process is a small shell; the memory lives in its child.
+	make_app 'web: ./app & wait'
+	start_run --memory 24M --memory-interval 100ms
+	wait_for 10 has_routes 1
+	port=$(state web.1 port)
+	# The dyno may be killed before it answers: that is the point.
+	curl -sS "http://127.0.0.1:$port/leak?mb=60" >/dev/null || true
+	wait_for 10 log_has 'heroku\[web.1\]: Error R15 (Memory quota vastly exceeded)'
+}
+
+@test "a grandchild of a dyno dies with it" {
+	make_app 'worker: sleep 1001 & sleep 1002 & wait'
+	start_run worker=1
+	wait_for 10 pgrep -f 'sleep 1002'
+	grandchild=$(pgrep -f 'sleep 1002')
+	kill -KILL "$(state worker.1 pid)"
+	wait_for 10 pid_gone "$grandchild"
+	wait_for 10 log_count_ge 'heroku\[worker.1\]: Starting process' 2
+}
+
+@test "restart web.1 starts the new one first and never leaves zero routable" {
+	make_app 'web: ./app'
+	start_run web=1
+	wait_for 10 has_routes 1
+	old=$(state web.1 pid)
+	oldport=$(state web.1 port)
+	# Watch the routes file the whole time the restart takes.
+	( while kill -0 "$RUN_PID" 2>/dev/null; do
+		c=$(grep -c . "$APP/.dyno/run/routes")
+		[ "$c" -ge 1 ] || echo "zero routes" >>"$APP/zero.log"
+	done ) &
+	watcher=$!
+	control restart web.1
+	wait_for 10 pid_gone "$old"
+	wait_for 10 is_state web.1 up
+	kill "$watcher"; wait "$watcher" 2>/dev/null || true
+	[ ! -e "$APP/zero.log" ]
+	[ "$(state web.1 pid)" != "$old" ]
+	[ "$(state web.1 port)" != "$oldport" ]
+	# The new dyno was up before the old one got SIGTERM.
+	up=$(grep -n 'heroku\[web.1\]: State changed from starting to up' "$APP/out.log" | tail -1 | cut -d: -f1)
+	term=$(grep -n 'heroku\[web.1\]: Stopping all processes with SIGTERM' "$APP/out.log" | tail -1 | cut -d: -f1)
+	[ "$up" -lt "$term" ]
+	run curl -fsS "http://127.0.0.1:$(state web.1 port)/"
+	[ "$output" = "Hello from web.1" ]
+}
+
+@test "restart TYPE and restart all replace every dyno" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=2 worker=1
+	wait_for 10 has_routes 2
+	wait_for 10 is_state worker.1 up
+	w1=$(state web.1 pid); w2=$(state web.2 pid); k1=$(state worker.1 pid)
+	control restart web
+	wait_for 10 pid_gone "$w1"
+	wait_for 10 pid_gone "$w2"
+	[ "$(state worker.1 pid)" = "$k1" ]
+	control restart all
+	wait_for 10 pid_gone "$k1"
+	wait_for 10 has_routes 2
+}
+
+@test "reload after a formation edit reaches it; SIGHUP does the same" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=1
+	wait_for 10 has_routes 1
+	printf 'web=3\nworker=1\n' > "$APP/.dyno/formation"
+	control reload
+	wait_for 10 has_routes 3
+	wait_for 10 is_state worker.1 up
+	printf 'web=1\nworker=0\n' > "$APP/.dyno/formation"
+	kill -HUP "$RUN_PID"
+	wait_for 10 has_routes 1
+	wait_for 10 test ! -e "$APP/.dyno/run/dynos/worker.1"
+	wait_for 10 test ! -e "$APP/.dyno/run/dynos/web.3"
+}
+
+@test "a broken Procfile on reload keeps the running dynos" {
+	make_app 'web: ./app'
+	start_run
+	wait_for 10 has_routes 1
+	pid=$(state web.1 pid)
+	printf 'web ./app\n' > "$APP/Procfile"
+	control reload
+	wait_for 10 log_has 'reload failed, keeping the running dynos: .*Procfile:1:'
+	[ "$(state web.1 pid)" = "$pid" ]
+	has_routes 1
+}
+
+@test "stop NAME holds a dyno down until restart NAME" {
+	make_app 'web: ./app'
+	start_run web=2
+	wait_for 10 has_routes 2
+	pid=$(state web.2 pid)
+	control stop web.2
+	wait_for 10 is_state web.2 down
+	pid_gone "$pid"
+	has_routes 1
+	control restart web.2
+	wait_for 10 has_routes 2
+}
+
+@test "kill -9 of dyno-run: a new one adopts the same pids, restarts none, keeps output" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	printf 'WORKER_INTERVAL_MS=50\n' > "$APP/.env"
+	start_run web=2 worker=1
+	wait_for 10 has_routes 2
+	wait_for 10 is_state worker.1 up
+	wait_for 10 log_has 'worker worker.1 tick 3$'
+	p1=$(state web.1 pid); p2=$(state web.2 pid); pw=$(state worker.1 pid)
+	routes_before=$(sort "$APP/.dyno/run/routes")
+	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
+	last=$(grep -o 'worker worker.1 tick [0-9]*$' "$APP/out.log" | tail -1 | awk '{print $4}')
+	mv "$APP/out.log" "$APP/old.log"
+	# The dynos live on and serve with no supervisor.
+	run curl -fsS "http://127.0.0.1:$(state web.1 port)/"
+	[ "$output" = "Hello from web.1" ]
+	start_run
+	wait_for 10 log_count_ge 'Adopted process' 3
+	[ "$(state web.1 pid)" = "$p1" ]
+	[ "$(state web.2 pid)" = "$p2" ]
+	[ "$(state worker.1 pid)" = "$pw" ]
+	! log_has 'Starting process'
+	[ "$(sort "$APP/.dyno/run/routes")" = "$routes_before" ]
+	# What the worker wrote while nobody read is not lost.
+	wait_for 10 log_has "app\[worker.1\]: worker worker.1 tick $((last + 1))$"
+	# Adopted dynos are still watched: a crash is noticed and replaced.
+	kill -KILL "$p2"
+	wait_for 10 log_has 'heroku\[web.2\]: Process exited'
+	wait_for 10 has_routes 2
+	[ "$(state web.2 pid)" != "$p2" ]
+}
+
+@test "a dyno that died while no supervisor ran is restarted" {
+	make_app 'web: ./app'
+	start_run web=2
+	wait_for 10 has_routes 2
+	p2=$(state web.2 pid)
+	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
+	kill -KILL "$p2"
+	wait_for 10 pid_gone "$p2"
+	start_run
+	wait_for 10 log_has 'heroku\[web.2\]: Process died while no supervisor was running'
+	wait_for 10 has_routes 2
+	[ "$(state web.2 pid)" != "$p2" ]
+}
+
+@test "long lines are split at 10000 bytes and a partial last line is kept" {
+	make_app "worker: head -c 25000 /dev/zero | tr '\\0' x; printf partial; exec sleep 1000"
+	start_run worker=1
+	wait_for 10 log_count_ge 'app\[worker.1\]: xxxx' 2
+	stop_run
+	mapfile -t lens < <(grep 'app\[worker.1\]: ' "$APP/out.log" | sed 's/^.*app\[worker.1\]: //' | awk '{ print length($0) }')
+	[ "${lens[0]}" -eq 10000 ]
+	[ "${lens[1]}" -eq 10000 ]
+	[ "${lens[2]}" -eq 5007 ]
+	grep -q 'app\[worker.1\]: x*partial$' "$APP/out.log"
+}
+
+@test "no output is lost when a dyno exits" {
+	make_app 'worker: seq 1 20000; exit 3'
+	start_run worker=1
+	wait_for 10 log_has 'heroku\[worker.1\]: Process exited with status 3'
+	stop_run
+	[ "$(grep -c 'app\[worker.1\]: ' "$APP/out.log")" -ge 20000 ]
+	grep -q 'app\[worker.1\]: 20000$' "$APP/out.log"
+}
+
+@test "dev mode loads .env; config vars override it; DYNO and PORT are set" {
+	make_app 'web: ./app'
+	printf 'GREETING="hello world"\nexport COLOR=red\n' > "$APP/.env"
+	mkdir -p "$APP/.dyno" && chmod 700 "$APP/.dyno"
+	printf 'COLOR=blue\nMULTI=a\\nb\n' > "$APP/.dyno/config"
+	start_run
+	wait_for 10 has_routes 1
+	port=$(state web.1 port)
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=GREETING")" = "hello world" ]
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=COLOR")" = blue ]
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=MULTI")" = "$(printf 'a\nb')" ]
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=PORT")" = "$port" ]
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=DYNO")" = web.1 ]
+}
+
+@test "release mode runs current's code, Procfile and config snapshot" {
+	make_app 'web: ./app'
+	mkdir -p "$APP/.dyno/releases/7/app"
+	cp "$SAMPLE_APP" "$APP/.dyno/releases/7/app/app"
+	printf 'web: ./app\n' > "$APP/.dyno/releases/7/Procfile"
+	printf 'RELEASE_NOTE=from v7\n' > "$APP/.dyno/releases/7/config"
+	printf 'version=7\n' > "$APP/.dyno/releases/7/meta"
+	ln -s releases/7 "$APP/.dyno/current"
+	start_run
+	wait_for 10 has_routes 1
+	[ "$(state web.1 release)" = v7 ]
+	port=$(state web.1 port)
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=RELEASE_NOTE")" = "from v7" ]
+	# A new release and a reload replace the dyno preboot-style.
+	cp -a "$APP/.dyno/releases/7" "$APP/.dyno/releases/8"
+	printf 'version=8\n' > "$APP/.dyno/releases/8/meta"
+	ln -sfn releases/8 "$APP/.dyno/current.tmp" && mv -T "$APP/.dyno/current.tmp" "$APP/.dyno/current"
+	control reload
+	wait_for 10 state_is web.1 release v8
+	wait_for 10 is_state web.1 up
+	has_routes 1
+}
+
+@test "--one-off runs run.N attached and passes the exit status through" {
+	make_app 'web: ./app'
+	printf 'FOO=bar\n' > "$APP/.env"
+	run "$BIN/dyno-run" -a "$APP" --one-off 'echo "$DYNO $FOO"; exit 3'
+	[ "$status" -eq 3 ]
+	[ "$output" = "run.1 bar" ]
+	run "$BIN/dyno-run" -a "$APP" --one-off echo hi there
+	[ "$status" -eq 0 ]
+	[ "$output" = "hi there" ]
+	# It is never restarted and leaves no state behind.
+	[ ! -e "$APP/.dyno/run/dynos/run.1" ]
+	run "$BIN/dyno-run" -a "$APP" --one-off 'kill -TERM $$'
+	[ "$status" -eq 143 ]
+}
+
+@test "-u USER runs dynos as that user with no new privileges" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	make_app "worker: echo uid=\$(id -u) nnp=\$(grep NoNewPrivs /proc/self/status | cut -f2); exec sleep 1000"
+	chmod 755 "$APP"
+	start_run -u nobody worker=1
+	wait_for 10 log_has "app\[worker.1\]: uid=$(id -u nobody) nnp=1"
+}
+
+@test "cycling restarts a dyno after its lifetime, preboot-style" {
+	make_app 'web: ./app'
+	start_run --cycle 2s --cycle-jitter 0
+	wait_for 10 has_routes 1
+	pid=$(state web.1 pid)
+	wait_for 10 log_has 'heroku\[web.1\]: Cycling'
+	wait_for 10 pid_gone "$pid"
+	wait_for 10 has_routes 1
+}
+
+@test "READY=1 goes to NOTIFY_SOCKET once the formation is up" {
+	make_app 'web: ./app'
+	sock="$APP/notify.sock"
+	python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(20)
+open(sys.argv[2], "w").write(s.recv(4096).decode())
+' "$sock" "$APP/notify.out" &
+	listener=$!
+	wait_for 10 test -S "$sock"
+	NOTIFY_SOCKET="$sock" start_run web=2
+	wait_for 15 test -s "$APP/notify.out"
+	grep -q '^READY=1$' "$APP/notify.out"
+	has_routes 2
+	wait "$listener"
+}
+
+@test "a second SIGINT kills every dyno at once" {
+	make_app "worker: trap '' TERM INT; exec sleep 1000"
+	start_run --stop-grace 60s worker=1
+	wait_for 10 is_state worker.1 up
+	pid=$(state worker.1 pid)
+	kill -INT "$RUN_PID"
+	wait_for 10 log_has 'Stopping all processes with SIGTERM'
+	kill -INT "$RUN_PID"
+	wait_for 10 pid_gone "$pid"
+	wait_for 10 pid_gone "$RUN_PID"
+}
