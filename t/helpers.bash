@@ -7,6 +7,7 @@ BIN="$DYNO_ROOT/bin"
 SAMPLE_APP="$DYNO_ROOT/examples/app"
 
 now_ms() { date +%s%3N; }
+build_variant() { cat "$DYNO_ROOT/build/variant" 2>/dev/null; }
 
 # wait_for SECONDS COMMAND [ARG...]: poll COMMAND until it succeeds; fail
 # (naming what we waited for) once SECONDS have passed.
@@ -34,7 +35,7 @@ make_app() {
 
 # start_run [ARG...]: dyno-run in the background on $APP, output in $APP/out.log.
 start_run() {
-	"$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" "$@" >>"$APP/out.log" 2>&1 &
+	${RUN_WRAP:-} "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" "$@" >>"$APP/out.log" 2>&1 &
 	RUN_PID=$!
 }
 
