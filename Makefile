@@ -29,7 +29,7 @@ VARIANT    = default
 endif
 BUILD = build/$(VARIANT)
 
-PROGRAMS = dyno-run
+PROGRAMS = dyno-run dyno-route
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 BINS     = $(PROGRAMS:%=bin/%)

@@ -139,6 +139,60 @@ int notify_send(const char *msg);
 /* lock.c: the flock that makes one supervisor per app. */
 int lock_take(const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
 
+/* http.c: strict HTTP/1.x heads and chunked framing, for the router. */
+#define HTTP_LINE_MAX 8192	/* request line, each header line (414 / 431) */
+#define HTTP_NAME_MAX 1000	/* a header name (431) */
+#define HTTP_HEADERS_MAX 100	/* header lines (431) */
+#define HTTP_HEAD_MAX 65536	/* the whole head */
+struct http_header {
+	const char *name, *value;
+	size_t name_len, value_len, line_len;
+};
+struct http_msg {
+	const char *method, *target, *host;
+	size_t method_len, target_len, host_len, head_len;
+	int minor, status, error;
+	int64_t content_length;	/* -1: none */
+	int chunked, has_te, keep_alive;
+	int conn_close, conn_keepalive, conn_upgrade;
+	struct http_header headers[HTTP_HEADERS_MAX];
+	size_t nheaders;
+};
+struct chunked {
+	int state, digits;
+	uint64_t size, left;
+	size_t trailer_len;
+};
+int http_parse_request(const char *buf, size_t len, struct http_msg *m);
+int http_parse_response(const char *buf, size_t len, struct http_msg *m);
+int http_token_eq(const char *s, size_t len, const char *word);
+int http_list_has(const char *v, size_t len, const char *word);
+void chunked_init(struct chunked *c);
+ssize_t chunked_feed(struct chunked *c, const char *buf, size_t len);
+int chunked_done(const struct chunked *c);
+
+/* poller.c: readiness for many fds (epoll on Linux, poll elsewhere). */
+#define POLLER_IN 1
+#define POLLER_OUT 2
+struct poller_event {
+	void *data;
+	int events;	/* POLLER_IN | POLLER_OUT, plus errors as both */
+};
+struct poller;
+struct poller *poller_new(void);
+int poller_set(struct poller *p, int fd, int events, void *data);	/* add or change; 0 events keeps it registered idle */
+int poller_del(struct poller *p, int fd);
+int poller_wait(struct poller *p, struct poller_event *ev, int max, int timeout_ms);
+void poller_free(struct poller *p);
+
+/* watch.c: notice a file in a folder being replaced (inotify on Linux). */
+int watch_open(const char *dir);		/* fd to poll, or -1 */
+int watch_changed(int fd, const char *name);	/* 1 if name changed since last call */
+
+/* rand.c: fast non-cryptographic randomness seeded from the kernel. */
+uint64_t rand_next(void);
+void rand_uuid(char out[37]);
+
 /* app.c: the app directory and its .dyno state folder. */
 struct app {
 	char dir[4096];

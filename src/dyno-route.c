@@ -1,0 +1,2212 @@
+/*
+ * dyno-route: the HTTP router in front of the web dynos.  One
+ * single-threaded event loop (lib/poller.c) per worker process moves bytes
+ * between clients and dynos through small per-connection buffers, so bodies
+ * stream both ways in flat memory.  Each request goes to the less loaded of
+ * two random dynos; a refused connect is retried elsewhere and the dyno is
+ * quarantined.  Heads are parsed strictly (lib/http.c) and rebuilt, so what
+ * the dyno sees is exactly what we understood.  See dyno-route(1).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dyno.h"
+
+#define IO_CHUNK 16384		/* one read or one buffer's worth */
+#define BACKENDS_MAX 1024
+#define SAMPLES_MAX 4096	/* service times kept per dyno for p50/p95/p99 */
+#define PATH_LOG_MAX 1024
+
+enum kind { K_LISTEN, K_SIGNAL, K_WATCH, K_CLIENT, K_UPSTREAM };
+struct tag {
+	enum kind kind;
+};
+
+struct buf {
+	char *data;
+	size_t off, len, cap;	/* pending bytes are data[off..len) */
+};
+
+struct backend {
+	char name[DYNO_NAME_MAX];
+	char addrtext[128];
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	int inflight, gone;
+	int64_t quarantined_until;
+	uint64_t total, errors;
+	struct upstream *idle;	/* keep-alive pool, most recent first */
+	struct {
+		int64_t at;
+		int ms;
+	} samples[SAMPLES_MAX];
+	size_t nsamples, sample_pos;
+};
+
+enum req_state { REQ_NONE, REQ_BODY, REQ_DONE };
+enum resp_state { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
+enum resp_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
+enum timer { T_KEEPALIVE, T_HEADER, T_QUEUE, T_CONNECT, T_FIRSTBYTE, T_IDLE };
+
+struct client {
+	struct tag tag;
+	int fd;				/* -1 once closed; freed after the round */
+	struct client *dead_next;
+	struct client *prev, *next;	/* every client, for the timer sweep */
+	struct client *qnext;		/* waiting for a dyno */
+	int queued;
+	struct buf in, out;
+	struct upstream *up;
+	struct backend *tried[8];
+	int ntries;
+	char *head;			/* the request head as the dyno gets it */
+	size_t headlen;
+	/* what the log line needs */
+	char method[24], host[256], reqid[201], fwd[256];
+	char path[PATH_LOG_MAX];
+	char peer[64];
+	char dyno[DYNO_NAME_MAX];	/* the last dyno tried, for the log */
+	int minor, keepalive, upgrade, is_head, close_after, tunnel;
+	enum req_state req;
+	int64_t req_left;
+	int req_chunked;
+	struct chunked req_ch;
+	enum resp_state resp;
+	enum resp_mode resp_mode;
+	int64_t resp_left;
+	struct chunked resp_ch;
+	int status, resp_keepalive, refused;
+	uint64_t bytes;
+	int64_t t_start, t_connect, t_connected, deadline;
+	enum timer timer;
+};
+
+struct upstream {
+	struct tag tag;
+	int fd;			/* -1 once closed; freed after the event round */
+	struct upstream *dead_next;
+	struct backend *b;
+	struct client *c;
+	struct upstream *pool_next;
+	struct buf out, in;
+	int connecting, reused, got_bytes;
+	int64_t idle_since;
+};
+
+static struct {
+	int64_t connect_ms, service_ms, idle_ms, header_ms, keepalive_ms;
+	int64_t quarantine_ms, drain_ms;
+	int max_inflight, queue_max, retries, workers;
+	const char *proto, *user;
+	char listen_port[16];
+} opt = {
+	5000, 30000, 55000, 10000, 90000,
+	5000, 30000,
+	50, 1000, 3, 1,
+	"http", NULL, "8080",
+};
+
+static struct poller *poller;
+static struct backend *backends[BACKENDS_MAX];
+static size_t nbackends;
+static struct client *clients;
+static size_t nclients;
+static struct client *queue_head, *queue_tail;
+static size_t queue_len;
+static int64_t next_sweep = INT64_MAX;
+static struct app app;
+static int app_mode, worker_index, listen_fd = -1, draining;
+static int64_t drain_deadline;
+static const char *fixed_backends;
+static char routes_path[4096], counters_path[4096];
+static int counters_dirty;
+static int64_t counters_written;
+static struct tag listen_tag = { K_LISTEN }, signal_tag = { K_SIGNAL },
+    watch_tag = { K_WATCH };
+static struct http_msg msg;	/* scratch: one parse at a time */
+/* Closed this round: one poll round may still hold events naming them. */
+static struct client *dead_clients;
+static struct upstream *dead_upstreams;
+
+static void client_close(struct client *c);
+static void client_update(struct client *c);
+static void upstream_update(struct upstream *u);
+static void dispatch(struct client *c);
+static void request_finish(struct client *c);
+static void client_try_request(struct client *c);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static int
+buf_reserve(struct buf *b, size_t room)
+{
+	char *d;
+	size_t cap;
+
+	if (b->off > 0 && b->off == b->len)
+		b->off = b->len = 0;
+	if (b->cap - b->len >= room)
+		return 0;
+	if (b->off > 0) {
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+		if (b->cap - b->len >= room)
+			return 0;
+	}
+	cap = b->cap ? b->cap : IO_CHUNK;
+	while (cap - b->len < room)
+		cap *= 2;
+	if ((d = realloc(b->data, cap)) == NULL)
+		return -1;
+	b->data = d;
+	b->cap = cap;
+	return 0;
+}
+
+static size_t
+buf_pending(const struct buf *b)
+{
+	return b->len - b->off;
+}
+
+/* Idle connections hold no buffer: that keeps 10,000 of them small. */
+static void
+buf_release(struct buf *b)
+{
+	if (buf_pending(b) == 0) {
+		free(b->data);
+		memset(b, 0, sizeof(*b));
+	}
+}
+
+static int
+buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n) == -1)
+		return -1;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static int
+buf_printf(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (buf_reserve(b, 512) == -1)
+		return -1;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < b->cap - b->len)
+			break;
+		if (buf_reserve(b, (size_t)n + 1) == -1)
+			return -1;
+	}
+	b->len += (size_t)n;
+	return 0;
+}
+
+static void
+set_deadline(struct client *c, enum timer t, int64_t at)
+{
+	c->timer = t;
+	c->deadline = at;
+	if (at < next_sweep)
+		next_sweep = at;
+}
+
+static void
+copy_field(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	if (len >= dstlen)
+		len = dstlen - 1;
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
+/* ---- logging and counters ------------------------------------------------ */
+
+/* One logfmt line per request, as Heroku's router writes it. */
+static void
+log_request(struct client *c, const char *code, const char *desc)
+{
+	char line[2048], path[PATH_LOG_MAX * 2];
+	int64_t now = clock_ms();
+	long connect = c->t_connected && c->t_connect ?
+	    (long)(c->t_connected - c->t_connect) : 0;
+	long service = c->t_connected ? (long)(now - c->t_connected) : 0;
+	size_t i, o = 0;
+
+	for (i = 0; c->path[i] != '\0' && o + 2 < sizeof(path); i++) {
+		if (c->path[i] == '"' || c->path[i] == '\\')
+			path[o++] = '\\';
+		path[o++] = c->path[i];
+	}
+	path[o] = '\0';
+	if (code != NULL)
+		snprintf(line, sizeof(line), "at=error code=%s desc=\"%s\" ", code,
+		    desc);
+	else
+		snprintf(line, sizeof(line), "at=info ");
+	log_event(stdout, "heroku", "router",
+	    "%smethod=%s path=\"%s\" host=%s request_id=%s fwd=\"%s\" dyno=%s "
+	    "connect=%ldms service=%ldms status=%d bytes=%llu protocol=%s",
+	    line, c->method[0] ? c->method : "-", path,
+	    c->host[0] ? c->host : "-", c->reqid[0] ? c->reqid : "-",
+	    c->fwd[0] ? c->fwd : c->peer,
+	    c->dyno, connect, service, c->status,
+	    (unsigned long long)c->bytes, opt.proto);
+}
+
+static void
+backend_sample(struct backend *b, int ms)
+{
+	b->samples[b->sample_pos].at = clock_ms();
+	b->samples[b->sample_pos].ms = ms;
+	b->sample_pos = (b->sample_pos + 1) % SAMPLES_MAX;
+	if (b->nsamples < SAMPLES_MAX)
+		b->nsamples++;
+	counters_dirty = 1;
+}
+
+static int
+cmp_int(const void *a, const void *b)
+{
+	return *(const int *)a - *(const int *)b;
+}
+
+/* run/router: one line per dyno, rewritten at most once a second, never idle. */
+static void
+counters_write(int64_t now)
+{
+	static int v[SAMPLES_MAX];
+	struct buf b = { 0 };
+	size_t i, k, n;
+
+	if (!app_mode || !counters_dirty || now - counters_written < 1000)
+		return;
+	buf_printf(&b, "updated=%lld\n", (long long)time(NULL));
+	for (i = 0; i < nbackends; i++) {
+		struct backend *be = backends[i];
+		int p50 = 0, p95 = 0, p99 = 0;
+
+		for (k = 0, n = 0; k < be->nsamples; k++)
+			if (now - be->samples[k].at <= 60000)
+				v[n++] = be->samples[k].ms;
+		if (n > 0) {
+			qsort(v, n, sizeof(v[0]), cmp_int);
+			p50 = v[(n - 1) * 50 / 100];
+			p95 = v[(n - 1) * 95 / 100];
+			p99 = v[(n - 1) * 99 / 100];
+		}
+		buf_printf(&b, "dyno=%s addr=%s inflight=%d total=%llu errors=%llu "
+		    "requests_1m=%zu p50_ms=%d p95_ms=%d p99_ms=%d gone=%d\n",
+		    be->name, be->addrtext, be->inflight,
+		    (unsigned long long)be->total, (unsigned long long)be->errors,
+		    n, p50, p95, p99, be->gone);
+	}
+	buf_printf(&b, "queue=%zu clients=%zu\n", queue_len, nclients);
+	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1)
+		fprintf(stderr, "dyno-route: cannot write %s: %s\n", counters_path,
+		    strerror(errno));
+	free(b.data);
+	counters_written = now;
+	counters_dirty = 0;
+}
+
+/* ---- backends ------------------------------------------------------------ */
+
+static int
+resolve(const char *hostport, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[128], *colon;
+	struct addrinfo hints, *res;
+	int rc;
+
+	if (snprintf(host, sizeof(host), "%s", hostport) >= (int)sizeof(host))
+		return -1;
+	if ((colon = strrchr(host, ':')) == NULL)
+		return -1;
+	*colon = '\0';
+	if (host[0] == '[' && colon[-1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0)
+		return -1;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void
+upstream_free(struct upstream *u)
+{
+	if (u->fd < 0)
+		return;
+	poller_del(poller, u->fd);
+	close(u->fd);
+	u->fd = -1;
+	u->c = NULL;
+	u->dead_next = dead_upstreams;
+	dead_upstreams = u;
+}
+
+static void
+graveyard_empty(void)
+{
+	while (dead_clients != NULL) {
+		struct client *c = dead_clients;
+		dead_clients = c->dead_next;
+		free(c->in.data);
+		free(c->out.data);
+		free(c->head);
+		free(c);
+	}
+	while (dead_upstreams != NULL) {
+		struct upstream *u = dead_upstreams;
+		dead_upstreams = u->dead_next;
+		free(u->out.data);
+		free(u->in.data);
+		free(u);
+	}
+}
+
+static void
+pool_remove(struct upstream *u)
+{
+	struct upstream **pp;
+
+	for (pp = &u->b->idle; *pp != NULL; pp = &(*pp)->pool_next)
+		if (*pp == u) {
+			*pp = u->pool_next;
+			return;
+		}
+}
+
+static void
+backend_drop_pool(struct backend *b)
+{
+	while (b->idle != NULL) {
+		struct upstream *u = b->idle;
+		b->idle = u->pool_next;
+		upstream_free(u);
+	}
+}
+
+static void
+backend_free_if_done(size_t i)
+{
+	struct backend *b = backends[i];
+
+	/* Clients keep pointers to dynos they tried only to compare them. */
+	if (!b->gone || b->inflight > 0)
+		return;
+	backend_drop_pool(b);
+	free(b);
+	memmove(&backends[i], &backends[i + 1],
+	    (nbackends - i - 1) * sizeof(backends[0]));
+	nbackends--;
+}
+
+/* Merge a new list of "NAME HOST:PORT" in: keep counters, mark the missing gone. */
+static void
+backends_load(const char *text, int from_routes)
+{
+	size_t i;
+	const char *p = text;
+	int added = 0;
+
+	for (i = 0; i < nbackends; i++)
+		backends[i]->gone = 2;	/* until seen again */
+	while (p != NULL && *p != '\0') {
+		char name[DYNO_NAME_MAX], addr[128], line[256];
+		const char *eol = from_routes ? strchr(p, '\n') : strchr(p, ',');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+		struct sockaddr_storage ss;
+		socklen_t sslen;
+		struct backend *b = NULL;
+
+		copy_field(line, sizeof(line), p, len);
+		p = eol ? eol + 1 : NULL;
+		if (line[0] == '\0')
+			continue;
+		if (from_routes) {
+			if (sscanf(line, "%63s %127s", name, addr) != 2)
+				continue;
+		} else {
+			snprintf(addr, sizeof(addr), "%s", line);
+			snprintf(name, sizeof(name), "%s", line);
+		}
+		for (i = 0; i < nbackends; i++)
+			if (strcmp(backends[i]->name, name) == 0 &&
+			    strcmp(backends[i]->addrtext, addr) == 0)
+				b = backends[i];
+		if (b != NULL) {
+			b->gone = 0;
+			continue;
+		}
+		if (resolve(addr, &ss, &sslen) == -1) {
+			log_event(stdout, "heroku", "router",
+			    "at=warning desc=\"cannot resolve %s for %s\"", addr,
+			    name);
+			continue;
+		}
+		if (nbackends >= BACKENDS_MAX || (b = calloc(1, sizeof(*b))) == NULL)
+			break;
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		snprintf(b->addrtext, sizeof(b->addrtext), "%s", addr);
+		b->addr = ss;
+		b->addrlen = sslen;
+		backends[nbackends++] = b;
+		added = 1;
+	}
+	for (i = nbackends; i-- > 0;) {
+		if (backends[i]->gone == 2) {
+			backends[i]->gone = 1;
+			/* Idle keep-alive connections to a dyno that left the
+			 * routes would be the next request's trap: close them. */
+			backend_drop_pool(backends[i]);
+			backend_free_if_done(i);
+		}
+	}
+	counters_dirty = 1;
+	if (added)
+		while (queue_head != NULL && queue_len > 0) {
+			size_t before = queue_len;
+			struct client *c = queue_head;
+			queue_head = c->qnext;
+			if (queue_head == NULL)
+				queue_tail = NULL;
+			queue_len--;
+			c->queued = 0;
+			dispatch(c);
+			if (queue_len >= before)
+				break;
+		}
+}
+
+static void
+routes_reload(void)
+{
+	char *text;
+	size_t len;
+
+	if (!app_mode)
+		return;
+	if (file_read_alloc(routes_path, &text, &len, 1 << 20) == -1) {
+		backends_load("", 1);	/* no routes file: no routable dyno */
+		return;
+	}
+	backends_load(text, 1);
+	free(text);
+}
+
+/* A request on b ended; a dyno gone from the routes goes when idle. */
+static void
+backend_done(struct backend *b)
+{
+	size_t i;
+
+	b->inflight--;
+	counters_dirty = 1;
+	if (!b->gone || b->inflight > 0)
+		return;
+	for (i = 0; i < nbackends; i++)
+		if (backends[i] == b) {
+			backend_free_if_done(i);
+			return;
+		}
+}
+
+static int
+backend_usable(struct backend *b, struct client *c, int64_t now)
+{
+	int i;
+
+	if (b->gone || b->quarantined_until > now)
+		return 0;
+	for (i = 0; i < c->ntries; i++)
+		if (c->tried[i] == b)
+			return 0;
+	return 1;
+}
+
+/*
+ * Two random choices, then the one with fewer requests in flight.
+ * Returns NULL with *full set when every usable dyno is at its limit.
+ */
+static struct backend *
+backend_pick(struct client *c, int *full, int *none)
+{
+	struct backend *cand[BACKENDS_MAX];
+	size_t n = 0, i;
+	int64_t now = clock_ms();
+	struct backend *a, *b;
+
+	*full = *none = 0;
+	for (i = 0; i < nbackends; i++)
+		if (backend_usable(backends[i], c, now))
+			cand[n++] = backends[i];
+	if (n == 0) {
+		*none = 1;
+		return NULL;
+	}
+	/* Drop the full ones so the two choices are among those with room. */
+	for (i = 0; i < n;) {
+		if (cand[i]->inflight >= opt.max_inflight)
+			cand[i] = cand[--n];
+		else
+			i++;
+	}
+	if (n == 0) {
+		*full = 1;
+		return NULL;
+	}
+	if (n == 1)
+		return cand[0];
+	a = cand[rand_next() % n];
+	do
+		b = cand[rand_next() % n];
+	while (b == a);
+	return b->inflight < a->inflight ? b : a;
+}
+
+/* ---- errors ---------------------------------------------------------------- */
+
+static const char *
+status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 408: return "Request Timeout";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+static void
+upstream_discard(struct client *c)
+{
+	struct upstream *u = c->up;
+
+	if (u == NULL)
+		return;
+	c->up = NULL;
+	upstream_free(u);
+	if (u->b != NULL)
+		backend_done(u->b);
+}
+
+/* Answer with an error page unless the response has begun, then close. */
+static void
+client_error(struct client *c, int status, const char *code, const char *desc)
+{
+	char body[256];
+	int n;
+
+	if (c->up != NULL && c->up->b != NULL)
+		c->up->b->errors++;
+	c->status = status;
+	log_request(c, code, desc);
+	upstream_discard(c);
+	if (c->queued) {
+		struct client **pp;
+		for (pp = &queue_head; *pp != NULL; pp = &(*pp)->qnext)
+			if (*pp == c) {
+				*pp = c->qnext;
+				break;
+			}
+		queue_tail = NULL;
+		for (struct client *q = queue_head; q; q = q->qnext)
+			queue_tail = q;
+		queue_len--;
+		c->queued = 0;
+	}
+	c->close_after = 1;
+	c->req = REQ_DONE;
+	c->tunnel = 0;
+	if (c->resp == RESP_BODY || c->resp == RESP_DONE) {
+		client_close(c);	/* mid-response: nothing honest to add */
+		return;
+	}
+	c->resp = RESP_DONE;
+	c->in.off = c->in.len;	/* whatever else it sent is not read */
+	n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
+	    status_text(status), code ? ": " : "", code ? desc : "");
+	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: %d\r\nConnection: close\r\n\r\n%s", status,
+	    status_text(status), n, body);
+	c->bytes += (uint64_t)n;
+	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+	client_update(c);
+}
+
+/* ---- clients ----------------------------------------------------------------- */
+
+static void
+client_update(struct client *c)
+{
+	int ev = 0;
+
+	if (buf_pending(&c->out) > 0)
+		ev |= POLLER_OUT;
+	if (c->tunnel) {
+		if (c->up && buf_pending(&c->up->out) == 0)
+			ev |= POLLER_IN;
+	} else if (c->req == REQ_NONE && !c->close_after && c->resp == RESP_NONE)
+		ev |= POLLER_IN;
+	else if (c->req == REQ_BODY && c->up != NULL && !c->up->connecting &&
+	    buf_pending(&c->up->out) == 0 && buf_pending(&c->in) == 0)
+		ev |= POLLER_IN;
+	poller_set(poller, c->fd, ev, c);
+}
+
+static void
+client_close(struct client *c)
+{
+	if (c->fd < 0)
+		return;
+	upstream_discard(c);
+	if (c->queued) {
+		struct client **pp;
+		for (pp = &queue_head; *pp != NULL; pp = &(*pp)->qnext)
+			if (*pp == c) {
+				*pp = c->qnext;
+				break;
+			}
+		queue_tail = NULL;
+		for (struct client *q = queue_head; q; q = q->qnext)
+			queue_tail = q;
+		queue_len--;
+	}
+	poller_del(poller, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	nclients--;
+	c->dead_next = dead_clients;
+	dead_clients = c;
+}
+
+static void
+client_accept(void)
+{
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		struct client *c;
+		int fd, one = 1;
+
+		fd = accept4(listen_fd, (struct sockaddr *)&ss, &len,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1)
+			return;
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->tag.kind = K_CLIENT;
+		c->fd = fd;
+		if (ss.ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
+			    c->peer, sizeof(c->peer));
+		else if (ss.ss_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
+			    sizeof(c->peer));
+		c->next = clients;
+		if (clients)
+			clients->prev = c;
+		clients = c;
+		nclients++;
+		/* Slowloris: the first request's head must arrive in time too. */
+		set_deadline(c, T_HEADER, clock_ms() + opt.header_ms);
+		client_update(c);
+	}
+}
+
+static int
+is_hop_by_hop(const struct http_header *h, const struct http_msg *m)
+{
+	static const char *hop[] = { "connection", "keep-alive",
+	    "proxy-connection", "te", "trailer", "upgrade", "proxy-authenticate",
+	    "proxy-authorization", NULL };
+	size_t i;
+
+	for (i = 0; hop[i] != NULL; i++)
+		if (http_token_eq(h->name, h->name_len, hop[i]))
+			return 1;
+	/* ... and any field the Connection header names. */
+	for (i = 0; i < m->nheaders; i++)
+		if (http_token_eq(m->headers[i].name, m->headers[i].name_len,
+		    "connection") && http_list_has(m->headers[i].value,
+		    m->headers[i].value_len, "")) {
+			char name[HTTP_NAME_MAX + 1];
+			copy_field(name, sizeof(name), h->name, h->name_len);
+			if (http_list_has(m->headers[i].value,
+			    m->headers[i].value_len, name))
+				return 1;
+		}
+	return 0;
+}
+
+static int
+visible_id(const char *v, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 200)
+		return 0;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Build the head the dyno gets: our view of the request, never the raw bytes. */
+static int
+request_build(struct client *c, const struct http_msg *m)
+{
+	struct buf b = { 0 };
+	const char *xff = NULL, *xfp = NULL, *xfport = NULL, *via = NULL;
+	size_t xfflen = 0, xfplen = 0, xfportlen = 0, vialen = 0, i;
+	int have_id = 0;
+
+	buf_printf(&b, "%.*s %.*s HTTP/1.%d\r\n", (int)m->method_len, m->method,
+	    (int)m->target_len, m->target, m->minor);
+	for (i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-for")) {
+			xff = h->value;
+			xfflen = h->value_len;
+			continue;
+		}
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-proto")) {
+			xfp = h->value;
+			xfplen = h->value_len;
+			continue;
+		}
+		if (http_token_eq(h->name, h->name_len, "x-forwarded-port")) {
+			xfport = h->value;
+			xfportlen = h->value_len;
+			continue;
+		}
+		if (http_token_eq(h->name, h->name_len, "via")) {
+			via = h->value;
+			vialen = h->value_len;
+			continue;
+		}
+		if (http_token_eq(h->name, h->name_len, "x-request-start"))
+			continue;
+		if (http_token_eq(h->name, h->name_len, "x-request-id")) {
+			if (visible_id(h->value, h->value_len) && !have_id) {
+				copy_field(c->reqid, sizeof(c->reqid), h->value,
+				    h->value_len);
+				have_id = 1;
+			}
+			continue;
+		}
+		if (is_hop_by_hop(h, m))
+			continue;
+		buf_printf(&b, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
+		    (int)h->value_len, h->value);
+	}
+	if (!have_id)
+		rand_uuid(c->reqid);
+	if (xff)
+		snprintf(c->fwd, sizeof(c->fwd), "%.*s, %s", (int)xfflen, xff,
+		    c->peer);
+	else
+		snprintf(c->fwd, sizeof(c->fwd), "%s", c->peer);
+	buf_printf(&b, "X-Forwarded-For: %.*s%s%s\r\n", (int)xfflen,
+	    xff ? xff : "", xff ? ", " : "", c->peer);
+	buf_printf(&b, "X-Forwarded-Proto: %.*s%s%s\r\n", (int)xfplen,
+	    xfp ? xfp : "", xfp ? ", " : "", opt.proto);
+	buf_printf(&b, "X-Forwarded-Port: %.*s%s%s\r\n", (int)xfportlen,
+	    xfport ? xfport : "", xfport ? ", " : "", opt.listen_port);
+	buf_printf(&b, "X-Request-Start: %lld\r\n", (long long)
+	    ((int64_t)time(NULL) * 1000 + (clock_ms() % 1000)));
+	buf_printf(&b, "X-Request-Id: %s\r\n", c->reqid);
+	buf_printf(&b, "Via: %.*s%s1.1 dyno-route\r\n", (int)vialen,
+	    via ? via : "", via ? ", " : "");
+	if (c->upgrade)
+		buf_printf(&b, "Connection: upgrade\r\n");
+	else if (m->minor == 0)
+		buf_printf(&b, "Connection: close\r\n");
+	buf_printf(&b, "\r\n");
+	if (b.data == NULL)
+		return -1;
+	free(c->head);
+	c->head = b.data;
+	c->headlen = b.len;
+	return 0;
+}
+
+/* A whole request head is in c->in: check it, note it, send it on. */
+static void
+request_start(struct client *c, int headlen)
+{
+	struct http_msg *m = &msg;
+	const char *upgrade = NULL;
+	size_t i;
+
+	c->t_start = clock_ms();
+	c->t_connect = c->t_connected = 0;
+	c->ntries = 0;
+	c->status = 0;
+	c->bytes = 0;
+	c->resp = RESP_NONE;
+	c->refused = 0;
+	copy_field(c->method, sizeof(c->method), m->method, m->method_len);
+	copy_field(c->path, sizeof(c->path), m->target, m->target_len);
+	copy_field(c->host, sizeof(c->host), m->host ? m->host : "",
+	    m->host_len);
+	c->reqid[0] = c->fwd[0] = '\0';
+	c->minor = m->minor;
+	c->keepalive = m->keep_alive;
+	c->is_head = http_token_eq(m->method, m->method_len, "HEAD");
+	for (i = 0; i < m->nheaders; i++)
+		if (http_token_eq(m->headers[i].name, m->headers[i].name_len,
+		    "upgrade"))
+			upgrade = m->headers[i].value;
+	c->upgrade = upgrade != NULL && m->conn_upgrade && m->minor == 1;
+	c->req_chunked = m->chunked;
+	c->req_left = m->content_length > 0 ? m->content_length : 0;
+	if (m->chunked)
+		chunked_init(&c->req_ch);
+	if (request_build(c, m) == -1) {
+		client_error(c, 503, "H99", "Platform error");
+		return;
+	}
+	if (c->upgrade) {
+		/* The Upgrade header itself was stripped as hop-by-hop. */
+		for (i = 0; i < m->nheaders; i++)
+			if (http_token_eq(m->headers[i].name,
+			    m->headers[i].name_len, "upgrade")) {
+				struct buf b = { c->head, 0, c->headlen - 2,
+				    c->headlen };
+				buf_printf(&b, "Upgrade: %.*s\r\n\r\n",
+				    (int)m->headers[i].value_len,
+				    m->headers[i].value);
+				c->head = b.data;
+				c->headlen = b.len;
+			}
+	}
+	c->in.off += (size_t)headlen;
+	c->req = (c->req_chunked || c->req_left > 0) ? REQ_BODY : REQ_DONE;
+	set_deadline(c, T_QUEUE, c->t_start + opt.service_ms);
+	dispatch(c);
+}
+
+/* Move body bytes of the current request from c->in to the dyno's buffer. */
+static int
+request_pump(struct client *c)
+{
+	struct upstream *u = c->up;
+	size_t avail, take;
+
+	if (u == NULL || c->req != REQ_BODY || u->connecting)
+		return 0;
+	while ((avail = buf_pending(&c->in)) > 0 && buf_pending(&u->out) <
+	    IO_CHUNK && c->req == REQ_BODY) {
+		const char *p = c->in.data + c->in.off;
+
+		take = avail;
+		if (take > IO_CHUNK)
+			take = IO_CHUNK;
+		if (c->req_chunked) {
+			ssize_t k = chunked_feed(&c->req_ch, p, take);
+			if (k < 0)
+				return -1;
+			take = (size_t)k;
+			if (chunked_done(&c->req_ch))
+				c->req = REQ_DONE;
+		} else {
+			if ((int64_t)take > c->req_left)
+				take = (size_t)c->req_left;
+			c->req_left -= (int64_t)take;
+			if (c->req_left == 0)
+				c->req = REQ_DONE;
+		}
+		if (buf_append(&u->out, p, take) == -1)
+			return -1;
+		c->in.off += take;
+	}
+	return 0;
+}
+
+static void
+client_try_request(struct client *c)
+{
+	int n;
+
+	if (c->req != REQ_NONE || c->resp != RESP_NONE || c->close_after)
+		return;
+	if (buf_pending(&c->in) == 0) {
+		buf_release(&c->in);
+		if (draining) {
+			client_close(c);
+			return;
+		}
+		set_deadline(c, T_KEEPALIVE, clock_ms() + opt.keepalive_ms);
+		client_update(c);
+		return;
+	}
+	if (c->timer == T_KEEPALIVE)	/* a new request began to arrive */
+		set_deadline(c, T_HEADER, clock_ms() + opt.header_ms);
+	n = http_parse_request(c->in.data + c->in.off, buf_pending(&c->in), &msg);
+	if (n == 0) {
+		if (buf_pending(&c->in) > HTTP_HEAD_MAX) {
+			c->status = 431;
+			client_error(c, 431, "H25", "HTTP Restriction");
+			return;
+		}
+		client_update(c);
+		return;
+	}
+	if (n < 0) {
+		client_error(c, msg.error, msg.error == 400 ? "H26" : "H25",
+		    msg.error == 400 ? "Request Error" : "HTTP Restriction");
+		return;
+	}
+	request_start(c, n);
+}
+
+static void
+client_readable(struct client *c)
+{
+	ssize_t n;
+
+	if (buf_reserve(&c->in, IO_CHUNK) == -1) {
+		client_close(c);
+		return;
+	}
+	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		/* The client went away. */
+		if (c->req != REQ_NONE || c->resp != RESP_NONE) {
+			c->status = 499;
+			if (c->up && c->up->b)
+				c->up->b->errors++;
+			log_request(c, "H27", "Client Request Interrupted");
+		}
+		client_close(c);
+		return;
+	}
+	if (n < 0)
+		return;
+	c->in.len += (size_t)n;
+	if (c->tunnel) {
+		if (buf_append(&c->up->out, c->in.data + c->in.off,
+		    buf_pending(&c->in)) == -1) {
+			client_close(c);
+			return;
+		}
+		c->in.off = c->in.len;
+		set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+		upstream_update(c->up);
+		client_update(c);
+		return;
+	}
+	if (c->req == REQ_NONE) {
+		client_try_request(c);
+		return;
+	}
+	if (c->req == REQ_BODY) {
+		if (request_pump(c) == -1) {
+			client_error(c, 400, "H26", "Request Error");
+			return;
+		}
+		set_deadline(c, c->timer, c->timer == T_IDLE ?
+		    clock_ms() + opt.idle_ms : c->deadline);
+		upstream_update(c->up);
+	}
+	client_update(c);
+}
+
+static void
+client_writable(struct client *c)
+{
+	ssize_t n;
+
+	while (buf_pending(&c->out) > 0) {
+		n = write(c->fd, c->out.data + c->out.off, buf_pending(&c->out));
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			if (c->resp != RESP_DONE || buf_pending(&c->out) > 0) {
+				c->status = c->status ? c->status : 499;
+				log_request(c, "H27", "Client Request Interrupted");
+			}
+			client_close(c);
+			return;
+		}
+		c->out.off += (size_t)n;
+	}
+	if (buf_pending(&c->out) == 0) {
+		buf_release(&c->out);
+		if (c->resp == RESP_DONE && !c->tunnel) {
+			if (c->close_after) {
+				client_close(c);
+				return;
+			}
+			request_finish(c);
+			return;
+		}
+		if (c->up)
+			upstream_update(c->up);
+	}
+	client_update(c);
+}
+
+/* ---- upstreams --------------------------------------------------------------- */
+
+static void
+upstream_update(struct upstream *u)
+{
+	int ev = 0;
+	struct client *c = u->c;
+
+	if (u->connecting || buf_pending(&u->out) > 0)
+		ev |= POLLER_OUT;
+	if (c == NULL)
+		ev |= POLLER_IN;	/* pooled: notice the dyno closing it */
+	else if (!u->connecting && buf_pending(&c->out) == 0 &&
+	    c->resp != RESP_DONE)
+		ev |= POLLER_IN;
+	poller_set(poller, u->fd, ev, u);
+}
+
+static struct upstream *
+upstream_connect(struct backend *b, int *refused)
+{
+	struct upstream *u;
+	int fd, one = 1;
+
+	*refused = 0;
+	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == -1 &&
+	    errno != EINPROGRESS) {
+		*refused = errno == ECONNREFUSED;
+		close(fd);
+		return NULL;
+	}
+	if ((u = calloc(1, sizeof(*u))) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	u->tag.kind = K_UPSTREAM;
+	u->fd = fd;
+	u->b = b;
+	u->connecting = 1;
+	return u;
+}
+
+/* A connect failed before any byte of the request went out: try elsewhere. */
+static void
+connect_failed(struct client *c, int refused)
+{
+	struct backend *b = c->up ? c->up->b : NULL;
+
+	if (b != NULL) {
+		b->quarantined_until = clock_ms() + opt.quarantine_ms;
+		b->errors++;
+		log_event(stdout, "heroku", "router",
+		    "at=warning desc=\"%s %s, quarantined for %lldms\" dyno=%s",
+		    refused ? "connection refused by" : "cannot connect to",
+		    b->addrtext, (long long)opt.quarantine_ms, b->name);
+	}
+	c->refused = refused;
+	upstream_discard(c);
+	if (c->ntries >= opt.retries) {
+		if (refused)
+			client_error(c, 503, "H21", "Backend connection refused");
+		else
+			client_error(c, 503, "H19", "Backend connection timeout");
+		return;
+	}
+	dispatch(c);
+}
+
+static void
+upstream_attach(struct client *c, struct upstream *u)
+{
+	u->c = c;
+	c->up = u;
+	u->out.off = u->out.len = 0;
+	buf_append(&u->out, c->head, c->headlen);
+	c->t_connect = clock_ms();
+	if (!u->connecting) {
+		c->t_connected = c->t_connect;
+		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+	} else
+		set_deadline(c, T_CONNECT, clock_ms() + opt.connect_ms);
+	request_pump(c);
+	upstream_update(u);
+	client_update(c);
+}
+
+static void
+dispatch(struct client *c)
+{
+	for (;;) {
+		struct backend *b;
+		struct upstream *u;
+		int full, none, refused;
+
+		if (c->ntries >= (int)(sizeof(c->tried) / sizeof(c->tried[0])))
+			none = 1, b = NULL;
+		else
+			b = backend_pick(c, &full, &none);
+		if (b == NULL) {
+			if (full && queue_len < (size_t)opt.queue_max) {
+				c->qnext = NULL;
+				if (queue_tail)
+					queue_tail->qnext = c;
+				else
+					queue_head = c;
+				queue_tail = c;
+				queue_len++;
+				c->queued = 1;
+				client_update(c);
+				return;
+			}
+			if (full)
+				client_error(c, 503, "H11", "Backlog too deep");
+			else if (c->ntries > 0 && c->refused)
+				client_error(c, 503, "H21",
+				    "Backend connection refused");
+			else if (c->ntries > 0)
+				client_error(c, 503, "H19",
+				    "Backend connection timeout");
+			else
+				client_error(c, 503, "H14", "No web dynos running");
+			return;
+		}
+		c->tried[c->ntries++] = b;
+		snprintf(c->dyno, sizeof(c->dyno), "%s", b->name);
+		b->inflight++;
+		b->total++;
+		counters_dirty = 1;
+		/* A pooled keep-alive connection if there is one. */
+		if ((u = b->idle) != NULL) {
+			b->idle = u->pool_next;
+			u->pool_next = NULL;
+			u->reused = 1;
+			upstream_attach(c, u);
+			return;
+		}
+		u = upstream_connect(b, &refused);
+		if (u != NULL) {
+			upstream_attach(c, u);
+			return;
+		}
+		b->quarantined_until = clock_ms() + opt.quarantine_ms;
+		b->errors++;
+		backend_done(b);
+		c->refused = refused;
+		if (c->ntries >= opt.retries) {
+			client_error(c, 503, refused ? "H21" : "H19", refused ?
+			    "Backend connection refused" :
+			    "Backend connection timeout");
+			return;
+		}
+	}
+}
+
+/* A dyno has room again: the oldest waiting request goes first. */
+static void
+queue_drain(void)
+{
+	while (queue_head != NULL) {
+		struct client *c = queue_head;
+		int full, none;
+		struct backend *b = backend_pick(c, &full, &none);
+
+		if (b == NULL && full)
+			return;
+		queue_head = c->qnext;
+		if (queue_head == NULL)
+			queue_tail = NULL;
+		queue_len--;
+		c->queued = 0;
+		dispatch(c);
+	}
+}
+
+static void
+upstream_pool(struct upstream *u)
+{
+	struct backend *b = u->b;
+
+	u->c = NULL;
+	if (b->gone || draining) {
+		upstream_free(u);
+		backend_done(b);
+		return;
+	}
+	b->inflight--;
+	counters_dirty = 1;
+	buf_release(&u->out);
+	u->in.off = u->in.len = 0;
+	buf_release(&u->in);
+	u->idle_since = clock_ms();
+	u->pool_next = b->idle;
+	b->idle = u;
+	upstream_update(u);
+}
+
+/* The response went out whole: log, recycle, and look at the next request. */
+static void
+request_finish(struct client *c)
+{
+	struct upstream *u = c->up;
+	int reuse_up;
+
+	if (u && u->b) {
+		backend_sample(u->b, (int)(clock_ms() - (c->t_connected ?
+		    c->t_connected : c->t_start)));
+		if (c->status >= 500)
+			u->b->errors++;
+	}
+	log_request(c, NULL, NULL);
+	reuse_up = u != NULL && c->resp_keepalive && c->resp_mode != BODY_CLOSE &&
+	    c->req == REQ_DONE && c->minor == 1 && buf_pending(&u->in) == 0;
+	if (u != NULL) {
+		c->up = NULL;
+		if (reuse_up)
+			upstream_pool(u);
+		else {
+			upstream_free(u);
+			backend_done(u->b);
+		}
+	}
+	if (!c->keepalive || c->req != REQ_DONE || draining) {
+		client_close(c);
+		queue_drain();
+		return;
+	}
+	c->req = REQ_NONE;
+	c->resp = RESP_NONE;
+	free(c->head);
+	c->head = NULL;
+	queue_drain();
+	client_try_request(c);	/* a pipelined request may be waiting */
+}
+
+/* The response head arrived: check it and pass our version of it on. */
+static int
+response_head(struct client *c, struct upstream *u)
+{
+	struct http_msg *m = &msg;
+	struct buf *o = &c->out;
+	size_t i;
+	int n, no_body;
+
+	n = http_parse_response(u->in.data + u->in.off, buf_pending(&u->in), m);
+	if (n == 0) {
+		if (buf_pending(&u->in) > HTTP_HEAD_MAX)
+			return -1;
+		return 0;
+	}
+	if (n < 0)
+		return -1;
+	u->in.off += (size_t)n;
+	c->status = m->status;
+	if (m->status >= 100 && m->status < 200 && m->status != 101) {
+		/* 100 Continue and friends: pass on to 1.1 clients, keep reading. */
+		if (c->minor == 1)
+			buf_append(o, u->in.data + u->in.off - (size_t)n,
+			    (size_t)n);
+		return 2;
+	}
+	if (m->status == 101) {
+		if (!c->upgrade)
+			return -1;
+		buf_append(o, u->in.data + u->in.off - (size_t)n, (size_t)n);
+		c->tunnel = 1;
+		c->resp = RESP_BODY;
+		c->resp_mode = BODY_CLOSE;
+		/* Bytes after the head already belong to the tunnel. */
+		buf_append(o, u->in.data + u->in.off, buf_pending(&u->in));
+		u->in.off = u->in.len;
+		/* And so does whatever the client sent after its request. */
+		if (buf_pending(&c->in) > 0) {
+			buf_append(&u->out, c->in.data + c->in.off,
+			    buf_pending(&c->in));
+			c->in.off = c->in.len;
+		}
+		c->req = REQ_DONE;
+		c->close_after = 1;
+		return 1;
+	}
+	no_body = c->is_head || m->status == 204 || m->status == 304;
+	if (no_body)
+		c->resp_mode = BODY_NONE;
+	else if (m->chunked) {
+		c->resp_mode = BODY_CHUNKED;
+		chunked_init(&c->resp_ch);
+	} else if (m->content_length >= 0) {
+		c->resp_mode = m->content_length > 0 ? BODY_LENGTH : BODY_NONE;
+		c->resp_left = m->content_length;
+	} else
+		c->resp_mode = BODY_CLOSE;
+	c->resp_keepalive = m->keep_alive;
+	if (c->resp_mode == BODY_CLOSE || (c->resp_mode == BODY_CHUNKED &&
+	    c->minor == 0))
+		c->close_after = 1;
+	if (c->req != REQ_DONE)	/* answered before the body: cannot reuse */
+		c->close_after = 1;
+	if (draining)
+		c->close_after = 1;
+	{
+		/* Our status line, with the dyno's own reason phrase. */
+		const char *line = u->in.data + u->in.off - (size_t)n;
+		const char *cr = memchr(line, '\r', (size_t)n);
+		int rlen = cr && cr - line > 13 ? (int)(cr - line - 13) : 0;
+		buf_printf(o, "HTTP/1.1 %d %.*s\r\n", m->status, rlen,
+		    rlen ? line + 13 : "");
+	}
+	for (i = 0; i < m->nheaders; i++) {
+		const struct http_header *h = &m->headers[i];
+		if (is_hop_by_hop(h, m))
+			continue;
+		if (c->minor == 0 && http_token_eq(h->name, h->name_len,
+		    "transfer-encoding"))
+			continue;
+		buf_printf(o, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
+		    (int)h->value_len, h->value);
+	}
+	if (c->close_after || !c->keepalive)
+		buf_printf(o, "Connection: close\r\n");
+	else if (c->minor == 0)
+		buf_printf(o, "Connection: keep-alive\r\n");
+	buf_printf(o, "\r\n");
+	c->bytes += (uint64_t)buf_pending(o);
+	c->resp = c->resp_mode == BODY_NONE ? RESP_DONE : RESP_BODY;
+	return 1;
+}
+
+/* Pass body bytes of the response on, stopping exactly at its end. */
+static int
+response_body(struct client *c, const char *p, size_t n)
+{
+	size_t take = n;
+
+	if (c->resp_mode == BODY_CHUNKED) {
+		ssize_t k = chunked_feed(&c->resp_ch, p, n);
+		if (k < 0)
+			return -1;
+		take = (size_t)k;
+		if (chunked_done(&c->resp_ch))
+			c->resp = RESP_DONE;
+	} else if (c->resp_mode == BODY_LENGTH) {
+		if ((int64_t)take > c->resp_left)
+			take = (size_t)c->resp_left;
+		c->resp_left -= (int64_t)take;
+		if (c->resp_left == 0)
+			c->resp = RESP_DONE;
+	}
+	if (c->minor == 0 && c->resp_mode == BODY_CHUNKED)
+		return -1;	/* cannot happen: 1.0 requests go out as 1.0 */
+	if (buf_append(&c->out, p, take) == -1)
+		return -1;
+	c->bytes += take;
+	if (take < n)
+		c->resp_keepalive = 0;	/* the dyno sent more than it framed */
+	return 0;
+}
+
+/* The dyno closed or failed before the response was whole. */
+static void
+upstream_eof(struct client *c, struct upstream *u, int err)
+{
+	if (c->tunnel) {
+		c->resp = RESP_DONE;
+		c->up = NULL;
+		upstream_free(u);
+		backend_done(u->b);
+		if (buf_pending(&c->out) == 0)
+			client_close(c);
+		else
+			client_update(c);
+		return;
+	}
+	if (c->resp == RESP_BODY && c->resp_mode == BODY_CLOSE && !err) {
+		c->resp = RESP_DONE;
+		c->up = NULL;
+		upstream_free(u);
+		backend_done(u->b);
+		client_update(c);
+		if (buf_pending(&c->out) == 0)
+			client_writable(c);
+		return;
+	}
+	if (c->resp == RESP_NONE && !u->got_bytes && u->reused &&
+	    !c->req_chunked && c->req_left == 0 && c->req == REQ_DONE) {
+		/* The classic keep-alive race: the dyno closed the idle
+		 * connection as we reused it.  No response byte came and the
+		 * request has no body, so a fresh connection is safe. */
+		upstream_discard(c);
+		c->ntries--;
+		dispatch(c);
+		return;
+	}
+	if (c->resp == RESP_NONE)
+		client_error(c, 503, "H13", "Connection closed without response");
+	else {
+		c->status = c->status ? c->status : 502;
+		log_request(c, "H13", "Connection closed without response");
+		client_close(c);
+	}
+}
+
+static void
+upstream_readable(struct upstream *u)
+{
+	struct client *c = u->c;
+	ssize_t n;
+
+	if (c == NULL) {	/* pooled and idle: the dyno closed it */
+		char tmp[64];
+		n = read(u->fd, tmp, sizeof(tmp));
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		pool_remove(u);
+		upstream_free(u);
+		return;
+	}
+	if (c->resp == RESP_NONE || c->resp == RESP_HEAD) {
+		if (buf_reserve(&u->in, IO_CHUNK) == -1) {
+			client_error(c, 503, "H99", "Platform error");
+			return;
+		}
+		n = read(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			upstream_eof(c, u, n < 0);
+			return;
+		}
+		u->got_bytes = 1;
+		u->in.len += (size_t)n;
+		c->resp = RESP_HEAD;
+		for (;;) {
+			int r = response_head(c, u);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				client_error(c, 502, "H17",
+				    "Poorly formatted HTTP response");
+				return;
+			}
+			if (r == 2) {	/* 1xx: the real head follows */
+				c->resp = RESP_HEAD;
+				if (buf_pending(&u->in) == 0)
+					break;
+				continue;
+			}
+			if (c->resp == RESP_BODY && !c->tunnel &&
+			    buf_pending(&u->in) > 0) {
+				if (response_body(c, u->in.data + u->in.off,
+				    buf_pending(&u->in)) == -1) {
+					client_error(c, 502, "H17",
+					    "Poorly formatted HTTP response");
+					return;
+				}
+			}
+			u->in.off = u->in.len;
+			break;
+		}
+		set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+		if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
+		    c->resp == RESP_HEAD) {
+			set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+		}
+		client_update(c);
+		upstream_update(u);
+		if (buf_pending(&c->out) > 0)
+			client_writable(c);
+		return;
+	}
+	/* Body or tunnel: read straight into the client's buffer. */
+	if (buf_reserve(&c->out, IO_CHUNK) == -1) {
+		client_close(c);
+		return;
+	}
+	if (c->tunnel) {
+		n = read(u->fd, c->out.data + c->out.len, c->out.cap - c->out.len);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			upstream_eof(c, u, n < 0);
+			return;
+		}
+		c->out.len += (size_t)n;
+		c->bytes += (uint64_t)n;
+	} else {
+		char *tmp = c->out.data + c->out.len;
+		size_t room = c->out.cap - c->out.len;
+
+		n = read(u->fd, tmp, room);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			upstream_eof(c, u, n < 0);
+			return;
+		}
+		/* Framing looks at the bytes in place; response_body appends
+		 * them, so move them aside first. */
+		{
+			char stack[IO_CHUNK];
+			size_t k = (size_t)n;
+			while (k > 0) {
+				size_t part = k > sizeof(stack) ? sizeof(stack) : k;
+				memcpy(stack, tmp + ((size_t)n - k), part);
+				if (response_body(c, stack, part) == -1) {
+					client_close(c);
+					return;
+				}
+				k -= part;
+			}
+		}
+	}
+	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+	upstream_update(u);
+	client_writable(c);
+}
+
+static void
+upstream_writable(struct upstream *u)
+{
+	struct client *c = u->c;
+	ssize_t n;
+
+	if (c == NULL)
+		return;
+	if (u->connecting) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err != 0) {
+			connect_failed(c, err == ECONNREFUSED);
+			return;
+		}
+		u->connecting = 0;
+		c->t_connected = clock_ms();
+		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+		request_pump(c);
+	}
+	while (buf_pending(&u->out) > 0) {
+		n = write(u->fd, u->out.data + u->out.off, buf_pending(&u->out));
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				break;
+			upstream_eof(c, u, 1);
+			return;
+		}
+		u->out.off += (size_t)n;
+		if (c->req == REQ_BODY || c->tunnel)
+			set_deadline(c, c->tunnel ? T_IDLE : c->timer,
+			    c->tunnel ? clock_ms() + opt.idle_ms : c->deadline);
+		if (buf_pending(&u->out) == 0 && c->req == REQ_BODY &&
+		    buf_pending(&c->in) > 0) {
+			if (request_pump(c) == -1) {
+				client_error(c, 400, "H26", "Request Error");
+				return;
+			}
+		}
+	}
+	if (buf_pending(&u->out) == 0)
+		buf_release(&u->out);
+	upstream_update(u);
+	client_update(c);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static void
+client_timeout(struct client *c)
+{
+	switch (c->timer) {
+	case T_KEEPALIVE:
+		client_close(c);
+		break;
+	case T_HEADER:
+		if (buf_pending(&c->in) == 0 && c->req == REQ_NONE &&
+		    c->resp == RESP_NONE) {
+			client_close(c);	/* never sent a byte */
+			break;
+		}
+		client_error(c, 408, "H28", "Client connection idle");
+		break;
+	case T_QUEUE:
+	case T_FIRSTBYTE:
+		client_error(c, 503, "H12", "Request timeout");
+		break;
+	case T_CONNECT:
+		connect_failed(c, 0);
+		break;
+	case T_IDLE:
+		if (c->resp == RESP_DONE && buf_pending(&c->out) > 0) {
+			client_close(c);
+			break;
+		}
+		client_error(c, 503, "H15", "Idle connection");
+		break;
+	}
+}
+
+static void
+sweep(int64_t now)
+{
+	struct client *c, *next;
+	int64_t min = INT64_MAX;
+	size_t i;
+
+	next_sweep = INT64_MAX;
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->deadline > 0 && c->deadline <= now) {
+			client_timeout(c);
+			continue;
+		}
+		if (c->deadline > 0 && c->deadline < min)
+			min = c->deadline;
+	}
+	/* Pooled connections idle longer than the idle timeout are closed. */
+	for (i = 0; i < nbackends; i++) {
+		struct upstream **pp = &backends[i]->idle;
+		while (*pp != NULL) {
+			struct upstream *u = *pp;
+			if (now - u->idle_since >= opt.idle_ms) {
+				*pp = u->pool_next;
+				upstream_free(u);
+				continue;
+			}
+			if (u->idle_since + opt.idle_ms < min)
+				min = u->idle_since + opt.idle_ms;
+			pp = &u->pool_next;
+		}
+	}
+	if (min < next_sweep)
+		next_sweep = min;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+static void
+drain_begin(void)
+{
+	struct client *c, *next;
+
+	if (draining)
+		return;
+	draining = 1;
+	drain_deadline = clock_ms() + opt.drain_ms;
+	if (listen_fd >= 0) {
+		poller_del(poller, listen_fd);
+		close(listen_fd);
+		listen_fd = -1;
+	}
+	for (c = clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->req == REQ_NONE && c->resp == RESP_NONE &&
+		    buf_pending(&c->in) == 0)
+			client_close(c);
+	}
+}
+
+static int
+event_loop(int sigfd)
+{
+	struct poller_event ev[256];
+	int watchfd = -1;
+
+	poller_set(poller, listen_fd, POLLER_IN, &listen_tag);
+	poller_set(poller, sigfd, POLLER_IN, &signal_tag);
+	if (app_mode) {
+		char dir[4096];
+		app_path(&app, dir, sizeof(dir), "run");
+		if ((watchfd = watch_open(dir)) >= 0)
+			poller_set(poller, watchfd, POLLER_IN, &watch_tag);
+	}
+	for (;;) {
+		int64_t now = clock_ms(), wake = next_sweep;
+		int n, i, timeout;
+
+		if (app_mode && counters_dirty && counters_written + 1000 < wake)
+			wake = counters_written + 1000;
+		if (draining && drain_deadline < wake)
+			wake = drain_deadline;
+		timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 :
+		    (wake - now > INT_MAX ? INT_MAX : (int)(wake - now));
+		fflush(stdout);
+		n = poller_wait(poller, ev, 256, timeout);
+		if (n == -1 && errno != EINTR)
+			return 1;
+		for (i = 0; i < n; i++) {
+			struct tag *t = ev[i].data;
+
+			switch (t->kind) {
+			case K_LISTEN:
+				if (listen_fd >= 0)
+					client_accept();
+				break;
+			case K_SIGNAL: {
+				int sig;
+				while (selfpipe_read(&sig)) {
+					if (sig == SIGHUP)
+						routes_reload();
+					else if (sig == SIGTERM || sig == SIGINT)
+						drain_begin();
+				}
+				break;
+			}
+			case K_WATCH:
+				if (watch_changed(watchfd, "routes"))
+					routes_reload();
+				break;
+			case K_CLIENT: {
+				struct client *c = (struct client *)t;
+				if (c->fd < 0)
+					break;	/* closed earlier this round */
+				if (ev[i].events & POLLER_OUT)
+					client_writable(c);
+				else if (ev[i].events & POLLER_IN)
+					client_readable(c);
+				break;
+			}
+			case K_UPSTREAM: {
+				struct upstream *u = (struct upstream *)t;
+				if (u->fd < 0)
+					break;
+				if (ev[i].events & POLLER_OUT)
+					upstream_writable(u);
+				else if (ev[i].events & POLLER_IN)
+					upstream_readable(u);
+				break;
+			}
+			}
+		}
+		graveyard_empty();
+		now = clock_ms();
+		if (now >= next_sweep)
+			sweep(now);
+		graveyard_empty();
+		counters_write(now);
+		if (draining && (clients == NULL || now >= drain_deadline))
+			return 0;
+	}
+}
+
+/* ---- startup ------------------------------------------------------------------ */
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp, "usage: dyno-route [-a APP | -b HOST:PORT,...] [-l [ADDR:]PORT] "
+	    "[-u USER] [-w N] [options]\n");
+}
+
+static void
+help(void)
+{
+	usage(stdout);
+	printf(
+"\nRoute HTTP to the least loaded of the app's web dynos.\n\n"
+"  -a, --app DIR              route to APP/.dyno/run/routes (default $DYNO_APP)\n"
+"  -b, --backends LIST        fixed HOST:PORT,... instead of an app\n"
+"  -l, --listen [ADDR:]PORT   where to listen (default 0.0.0.0:8080)\n"
+"  -u, --user USER            drop to USER after binding (when root)\n"
+"  -w, --workers N            worker processes sharing the socket (1)\n"
+"      --max-inflight N       requests in flight per dyno (50)\n"
+"      --queue N              requests waiting for a dyno before H11 (1000)\n"
+"      --retries N            connect attempts on different dynos (3)\n"
+"      --quarantine DUR       rest a refusing dyno this long (5s)\n"
+"      --connect-timeout DUR  (5s)\n"
+"      --service-timeout DUR  to the first response byte, H12 (30s)\n"
+"      --idle-timeout DUR     no bytes either way, H15 (55s)\n"
+"      --header-timeout DUR   a whole request head, 408 (10s)\n"
+"      --keepalive-timeout DUR  idle client connection (90s)\n"
+"      --drain-timeout DUR    on SIGTERM, finish requests in flight (30s)\n"
+"      --proto PROTO          X-Forwarded-Proto value (http)\n"
+"  -h, --help                 this help\n\n"
+"Durations take ms, s, m or h (default s).  SIGHUP rereads the routes;\n"
+"SIGTERM stops accepting and finishes what is in flight.\n");
+}
+
+static int
+listen_on(const char *spec)
+{
+	char host[128] = "0.0.0.0", port[16];
+	const char *colon = strrchr(spec, ':');
+	struct addrinfo hints, *res;
+	int fd, one = 1;
+	long p;
+
+	if (colon != NULL) {
+		size_t hl = (size_t)(colon - spec);
+		if (hl == 0 || hl >= sizeof(host))
+			return -1;
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+		if (host[0] == '[' && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		spec = colon + 1;
+	}
+	if (parse_long(spec, 1, 65535, &p) == -1)
+		return -1;
+	snprintf(port, sizeof(port), "%ld", p);
+	snprintf(opt.listen_port, sizeof(opt.listen_port), "%ld", p);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if (getaddrinfo(host, port, &hints, &res) != 0)
+		return -1;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 4096) == -1) {
+		int saved = errno;
+		close(fd);
+		freeaddrinfo(res);
+		errno = saved;
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+static void
+duration_opt(const char *name, const char *arg, int64_t *out)
+{
+	if (parse_duration_ms(arg, out) == -1 || *out <= 0) {
+		fprintf(stderr, "dyno-route: --%s: invalid duration \"%s\"\n",
+		    name, arg);
+		usage(stderr);
+		exit(2);
+	}
+}
+
+static int
+count_opt(const char *name, const char *arg, long min, long max)
+{
+	long v;
+
+	if (parse_long(arg, min, max, &v) == -1) {
+		fprintf(stderr, "dyno-route: --%s: expected a number from %ld to "
+		    "%ld, not \"%s\"\n", name, min, max, arg);
+		usage(stderr);
+		exit(2);
+	}
+	return (int)v;
+}
+
+static int
+drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		fprintf(stderr, "dyno-route: no such user \"%s\"\n", user);
+		return -1;
+	}
+	if (initgroups(user, pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		fprintf(stderr, "dyno-route: cannot become %s: %s\n", user,
+		    strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* The parent of -w N workers: restart one that dies, pass signals on. */
+static int
+workers_run(int sigfd, pid_t *pids, int n)
+{
+	int stopping = 0, live = n;
+
+	for (;;) {
+		struct pollfd pfd = { sigfd, POLLIN, 0 };
+		int sig, status, i;
+		pid_t pid;
+
+		if (poll(&pfd, 1, -1) == -1 && errno != EINTR)
+			return 1;
+		while (selfpipe_read(&sig)) {
+			if (sig == SIGHUP || ((sig == SIGTERM || sig == SIGINT) &&
+			    !stopping)) {
+				if (sig != SIGHUP)
+					stopping = 1;
+				for (i = 0; i < n; i++)
+					if (pids[i] > 0)
+						kill(pids[i], sig == SIGINT ?
+						    SIGTERM : sig);
+			}
+			if (sig != SIGCHLD)
+				continue;
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				for (i = 0; i < n; i++) {
+					if (pids[i] != pid)
+						continue;
+					pids[i] = 0;
+					live--;
+					if (stopping)
+						break;
+					log_event(stdout, "heroku", "router",
+					    "at=error desc=\"worker %d exited, "
+					    "restarting\"", i + 1);
+					fflush(stdout);
+					pid = fork();
+					if (pid == 0) {
+						worker_index = i + 1;
+						return -1;	/* the child runs the loop */
+					}
+					if (pid > 0) {
+						pids[i] = pid;
+						live++;
+					}
+				}
+		}
+		if (stopping && live == 0)
+			return 0;
+	}
+}
+
+
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "app", required_argument, NULL, 'a' },
+		{ "backends", required_argument, NULL, 'b' },
+		{ "connect-timeout", required_argument, NULL, 'C' },
+		{ "drain-timeout", required_argument, NULL, 'D' },
+		{ "header-timeout", required_argument, NULL, 'H' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "idle-timeout", required_argument, NULL, 'I' },
+		{ "keepalive-timeout", required_argument, NULL, 'K' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "max-inflight", required_argument, NULL, 'M' },
+		{ "proto", required_argument, NULL, 'P' },
+		{ "quarantine", required_argument, NULL, 'Q' },
+		{ "queue", required_argument, NULL, 'q' },
+		{ "retries", required_argument, NULL, 'R' },
+		{ "service-timeout", required_argument, NULL, 'S' },
+		{ "user", required_argument, NULL, 'u' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
+	const char *appdir = NULL, *listen_spec = "8080";
+	char pidpath[4096] = "";
+	pid_t pids[64];
+	int ch, sigfd, rc, i;
+
+	while ((ch = getopt_long(argc, argv, "a:b:hl:u:w:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			appdir = optarg;
+			break;
+		case 'b':
+			fixed_backends = optarg;
+			break;
+		case 'C':
+			duration_opt("connect-timeout", optarg, &opt.connect_ms);
+			break;
+		case 'D':
+			duration_opt("drain-timeout", optarg, &opt.drain_ms);
+			break;
+		case 'H':
+			duration_opt("header-timeout", optarg, &opt.header_ms);
+			break;
+		case 'h':
+			help();
+			return 0;
+		case 'I':
+			duration_opt("idle-timeout", optarg, &opt.idle_ms);
+			break;
+		case 'K':
+			duration_opt("keepalive-timeout", optarg, &opt.keepalive_ms);
+			break;
+		case 'l':
+			listen_spec = optarg;
+			break;
+		case 'M':
+			opt.max_inflight = count_opt("max-inflight", optarg, 1, 100000);
+			break;
+		case 'P':
+			opt.proto = optarg;
+			break;
+		case 'Q':
+			duration_opt("quarantine", optarg, &opt.quarantine_ms);
+			break;
+		case 'q':
+			opt.queue_max = count_opt("queue", optarg, 0, 1000000);
+			break;
+		case 'R':
+			opt.retries = count_opt("retries", optarg, 1, 8);
+			break;
+		case 'S':
+			duration_opt("service-timeout", optarg, &opt.service_ms);
+			break;
+		case 'u':
+			opt.user = optarg;
+			break;
+		case 'w':
+			opt.workers = count_opt("workers", optarg, 1, 64);
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || (fixed_backends != NULL && appdir != NULL)) {
+		usage(stderr);
+		return 2;
+	}
+	if (fixed_backends == NULL) {
+		if (app_init(&app, appdir) == -1) {
+			fprintf(stderr, "dyno-route: app directory %s: %s\n",
+			    appdir ? appdir : ".", strerror(errno));
+			return 1;
+		}
+		if (app_prepare(&app) == -1) {
+			fprintf(stderr, "dyno-route: cannot prepare %s: %s\n",
+			    app.state, strerror(errno));
+			return 1;
+		}
+		app_mode = 1;
+		app_path(&app, routes_path, sizeof(routes_path), "run/routes");
+		app_path(&app, counters_path, sizeof(counters_path), "run/router");
+		app_path(&app, pidpath, sizeof(pidpath), "run/router.pid");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((listen_fd = listen_on(listen_spec)) == -1) {
+		fprintf(stderr, "dyno-route: cannot listen on %s: %s\n", listen_spec,
+		    strerror(errno));
+		return 1;
+	}
+	if (opt.user != NULL && drop_privileges(opt.user) == -1)
+		return 1;
+	if ((sigfd = selfpipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]))) == -1 ||
+	    (poller = poller_new()) == NULL) {
+		fprintf(stderr, "dyno-route: %s\n", strerror(errno));
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);	/* flushed once per round */
+	if (pidpath[0]) {
+		char text[32];
+		int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
+		if (atomicfile_write(pidpath, text, (size_t)n, 0644, 0) == -1) {
+			fprintf(stderr, "dyno-route: cannot write %s: %s\n", pidpath,
+			    strerror(errno));
+			return 1;
+		}
+	}
+	rc = -1;
+	if (opt.workers > 1) {
+		for (i = 0; i < opt.workers; i++) {
+			pid_t pid = fork();
+			if (pid == -1) {
+				fprintf(stderr, "dyno-route: fork: %s\n",
+				    strerror(errno));
+				return 1;
+			}
+			if (pid == 0) {
+				worker_index = i + 1;
+				break;
+			}
+			pids[i] = pid;
+		}
+		if (worker_index == 0)
+			rc = workers_run(sigfd, pids, opt.workers);
+		if (rc >= 0)
+			goto out;
+		/* A worker: its own poller, its own counters file. */
+		poller_free(poller);
+		if ((poller = poller_new()) == NULL)
+			return 1;
+		if (app_mode)
+			app_path(&app, counters_path, sizeof(counters_path),
+			    "run/router.%d", worker_index);
+	}
+	if (app_mode)
+		routes_reload();
+	else
+		backends_load(fixed_backends, 0);
+	rc = event_loop(sigfd);
+	fflush(stdout);
+	if (worker_index > 0)
+		_exit(rc);
+out:
+	if (pidpath[0]) {
+		char text[32];
+		long pid;
+		if (file_read(pidpath, text, sizeof(text)) > 0) {
+			text[strcspn(text, "\n")] = '\0';
+			if (parse_long(text, 1, INT_MAX, &pid) == 0 &&
+			    pid == (long)getpid())
+				unlink(pidpath);
+		}
+	}
+	fflush(stdout);
+	return rc;
+}
