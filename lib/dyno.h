@@ -115,6 +115,7 @@ struct spawn_opts {
 	gid_t gid;
 	const char *user;	/* non-NULL: initgroups, setgid, setuid */
 	long nofile;		/* 0: leave RLIMIT_NOFILE alone */
+	const char *cgroup_procs;	/* non-NULL: join this cgroup v2 first */
 };
 pid_t spawn_process(const struct spawn_opts *o);
 void signals_reset(void);

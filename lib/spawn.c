@@ -85,6 +85,15 @@ child_setup(const struct spawn_opts *o)
 
 	if (o->new_session && setsid() == -1)
 		child_fail("setsid");
+	if (o->cgroup_procs != NULL) {
+		/* Join the dyno's cgroup before anything else can fork. */
+		char pid[32];
+		int fd = open(o->cgroup_procs, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+		if (fd == -1 || write(fd, pid, (size_t)n) != n)
+			child_fail("join the dyno's cgroup");
+		close(fd);
+	}
 	signals_reset();
 	/* Keep the three fds clear of 0-2 before moving them into place. */
 	if (in >= 0 && in < 3 && in != 0)

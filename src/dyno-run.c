@@ -74,6 +74,7 @@ struct dyno {
 	int ever_up;
 	int term_pending;	/* SIGTERM goes out after routes are rewritten */
 	int leader_gone;	/* stopping: its shell exited, children still drain */
+	char cgroup[4096];	/* its own cgroup under --cgroup, or "" */
 };
 
 static struct {
@@ -84,11 +85,12 @@ static struct {
 	const char *user;
 	uid_t uid;
 	gid_t gid;
+	const char *cgroup;	/* a delegated cgroup v2 folder, or NULL: /proc */
 } opt = {
 	60000, 30000, 320000, 60000,
 	86400000, 216 * 60000, 5000,
 	512 * 1024, 10000, 100,
-	5000, NULL, 0, 0,
+	5000, NULL, 0, 0, NULL,
 };
 
 static struct app app;
@@ -136,6 +138,8 @@ help(void)
 "      --cycle DUR          restart each dyno after DUR (24h; 0 turns it off)\n"
 "      --cycle-jitter DUR   plus a random 0..DUR (216m)\n"
 "      --no-cycle           no daily cycling\n"
+"      --cgroup DIR         a delegated cgroup v2 folder: one child cgroup per\n"
+"                           dyno, memory from memory.current (default: /proc)\n"
 "      --nofile N           open-file limit for dynos (10000)\n"
 "      --max N              most dynos of one type (100)\n"
 "      --one-off CMD ...    run CMD once as run.N, attached, and exit with its status\n"
@@ -166,13 +170,13 @@ dyno_write(struct dyno *d)
 	n = snprintf(buf, sizeof(buf),
 	    "name=%s\ntype=%s\nstate=%s\npid=%ld\npid_start=%llu\nport=%d\n"
 	    "release=%s\nstarted=%lld\nrestarts=%d\nrss=%ld\nlog=%s\n"
-	    "next_start=%lld\nsupervisor=%ld\ncommand=%s\n",
+	    "next_start=%lld\nsupervisor=%ld\ncgroup=%s\ncommand=%s\n",
 	    d->name, d->type, state_names[d->state], (long)d->pid,
 	    d->pid_start, d->port, d->release, (long long)d->started,
 	    d->restarts, d->rss_kb, d->logpath,
 	    d->state == ST_CRASHED ? (long long)(time(NULL) +
 	    (d->next_start - clock_ms()) / 1000) : 0LL,
-	    (long)getpid(), d->command);
+	    (long)getpid(), d->cgroup, d->command);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
 	if (atomicfile_write(path, buf, (size_t)n, 0644, 0) == -1)
@@ -491,6 +495,22 @@ dyno_spawn(struct dyno *d, int avoid_port)
 		env_set(&env, "PORT", portbuf);
 	}
 	memset(&so, 0, sizeof(so));
+	d->cgroup[0] = '\0';
+	if (opt.cgroup != NULL) {
+		static char procs[4200];
+		snprintf(d->cgroup, sizeof(d->cgroup), "%s/%s.%lu", opt.cgroup,
+		    d->name, log_seq);
+		snprintf(procs, sizeof(procs), "%s/cgroup.procs", d->cgroup);
+		if (mkdir(d->cgroup, 0755) == -1 && errno != EEXIST) {
+			log_event(stdout, "heroku", d->name, "cannot make cgroup "
+			    "%s: %s", d->cgroup, strerror(errno));
+			close(outfd);
+			env_free(&env);
+			d->cgroup[0] = '\0';
+			return -1;
+		}
+		so.cgroup_procs = procs;
+	}
 	so.command = d->command;
 	so.envp = env.vars;
 	so.dir = code_dir;
@@ -533,11 +553,35 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	return 0;
 }
 
+/* Bytes in a cgroup v2 file such as memory.current, as KB; -1 if unreadable. */
+static long
+cgroup_read_kb(const struct dyno *d, const char *file)
+{
+	char path[4200], text[64];
+	long long v;
+
+	snprintf(path, sizeof(path), "%s/%s", d->cgroup, file);
+	if (file_read(path, text, sizeof(text)) <= 0)
+		return -1;
+	v = strtoll(text, NULL, 10);
+	return v < 0 ? -1 : (long)(v / 1024);
+}
+
 static void
 dyno_signal(struct dyno *d, int sig)
 {
 	if (d->pid > 0)
 		proc_session_kill(d->pid, sig);
+	if (sig == SIGKILL && d->cgroup[0]) {
+		/* cgroup.kill reaches even processes that left the session. */
+		char path[4200];
+		int fd;
+		snprintf(path, sizeof(path), "%s/cgroup.kill", d->cgroup);
+		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+			(void)!write(fd, "1", 1);
+			close(fd);
+		}
+	}
 }
 
 static void
@@ -655,6 +699,10 @@ dyno_finish(struct dyno *d)
 	unlink(d->logpath);
 	d->logpath[0] = '\0';
 	d->rss_kb = 0;
+	if (d->cgroup[0]) {
+		rmdir(d->cgroup);	/* empty now; the kernel frees it */
+		d->cgroup[0] = '\0';
+	}
 
 	if (d->retiring || d->stop_reason == STOP_REMOVE || shutting_down) {
 		if (was == ST_STOPPING)
@@ -736,6 +784,8 @@ adopt_one(const char *file)
 	d->last_start = clock_ms();
 	d->cycle_at = cycle_deadline();
 	d->pidfd = pidfd_watch(d->pid);
+	if (kv_get(text, "cgroup", cmd, sizeof(cmd)) == 0)
+		snprintf(d->cgroup, sizeof(d->cgroup), "%s", cmd);
 	if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0]) {
 		snprintf(d->logpath, sizeof(d->logpath), "%s", logp);
 		d->logfd = open(logp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -1005,9 +1055,13 @@ memory_sample(void)
 	proc_sample_sessions(s, n);
 	for (i = 0; i < n; i++) {
 		struct dyno *d = who[i];
-		long mb = s[i].rss_kb / 1024, pct = s[i].rss_kb * 1000 / opt.quota_kb;
+		long kb = d->cgroup[0] ? cgroup_read_kb(d, "memory.current") : -1;
+		long mb, pct;
 
-		d->rss_kb = s[i].rss_kb;
+		/* The cgroup counts what left the session too; /proc otherwise. */
+		d->rss_kb = kb >= 0 ? kb : s[i].rss_kb;
+		mb = d->rss_kb / 1024;
+		pct = d->rss_kb * 1000 / opt.quota_kb;
 		if (labs(d->rss_kb - d->rss_written) > 1024 + d->rss_written / 10)
 			d->dirty = 1;
 		if (d->rss_kb > 2 * opt.quota_kb) {
@@ -1525,6 +1579,7 @@ main(int argc, char **argv)
 		{ "backoff-cap", required_argument, NULL, 'B' },
 		{ "backoff-reset", required_argument, NULL, 'R' },
 		{ "boot-timeout", required_argument, NULL, 'T' },
+		{ "cgroup", required_argument, NULL, 'c' },
 		{ "cycle", required_argument, NULL, 'C' },
 		{ "cycle-jitter", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1553,6 +1608,9 @@ main(int argc, char **argv)
 			break;
 		case 'B':
 			duration_opt("backoff-cap", optarg, &opt.backoff_cap_ms);
+			break;
+		case 'c':
+			opt.cgroup = optarg;
 			break;
 		case 'C':
 			duration_opt("cycle", optarg, &opt.cycle_ms);

@@ -441,3 +441,20 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	wait_for 10 pid_gone "$pid"
 	wait_for 10 pid_gone "$RUN_PID"
 }
+
+@test "--cgroup gives each dyno its own cgroup and reads its memory.current" {
+	# The machine's own cgroups are not ours to change, so this points
+	# --cgroup at a plain folder and plays the kernel's part by hand.
+	make_app 'web: ./app'
+	mkdir "$APP/cg"
+	start_run --cgroup "$APP/cg" --memory 16M --memory-interval 100ms
+	wait_for 10 has_routes 1
+	cg=$(state web.1 cgroup)
+	[[ "$cg" == "$APP/cg/web.1."* ]]
+	[ "$(cat "$cg/cgroup.procs")" = "$(state web.1 pid)" ]
+	pid=$(state web.1 pid)
+	echo $((40 * 1024 * 1024)) > "$cg/memory.current"
+	wait_for 10 log_has 'heroku\[web.1\]: Process running mem=40M(250.0%)'
+	log_has 'Error R15 (Memory quota vastly exceeded)'
+	wait_for 10 pid_gone "$pid"
+}
