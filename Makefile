@@ -29,7 +29,7 @@ VARIANT    = default
 endif
 BUILD = build/$(VARIANT)
 
-PROGRAMS = dyno-run dyno-route
+PROGRAMS = dyno-run dyno-route dyno-scale
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 BINS     = $(PROGRAMS:%=bin/%)
@@ -42,15 +42,17 @@ all: $(BINS) examples/app
 
 $(BUILD)/%.o: %.c lib/dyno.h
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/libdyno.a: $(LIB_OBJ)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@ar rcs $@ $^
 
 bin/%: $(BUILD)/src/%.o $(BUILD)/libdyno.a build/variant
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdyno.a
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdyno.a $(LIBS_$(notdir $@))
 
 # The sample app is a user program, not ours: plain flags, threads.
 examples/app: examples/app.c

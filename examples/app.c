@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -283,8 +284,25 @@ main(int argc, char **argv)
 			close(cfd);
 		pthread_attr_destroy(&at);
 	}
-	/* Graceful stop: no new connections, let requests in flight finish. */
+	/* Graceful stop: serve the connections the kernel already queued for
+	 * us (a router may have sent requests on them), then take no more and
+	 * let the requests in flight finish. */
+	{
+		int fl = fcntl(lfd, F_GETFL);
+		int cfd;
+		fcntl(lfd, F_SETFL, fl | O_NONBLOCK);
+		while ((cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+			pthread_t t;
+			pthread_attr_t at;
+			pthread_attr_init(&at);
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			if (pthread_create(&t, &at, serve, (void *)(intptr_t)cfd) != 0)
+				close(cfd);
+			pthread_attr_destroy(&at);
+		}
+	}
 	close(lfd);
+	sleep_ms(50);	/* let those threads count themselves in flight */
 	for (;;) {
 		int busy;
 		pthread_mutex_lock(&mu);

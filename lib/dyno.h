@@ -14,6 +14,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct app;
+
 #define DYNO_NAME_MAX 64	/* "web", "worker" ... and "web.12" */
 #define DYNO_ERR_MAX 512	/* room for "file:line: message" */
 
@@ -130,6 +132,7 @@ struct proc_sample {
 };
 int proc_sample_sessions(struct proc_sample *s, size_t n);
 int proc_session_kill(pid_t sid, int sig);	/* every process of the session */
+int proc_become_subreaper(void);
 
 /* pidfd.c: watch a process that is not our child. */
 int pidfd_watch(pid_t pid);		/* -1 with ENOSYS where unsupported */
@@ -193,6 +196,19 @@ int watch_changed(int fd, const char *name);	/* 1 if name changed since last cal
 /* rand.c: fast non-cryptographic randomness seeded from the kernel. */
 uint64_t rand_next(void);
 void rand_uuid(char out[37]);
+
+/* dynos.c: the supervisor's run/dynos/NAME files, as readers see them. */
+struct dyno_info {
+	char name[DYNO_NAME_MAX], type[DYNO_NAME_MAX], state[16], release[32];
+	char command[1024];
+	long pid, port, rss_kb, restarts, index;
+	long long started, next_start;
+};
+int dynos_list(const struct app *a, struct dyno_info **out, size_t *n);
+int routes_has(const struct app *a, const char *name);
+
+/* control.c: one line to the supervisor's FIFO (ENXIO: none is reading). */
+int control_send(const struct app *a, const char *line);
 
 /* app.c: the app directory and its .dyno state folder. */
 struct app {

@@ -10,12 +10,16 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
 #include "dyno.h"
 
 struct stat_fields {
+	char state;
 	pid_t pgrp, sid;
 	unsigned long long start;
 	long rss_pages;
@@ -41,6 +45,9 @@ proc_stat(pid_t pid, struct stat_fields *f)
 		while (*p == ' ')
 			p++;
 		switch (field) {
+		case 3:
+			f->state = *p;
+			break;
 		case 5:
 			f->pgrp = (pid_t)strtol(p, NULL, 10);
 			break;
@@ -123,6 +130,8 @@ sample_one(pid_t pid, const struct stat_fields *f, void *arg)
 	size_t i;
 
 	(void)pid;
+	if (f->state == 'Z')	/* exited, waiting for its parent: gone */
+		return;
 	for (i = 0; i < c->n; i++)
 		if (c->s[i].sid == f->sid) {
 			c->s[i].rss_kb += f->rss_pages * c->page_kb;
@@ -157,6 +166,20 @@ kill_one(pid_t pid, const struct stat_fields *f, void *arg)
 
 	if (f->sid == c->sid && kill(pid, c->sig) == 0)
 		c->count++;
+}
+
+/*
+ * Orphans of our dynos are re-parented to us rather than to init, so we
+ * reap them at once and a stopping dyno's session empties on time.
+ */
+int
+proc_become_subreaper(void)
+{
+#ifdef PR_SET_CHILD_SUBREAPER
+	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+#else
+	return 0;
+#endif
 }
 
 int

@@ -1241,8 +1241,12 @@ stops_deliver(void)
 
 	for (i = 0; i < ndynos; i++) {
 		struct dyno *d = dynos[i];
-		if (d->term_pending && d->state == ST_STOPPING)
+		if (d->term_pending && d->state == ST_STOPPING) {
 			dyno_signal(d, SIGTERM);
+			/* A stopped (hung, SIGSTOPped) dyno must wake to act on
+			 * TERM and finish what it holds, as systemd does. */
+			dyno_signal(d, SIGCONT);
+		}
 		d->term_pending = 0;
 	}
 }
@@ -1747,6 +1751,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	srandom((unsigned)(time(NULL) ^ getpid()));
+	proc_become_subreaper();
 	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 	mem_next = clock_ms() + opt.mem_interval_ms;
 	adopt_all();

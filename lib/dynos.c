@@ -1,0 +1,109 @@
+/*
+ * dynos.c: read the supervisor's view of the dynos.  Readers never lock:
+ * every file is replaced atomically, so each read sees one whole version.
+ * Names with "~" are old processes on their way out; ".tmp." files are
+ * writes in progress; run.N are one-off dynos.  See dyno(7).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dyno.h"
+
+static int
+info_cmp(const void *a, const void *b)
+{
+	const struct dyno_info *x = a, *y = b;
+	int c = strcmp(x->type, y->type);
+
+	if (c != 0)
+		return c;
+	return (x->index > y->index) - (x->index < y->index);
+}
+
+static int
+info_read(const struct app *a, const char *file, struct dyno_info *d)
+{
+	char path[4096], text[8192], buf[64];
+	const char *dot;
+
+	memset(d, 0, sizeof(*d));
+	if (app_path(a, path, sizeof(path), "run/dynos/%s", file) == -1 ||
+	    file_read(path, text, sizeof(text)) <= 0)
+		return -1;
+	if (kv_get(text, "name", d->name, sizeof(d->name)) == -1 ||
+	    kv_get(text, "type", d->type, sizeof(d->type)) == -1 ||
+	    kv_get(text, "state", d->state, sizeof(d->state)) == -1)
+		return -1;
+	kv_get(text, "release", d->release, sizeof(d->release));
+	kv_get(text, "command", d->command, sizeof(d->command));
+	kv_get_long(text, "pid", &d->pid);
+	kv_get_long(text, "port", &d->port);
+	kv_get_long(text, "rss", &d->rss_kb);
+	kv_get_long(text, "restarts", &d->restarts);
+	if (kv_get(text, "started", buf, sizeof(buf)) == 0)
+		d->started = strtoll(buf, NULL, 10);
+	if (kv_get(text, "next_start", buf, sizeof(buf)) == 0)
+		d->next_start = strtoll(buf, NULL, 10);
+	dot = strrchr(d->name, '.');
+	d->index = dot ? strtol(dot + 1, NULL, 10) : 0;
+	return 0;
+}
+
+int
+dynos_list(const struct app *a, struct dyno_info **out, size_t *n)
+{
+	char path[4096];
+	struct dyno_info *list = NULL, *nl;
+	size_t count = 0, cap = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	*out = NULL;
+	*n = 0;
+	if (app_path(a, path, sizeof(path), "run/dynos") == -1)
+		return -1;
+	if ((dir = opendir(path)) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.' || strchr(de->d_name, '~') ||
+		    strstr(de->d_name, ".tmp.") ||
+		    strncmp(de->d_name, "run.", 4) == 0)
+			continue;
+		if (count == cap) {
+			cap = cap * 2 + 16;
+			if ((nl = realloc(list, cap * sizeof(*list))) == NULL) {
+				free(list);
+				closedir(dir);
+				return -1;
+			}
+			list = nl;
+		}
+		if (info_read(a, de->d_name, &list[count]) == 0)
+			count++;
+	}
+	closedir(dir);
+	if (count > 1)
+		qsort(list, count, sizeof(*list), info_cmp);
+	*out = list;
+	*n = count;
+	return 0;
+}
+
+int
+routes_has(const struct app *a, const char *name)
+{
+	char path[4096], text[65536];
+	size_t len = strlen(name);
+	const char *p;
+
+	if (app_path(a, path, sizeof(path), "run/routes") == -1 ||
+	    file_read(path, text, sizeof(text)) < 0)
+		return 0;
+	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'),
+	    p = p ? p + 1 : NULL)
+		if (strncmp(p, name, len) == 0 && p[len] == ' ')
+			return 1;
+	return 0;
+}
