@@ -29,7 +29,11 @@ VARIANT    = default
 endif
 BUILD = build/$(VARIANT)
 
-PROGRAMS = dyno-run dyno-route dyno-scale
+# Programs that need only libc; dyno-health also links libcurl (HTTP out).
+PLAIN_PROGRAMS = dyno-run dyno-route dyno-scale
+CURL_PROGRAMS  = dyno-health
+PROGRAMS = $(PLAIN_PROGRAMS) $(CURL_PROGRAMS)
+LIBS_dyno-health = -lcurl
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 BINS     = $(PROGRAMS:%=bin/%)
@@ -63,10 +67,12 @@ check: all
 	mandoc -Tlint -Wwarning $(MANS)
 	bats $(BATS_FLAGS) t
 
+# libcurl has no musl build in Debian, so dyno-health stays dynamic.
 static:
 	@command -v musl-gcc >/dev/null 2>&1 || { \
 	    echo "make static needs musl-gcc: apt-get install musl-tools" >&2; exit 1; }
-	$(MAKE) STATIC=1 $(BINS)
+	$(MAKE) STATIC=1 $(PLAIN_PROGRAMS:%=bin/%)
+	@echo "static: $(PLAIN_PROGRAMS) (dyno-health needs libcurl: build it with make)"
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin
