@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dyno.h"
@@ -80,8 +81,14 @@ app_release(const struct app *a, char *version, size_t vlen, char *dir,
 
 	if (app_path(a, link, sizeof(link), "current") == -1)
 		return -1;
-	if (realpath(link, real) == NULL)
-		return errno == ENOENT ? 1 : -1;
+	if (realpath(link, real) == NULL) {
+		struct stat st;
+		/* No current: dev mode.  A current that points nowhere is an
+		 * error, not a quiet fall back to the app's own code. */
+		if (errno == ENOENT && lstat(link, &st) == -1)
+			return 1;
+		return -1;
+	}
 	if (snprintf(dir, dlen, "%s", real) >= (int)dlen) {
 		errno = ENAMETOOLONG;
 		return -1;

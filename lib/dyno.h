@@ -18,6 +18,7 @@ struct app;
 
 #define DYNO_NAME_MAX 64	/* "web", "worker" ... and "web.12" */
 #define DYNO_ERR_MAX 512	/* room for "file:line: message" */
+#define PROCTYPE_NAME_MAX 48	/* a type name leaves room for ".N" */
 
 /* clock.c: the monotonic clock, in milliseconds. */
 int64_t clock_ms(void);
@@ -192,6 +193,17 @@ void poller_free(struct poller *p);
 /* watch.c: notice a file in a folder being replaced (inotify on Linux). */
 int watch_open(const char *dir);		/* fd to poll, or -1 */
 int watch_changed(int fd, const char *name);	/* 1 if name changed since last call */
+
+/* sha256.c: checksums of releases and slugs. */
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	unsigned char buf[64];
+	size_t fill;
+};
+void sha256_init(struct sha256 *s);
+void sha256_update(struct sha256 *s, const void *data, size_t n);
+void sha256_hex(struct sha256 *s, char out[65]);
 
 /* rand.c: fast non-cryptographic randomness seeded from the kernel. */
 uint64_t rand_next(void);

@@ -66,8 +66,11 @@ procfile_line(struct procfile *pf, const char *p, size_t len, const char *file,
 	if (namelen == 0 || i == len || p[i] != ':')
 		return fail(err, errlen, file, lineno,
 		    "expected NAME: command, NAME made of [A-Za-z0-9_-]");
-	if (namelen >= DYNO_NAME_MAX)
+	if (namelen > PROCTYPE_NAME_MAX)	/* room for ".N" in a dyno name */
 		return fail(err, errlen, file, lineno, "process type name too long");
+	if (namelen == 3 && strncmp(p, "run", 3) == 0)
+		return fail(err, errlen, file, lineno,
+		    "\"run\" is reserved for one-off dynos (run.N)");
 	memcpy(name, p, namelen);
 	name[namelen] = '\0';
 	for (i++; i < len && (p[i] == ' ' || p[i] == '\t'); i++)

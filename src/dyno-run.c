@@ -75,6 +75,7 @@ struct dyno {
 	int term_pending;	/* SIGTERM goes out after routes are rewritten */
 	int leader_gone;	/* stopping: its shell exited, children still drain */
 	char cgroup[4096];	/* its own cgroup under --cgroup, or "" */
+	char envsum[17];	/* digest of the config it started with */
 };
 
 static struct {
@@ -100,6 +101,7 @@ static struct procfile procfile;
 static struct formation formation;
 static struct env base_env;
 static char release[32] = "dev";
+static char envsum[17];		/* changes when config vars or .env change */
 static char code_dir[4096];
 static char routes_last[65536];
 static int routes_written;
@@ -170,13 +172,14 @@ dyno_write(struct dyno *d)
 	n = snprintf(buf, sizeof(buf),
 	    "name=%s\ntype=%s\nstate=%s\npid=%ld\npid_start=%llu\nport=%d\n"
 	    "release=%s\nstarted=%lld\nrestarts=%d\nrss=%ld\nlog=%s\n"
-	    "next_start=%lld\nsupervisor=%ld\ncgroup=%s\ncommand=%s\n",
+	    "next_start=%lld\nsupervisor=%ld\ncgroup=%s\nenvsum=%s\n"
+	    "command=%s\n",
 	    d->name, d->type, state_names[d->state], (long)d->pid,
 	    d->pid_start, d->port, d->release, (long long)d->started,
 	    d->restarts, d->rss_kb, d->logpath,
 	    d->state == ST_CRASHED ? (long long)(time(NULL) +
 	    (d->next_start - clock_ms()) / 1000) : 0LL,
-	    (long)getpid(), d->cgroup, d->command);
+	    (long)getpid(), d->cgroup, d->envsum, d->command);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
 	if (atomicfile_write(path, buf, (size_t)n, 0644, 0) == -1)
@@ -384,6 +387,8 @@ release_load(char *err, size_t errlen)
 	env_unset(&env, "LISTEN_FDS");
 	env_unset(&env, "LISTEN_PID");
 	env_unset(&env, "DYNO_APP");
+	env_unset(&env, "PORT");	/* only web dynos get one, and ours */
+	env_unset(&env, "DYNO");
 	if (rc == 1) {		/* dev mode, like foreman start */
 		snprintf(ver, sizeof(ver), "dev");
 		snprintf(dir, sizeof(dir), "%s", app.dir);
@@ -403,6 +408,18 @@ release_load(char *err, size_t errlen)
 	}
 	if (procfile_load(pfpath, &pf, err, errlen) == -1)
 		goto fail;
+	{
+		/* A digest of the environment: a config change replaces dynos
+		 * even in dev mode, where the release name never changes. */
+		struct sha256 h;
+		char hex[65];
+		size_t i;
+		sha256_init(&h);
+		for (i = 0; i < env.n; i++)
+			sha256_update(&h, env.vars[i], strlen(env.vars[i]) + 1);
+		sha256_hex(&h, hex);
+		snprintf(envsum, sizeof(envsum), "%.16s", hex);
+	}
 	procfile_free(&procfile);
 	procfile = pf;
 	env_free(&base_env);
@@ -469,6 +486,7 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	free(d->command);
 	d->command = strdup(pt->command);
 	snprintf(d->release, sizeof(d->release), "%s", release);
+	snprintf(d->envsum, sizeof(d->envsum), "%s", envsum);
 	d->port = 0;
 	if (strcmp(d->type, "web") == 0 && (d->port = port_pick(avoid_port)) < 0) {
 		log_event(stdout, "heroku", d->name, "no free port from %d",
@@ -483,11 +501,11 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	    (outfd = open(d->logpath, O_RDWR | O_CLOEXEC)) == -1) {
 		log_event(stdout, "heroku", d->name, "cannot make log pipe %s: %s",
 		    d->logpath, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	if (env_copy(&env, &base_env) == -1) {
 		close(outfd);
-		return -1;
+		goto fail;
 	}
 	env_set(&env, "DYNO", d->name);
 	if (d->port > 0) {
@@ -507,7 +525,7 @@ dyno_spawn(struct dyno *d, int avoid_port)
 			close(outfd);
 			env_free(&env);
 			d->cgroup[0] = '\0';
-			return -1;
+			goto fail;
 		}
 		so.cgroup_procs = procs;
 	}
@@ -527,7 +545,8 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	if (d->pid == -1) {
 		log_event(stdout, "heroku", d->name, "cannot fork: %s",
 		    strerror(errno));
-		return -1;
+		d->pid = 0;
+		goto fail;
 	}
 	proc_starttime(d->pid, &d->pid_start);
 	d->started = time(NULL);
@@ -551,6 +570,15 @@ dyno_spawn(struct dyno *d, int avoid_port)
 		d->ever_up = 1;
 	}
 	return 0;
+fail:
+	/* Give back the log pipe so a retry starts clean. */
+	if (d->logfd >= 0)
+		close(d->logfd);
+	d->logfd = -1;
+	if (d->logpath[0])
+		unlink(d->logpath);
+	d->logpath[0] = '\0';
+	return -1;
 }
 
 /* Bytes in a cgroup v2 file such as memory.current, as KB; -1 if unreadable. */
@@ -786,6 +814,8 @@ adopt_one(const char *file)
 	d->pidfd = pidfd_watch(d->pid);
 	if (kv_get(text, "cgroup", cmd, sizeof(cmd)) == 0)
 		snprintf(d->cgroup, sizeof(d->cgroup), "%s", cmd);
+	if (kv_get(text, "envsum", rel, sizeof(rel)) == 0)
+		snprintf(d->envsum, sizeof(d->envsum), "%s", rel);
 	if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0]) {
 		snprintf(d->logpath, sizeof(d->logpath), "%s", logp);
 		d->logfd = open(logp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -874,6 +904,7 @@ reconcile(void)
 			continue;
 		pt = procfile_find(&procfile, d->type);
 		if (strcmp(d->release, release) != 0 ||
+		    (d->envsum[0] && strcmp(d->envsum, envsum) != 0) ||
 		    (d->command && strcmp(d->command, pt->command) != 0))
 			dyno_replace(d, d->state == ST_UP ?
 			    "Restarting (new release)" : NULL);
@@ -903,18 +934,26 @@ reconcile(void)
 static void
 reload(void)
 {
-	char err[DYNO_ERR_MAX];
+	char err[DYNO_ERR_MAX], path[4096];
+	struct formation f;
+	int have;
 
+	/* Check both files before taking either: all or nothing. */
+	app_path(&app, path, sizeof(path), "formation");
+	have = formation_load(path, &f, err, sizeof(err)) == 0;
+	if (!have && errno != ENOENT) {
+		log_event(stdout, "heroku", "supervisor",
+		    "reload failed, keeping the running dynos: %s", err);
+		return;
+	}
 	if (release_load(err, sizeof(err)) == -1) {
 		log_event(stdout, "heroku", "supervisor",
 		    "reload failed, keeping the running dynos: %s", err);
 		return;
 	}
-	if (formation_read(err, sizeof(err)) == -1) {
-		log_event(stdout, "heroku", "supervisor",
-		    "reload failed, keeping the running dynos: %s", err);
-		return;
-	}
+	if (!have)
+		formation_default(&f, &procfile);
+	formation = f;
 	reconcile();
 }
 
@@ -966,7 +1005,7 @@ control_command(char *line)
 		if (d == NULL)
 			log_event(stdout, "heroku", "supervisor",
 			    "stop: no dyno \"%s\"", arg);
-		else
+		else if (d->state != ST_STOPPING)	/* keep why it stops */
 			dyno_stop(d, STOP_HOLD);
 	} else
 		log_event(stdout, "heroku", "supervisor",

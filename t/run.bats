@@ -458,3 +458,25 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	log_has 'Error R15 (Memory quota vastly exceeded)'
 	wait_for 10 pid_gone "$pid"
 }
+
+@test "dev mode: a config change replaces the dynos on reload" {
+	make_app 'web: ./app'
+	start_run
+	wait_for 10 has_routes 1
+	pid=$(state web.1 pid)
+	mkdir -p "$APP/.dyno" && printf 'COLOR=green\n' > "$APP/.dyno/config"
+	control reload
+	wait_for 10 pid_gone "$pid"
+	wait_for 10 has_routes 1
+	[ "$(curl -fsS "http://127.0.0.1:$(state web.1 port)/env?name=COLOR")" = green ]
+}
+
+@test "the type name run is reserved for one-off dynos; PORT is not inherited" {
+	make_app 'web: ./app' 'run: ./app'
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'Procfile:2: "run" is reserved'* ]]
+	make_app 'worker: echo "port=[$PORT]"; exec sleep 1000'
+	PORT=1234 start_run worker=1
+	wait_for 10 log_has 'app\[worker.1\]: port=\[\]'
+}
