@@ -87,11 +87,12 @@ static struct {
 	uid_t uid;
 	gid_t gid;
 	const char *cgroup;	/* a delegated cgroup v2 folder, or NULL: /proc */
+	const char *release_dir;	/* --one-off in this release, not current */
 } opt = {
 	60000, 30000, 320000, 60000,
 	86400000, 216 * 60000, 5000,
 	512 * 1024, 10000, 100,
-	5000, NULL, 0, 0, NULL,
+	5000, NULL, 0, 0, NULL, NULL,
 };
 
 static struct app app;
@@ -145,6 +146,7 @@ help(void)
 "      --nofile N           open-file limit for dynos (10000)\n"
 "      --max N              most dynos of one type (100)\n"
 "      --one-off CMD ...    run CMD once as run.N, attached, and exit with its status\n"
+"      --release DIR        with --one-off: in release folder DIR, not current\n"
 "  -h, --help               this help\n\n"
 "Durations take ms, s, m or h (default s).  Control: SIGHUP or 'reload',\n"
 "'restart NAME|TYPE|all', 'stop NAME' written to APP/.dyno/run/control.\n");
@@ -376,6 +378,21 @@ release_load(char *err, size_t errlen)
 	int rc;
 
 	rc = app_release(&app, ver, sizeof(ver), dir, sizeof(dir));
+	if (opt.release_dir != NULL) {
+		/* dyno-deploy's release phase: a release not yet current. */
+		char meta[4200], text[4096], v[32];
+		if (realpath(opt.release_dir, dir) == NULL) {
+			snprintf(err, errlen, "release %s: %s", opt.release_dir,
+			    strerror(errno));
+			return -1;
+		}
+		snprintf(meta, sizeof(meta), "%s/meta", dir);
+		snprintf(ver, sizeof(ver), "new");
+		if (file_read(meta, text, sizeof(text)) > 0 &&
+		    kv_get(text, "version", v, sizeof(v)) == 0)
+			snprintf(ver, sizeof(ver), "v%s", v);
+		rc = 0;
+	}
 	if (rc == -1) {
 		snprintf(err, errlen, "cannot read %s/current: %s", app.state,
 		    strerror(errno));
@@ -662,7 +679,7 @@ dyno_replace(struct dyno *d, const char *why)
 	index = dot ? atoi(dot + 1) : 1;
 	if ((n = dyno_new(d->type, index)) == NULL)
 		return;
-	n->restarts = d->restarts + 1;
+	n->restarts = d->restarts;	/* a replacement is not a crash */
 	if (dyno_spawn(n, d->port) == -1) {
 		n->next_start = clock_ms() + 1000;
 		dyno_set_state(n, ST_CRASHED);
@@ -1633,6 +1650,7 @@ main(int argc, char **argv)
 		{ "nofile", required_argument, NULL, 'F' },
 		{ "one-off", no_argument, NULL, 'O' },
 		{ "port-base", required_argument, NULL, 'p' },
+		{ "release", required_argument, NULL, 'r' },
 		{ "stop-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 }
@@ -1705,6 +1723,9 @@ main(int argc, char **argv)
 		case 'R':
 			duration_opt("backoff-reset", optarg, &opt.backoff_reset_ms);
 			break;
+		case 'r':
+			opt.release_dir = optarg;
+			break;
 		case 'T':
 			duration_opt("boot-timeout", optarg, &opt.boot_ms);
 			break;
@@ -1727,6 +1748,11 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (opt.release_dir != NULL && !oneoff) {
+		fprintf(stderr, "dyno-run: --release goes with --one-off\n");
+		usage(stderr);
+		return 2;
+	}
 	if (oneoff && argc == 0) {
 		fprintf(stderr, "dyno-run: --one-off needs a command\n");
 		usage(stderr);

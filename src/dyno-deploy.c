@@ -1,0 +1,1507 @@
+/*
+ * dyno-deploy: numbered releases, config vars and rollback.  A release is
+ * built in .dyno/tmp, checked (Procfile, release phase), and only then
+ * renamed into .dyno/releases/N; .dyno/current moves with one rename, so a
+ * killed deploy leaves the old release running and no half-made new one.
+ * Code is stored once per checksum in .dyno/slugs and shared by releases.
+ * See dyno-deploy(1).
+ */
+#define _GNU_SOURCE
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dyno.h"
+
+#define CONFIG_MAX (32 * 1024)
+#define BUILDPACKS_MAX 8
+
+static struct app app;
+static struct {
+	const char *message, *ref;
+	const char *buildpacks[BUILDPACKS_MAX];
+	int nbuildpacks;
+	int64_t build_ms, wait_ms;
+	int wait, rollback_on_failure, keep, no_git;
+} opt = {
+	NULL, NULL, { NULL }, 0,
+	15 * 60000, 120000,
+	-1, 0, 20, 0,
+};
+static char self_dir[PATH_MAX];
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: dyno-deploy [-a APP] [-m DESC] [--ref REF] [--buildpack DIR] [options] SOURCE\n"
+"       dyno-deploy [-a APP] releases\n"
+"       dyno-deploy [-a APP] rollback [vN]\n"
+"       dyno-deploy [-a APP] config [--show] | config:get KEY\n"
+"       dyno-deploy [-a APP] config:set KEY=VALUE ... | config:unset KEY ...\n");
+}
+
+static void
+help(void)
+{
+	usage(stdout);
+	printf(
+"\nBuild and switch to numbered releases; manage config vars.\n\n"
+"SOURCE is a directory, a git repository, a .tar/.tar.gz/.tar.zst file or\n"
+"an http(s) URL of a tarball.\n\n"
+"  -a, --app DIR            app directory (default $DYNO_APP, then .)\n"
+"  -m, --message DESC       the release's description\n"
+"      --ref REF            git: deploy REF instead of HEAD\n"
+"      --no-git             copy a git work tree as files, uncommitted too\n"
+"      --buildpack DIR      run DIR's bin/detect, bin/compile, bin/release\n"
+"                           (repeatable, in order)\n"
+"      --build-timeout DUR  (15m)\n"
+"      --wait / --no-wait   wait until every dyno runs the new release\n"
+"                           (default: wait when a supervisor runs)\n"
+"      --wait-timeout DUR   (120s)\n"
+"      --rollback-on-failure  go back if the new release does not come up\n"
+"      --keep N             releases kept (20)\n"
+"      --show               config: print values, not just names\n"
+"  -h, --help               this help\n");
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static void
+die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+static void
+die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "dyno-deploy: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static void
+state_path(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+state_path(char *buf, size_t len, const char *fmt, ...)
+{
+	char rel[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rel, sizeof(rel), fmt, ap);
+	va_end(ap);
+	if (app_path(&app, buf, len, "%s", rel) == -1)
+		die("path too long: %s", rel);
+}
+
+/* rm -rf, without following symlinks out of the tree. */
+static void
+remove_tree(const char *path)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+
+	if (lstat(path, &st) == -1)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		unlink(path);
+		return;
+	}
+	chmod(path, 0700);
+	if ((d = opendir(path)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			char sub[PATH_MAX];
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+			remove_tree(sub);
+		}
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+static void
+fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+}
+
+/*
+ * Run argv with its output sent to our stdout and appended to logfd (if
+ * >= 0), in its own process group, killed when timeout_ms passes.
+ * Returns the exit status (128+signal), or -1 if it could not run.
+ */
+static int
+run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
+    int64_t timeout_ms, int quiet)
+{
+	int fds[2], status = 0;
+	int64_t deadline = clock_ms() + timeout_ms;
+	pid_t pid;
+	char buf[8192];
+
+	if (pipe2(fds, O_CLOEXEC) == -1)
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid == -1)
+		return -1;
+	if (pid == 0) {
+		setpgid(0, 0);
+		signals_reset();
+		dup2(fds[1], 1);
+		dup2(fds[1], 2);
+		if (cwd != NULL && chdir(cwd) == -1)
+			_exit(127);
+		if (envp != NULL)
+			execve(argv[0], argv, envp);
+		else
+			execvp(argv[0], argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fds[1]);
+	for (;;) {
+		struct pollfd pfd = { fds[0], POLLIN, 0 };
+		int64_t now = clock_ms();
+		ssize_t n;
+
+		if (now >= deadline) {
+			kill(-pid, SIGKILL);
+			fprintf(stderr, "dyno-deploy: %s timed out after %llds\n",
+			    argv[0], (long long)(timeout_ms / 1000));
+			break;
+		}
+		if (poll(&pfd, 1, (int)(deadline - now > 1000 ? 1000 :
+		    deadline - now)) <= 0)
+			continue;
+		n = read(fds[0], buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (!quiet)
+			(void)!write(1, buf, (size_t)n);
+		if (logfd >= 0)
+			(void)!write(logfd, buf, (size_t)n);
+	}
+	close(fds[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	kill(-pid, SIGKILL);	/* whatever it left behind */
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- config ----------------------------------------------------------------- */
+
+static void
+config_load(struct env *e)
+{
+	char path[4096], err[DYNO_ERR_MAX];
+
+	env_init(e, NULL);
+	state_path(path, sizeof(path), "config");
+	if (env_load_config(e, path, err, sizeof(err)) == -1)
+		die("%s", err);
+}
+
+/* The config file's text: KEY=VALUE lines, newline and backslash escaped. */
+static char *
+config_text(const struct env *e, size_t *len)
+{
+	size_t cap = 64, n = 0, i;
+	char *out = malloc(cap);
+
+	for (i = 0; out != NULL && i < e->n; i++) {
+		const char *p;
+		for (p = e->vars[i]; ; p++) {
+			if (n + 3 > cap) {
+				char *nb = realloc(out, cap *= 2);
+				if (nb == NULL) {
+					free(out);
+					return NULL;
+				}
+				out = nb;
+			}
+			if (*p == '\0') {
+				out[n++] = '\n';
+				break;
+			}
+			if (*p == '\n') {
+				out[n++] = '\\';
+				out[n++] = 'n';
+			} else if (*p == '\\') {
+				out[n++] = '\\';
+				out[n++] = '\\';
+			} else
+				out[n++] = *p;
+		}
+	}
+	*len = n;
+	return out;
+}
+
+static void
+config_save(const struct env *e)
+{
+	char path[4096], *text;
+	size_t len;
+
+	if ((text = config_text(e, &len)) == NULL)
+		die("out of memory");
+	if (len > CONFIG_MAX)
+		die("config vars would take %zu bytes; at most %d", len, CONFIG_MAX);
+	state_path(path, sizeof(path), "config");
+	if (atomicfile_write(path, text, len, 0600, 1) == -1)
+		die("cannot write %s: %s", path, strerror(errno));
+	free(text);
+}
+
+/* ---- releases ----------------------------------------------------------------- */
+
+static long
+release_current(void)
+{
+	char path[4096], target[PATH_MAX], *base;
+	ssize_t n;
+	long v;
+
+	state_path(path, sizeof(path), "current");
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0)
+		return 0;
+	target[n] = '\0';
+	base = strrchr(target, '/');
+	if (parse_long(base ? base + 1 : target, 1, LONG_MAX, &v) == -1)
+		return 0;
+	return v;
+}
+
+static int
+cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The release numbers, oldest first. */
+static long *
+release_list(size_t *n)
+{
+	char path[4096];
+	struct dirent *de;
+	long *list = NULL, v;
+	size_t cap = 0;
+	DIR *d;
+
+	*n = 0;
+	state_path(path, sizeof(path), "releases");
+	if ((d = opendir(path)) == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL) {
+		if (parse_long(de->d_name, 1, LONG_MAX, &v) == -1)
+			continue;
+		if (*n == cap) {
+			long *nl = realloc(list, (cap = cap * 2 + 16) * sizeof(long));
+			if (nl == NULL)
+				die("out of memory");
+			list = nl;
+		}
+		list[(*n)++] = v;
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(list, *n, sizeof(long), cmp_long);
+	return list;
+}
+
+static void
+meta_get(long v, const char *key, char *out, size_t len)
+{
+	char path[4096], text[8192];
+
+	out[0] = '\0';
+	state_path(path, sizeof(path), "releases/%ld/meta", v);
+	if (file_read(path, text, sizeof(text)) > 0)
+		kv_get(text, key, out, len);
+}
+
+static int
+releases_show(void)
+{
+	size_t n, i;
+	long *list = release_list(&n), cur = release_current();
+
+	if (n == 0)
+		printf("No releases yet; %s runs in dev mode.\n", app.dir);
+	for (i = n; i-- > 0;) {
+		char created[32], desc[512], when[32] = "?";
+		time_t t;
+		struct tm tm;
+
+		meta_get(list[i], "created", created, sizeof(created));
+		meta_get(list[i], "description", desc, sizeof(desc));
+		t = (time_t)strtoll(created, NULL, 10);
+		if (t > 0) {
+			gmtime_r(&t, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M", &tm);
+		}
+		printf("v%-4ld %s  %s%s\n", list[i], when, desc,
+		    list[i] == cur ? "  (current)" : "");
+	}
+	free(list);
+	return 0;
+}
+
+/* ---- the code: checksum, slug store --------------------------------------------- */
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A checksum of a tree: names, kinds, modes, contents, in sorted order. */
+static void
+tree_hash(struct sha256 *h, const char *root, const char *rel)
+{
+	char path[PATH_MAX], **names = NULL;
+	size_t n = 0, cap = 0, i;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s%s%s", root, rel[0] ? "/" : "", rel);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (n == cap) {
+			char **nn = realloc(names, (cap = cap * 2 + 32) * sizeof(char *));
+			if (nn == NULL)
+				die("out of memory");
+			names = nn;
+		}
+		names[n++] = strdup(de->d_name);
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(names, n, sizeof(char *), cmp_str);
+	for (i = 0; i < n; i++) {
+		char sub[PATH_MAX], full[PATH_MAX], head[64];
+		struct stat st;
+
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "", names[i]);
+		snprintf(full, sizeof(full), "%s/%s", root, sub);
+		if (lstat(full, &st) == -1)
+			continue;
+		snprintf(head, sizeof(head), "%c%o", S_ISDIR(st.st_mode) ? 'd' :
+		    S_ISLNK(st.st_mode) ? 'l' : 'f', (unsigned)(st.st_mode & 07777));
+		sha256_update(h, sub, strlen(sub) + 1);
+		sha256_update(h, head, strlen(head) + 1);
+		if (S_ISDIR(st.st_mode))
+			tree_hash(h, root, sub);
+		else if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t k = readlink(full, target, sizeof(target));
+			if (k > 0)
+				sha256_update(h, target, (size_t)k);
+		} else if (S_ISREG(st.st_mode)) {
+			char buf[65536];
+			ssize_t k;
+			int fd = open(full, O_RDONLY | O_CLOEXEC);
+			while (fd >= 0 && (k = read(fd, buf, sizeof(buf))) > 0)
+				sha256_update(h, buf, (size_t)k);
+			if (fd >= 0)
+				close(fd);
+		}
+		free(names[i]);
+	}
+	free(names);
+}
+
+/*
+ * Move the built code into the slug store under its checksum, unless the
+ * same code is there already, and leave a relative symlink in its place.
+ */
+static void
+slug_store(const char *builddir, const char *sha)
+{
+	char code[PATH_MAX], slug[4096], slugs[4096], link[128];
+
+	snprintf(code, sizeof(code), "%s/app", builddir);
+	state_path(slugs, sizeof(slugs), "slugs");
+	if (mkdir_mode(slugs, 0755) == -1)
+		die("cannot make %s: %s", slugs, strerror(errno));
+	state_path(slug, sizeof(slug), "slugs/%s", sha);
+	if (access(slug, F_OK) == 0)
+		remove_tree(code);		/* stored once already */
+	else if (rename(code, slug) == -1)
+		die("cannot store the slug %s: %s", slug, strerror(errno));
+	else
+		fsync_dir(slugs);
+	snprintf(link, sizeof(link), "../../slugs/%s", sha);
+	if (symlink(link, code) == -1)
+		die("cannot link %s: %s", code, strerror(errno));
+}
+
+/* ---- fetching the source ------------------------------------------------------ */
+
+static int
+is_git(const char *src)
+{
+	char p[PATH_MAX];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/.git", src);
+	if (stat(p, &st) == 0)
+		return 1;
+	snprintf(p, sizeof(p), "%s/objects", src);
+	if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(p, sizeof(p), "%s/HEAD", src);
+		return access(p, F_OK) == 0;
+	}
+	return 0;
+}
+
+static size_t
+curl_to_fd(char *p, size_t size, size_t nmemb, void *arg)
+{
+	int fd = *(int *)arg;
+	size_t n = size * nmemb, off = 0;
+
+	while (off < n) {
+		ssize_t w = write(fd, p + off, n - off);
+		if (w <= 0)
+			return 0;
+		off += (size_t)w;
+	}
+	return n;
+}
+
+/* Fetch a URL into path with libcurl, three tries with backoff. */
+static void
+fetch_url(const char *url, const char *path)
+{
+	int attempt;
+
+	for (attempt = 1; attempt <= 3; attempt++) {
+		CURL *c = curl_easy_init();
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		long status = 0;
+		CURLcode rc;
+
+		if (c == NULL || fd == -1)
+			die("cannot fetch %s: %s", url, strerror(errno));
+		curl_easy_setopt(c, CURLOPT_URL, url);
+		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+		curl_easy_setopt(c, CURLOPT_USERAGENT, "dyno-deploy");
+		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_to_fd);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &fd);
+		rc = curl_easy_perform(c);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_cleanup(c);
+		close(fd);
+		if (rc == CURLE_OK)
+			return;
+		fprintf(stderr, "dyno-deploy: fetching %s (try %d of 3): %s\n", url,
+		    attempt, curl_easy_strerror(rc));
+		/* 4xx will not get better by asking again. */
+		if (status >= 400 && status < 500)
+			break;
+		if (attempt < 3) {
+			struct timespec ts = { attempt, 0 };
+			nanosleep(&ts, NULL);	/* backoff between tries */
+		}
+	}
+	die("cannot fetch %s", url);
+}
+
+/* Unpack a tarball (plain, gzip or zstd, told apart by GNU tar itself). */
+static void
+untar(const char *file, const char *dir, int logfd)
+{
+	char *argv[] = { "tar", "-x", "-f", (char *)file, "-C", (char *)dir,
+	    "--no-same-owner", NULL };
+	unsigned char magic[4] = { 0 };
+	char *zargv[] = { "tar", "--zstd", "-x", "-f", (char *)file, "-C",
+	    (char *)dir, "--no-same-owner", NULL };
+	int fd = open(file, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		die("cannot open %s: %s", file, strerror(errno));
+	(void)!read(fd, magic, sizeof(magic));
+	close(fd);
+	if (run_logged(magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
+	    magic[3] == 0xfd ? zargv : argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+		die("cannot unpack %s", file);
+}
+
+/* A tarball with one top folder (as GitHub makes them): lift its contents. */
+static void
+lift_single_dir(const char *dir)
+{
+	char only[PATH_MAX] = "", tmp[PATH_MAX];
+	struct dirent *de;
+	int count = 0;
+	DIR *d = opendir(dir);
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		count++;
+		snprintf(only, sizeof(only), "%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+	snprintf(tmp, sizeof(tmp), "%s/Procfile", dir);
+	if (count != 1 || access(tmp, F_OK) == 0)
+		return;
+	{
+		struct stat st;
+		char up[PATH_MAX];
+		if (lstat(only, &st) == -1 || !S_ISDIR(st.st_mode))
+			return;
+		snprintf(up, sizeof(up), "%s.lift", dir);
+		if (rename(only, up) == -1 || rmdir(dir) == -1 ||
+		    rename(up, dir) == -1)
+			die("cannot unpack %s", dir);
+	}
+}
+
+/* Put SOURCE's code into dir; fill *commit for git sources. */
+static void
+source_fetch(const char *src, const char *dir, char *commit, size_t clen,
+    int logfd)
+{
+	struct stat st;
+
+	commit[0] = '\0';
+	if (strncmp(src, "http://", 7) == 0 || strncmp(src, "https://", 8) == 0) {
+		char file[PATH_MAX];
+		snprintf(file, sizeof(file), "%s.download", dir);
+		fetch_url(src, file);
+		untar(file, dir, logfd);
+		unlink(file);
+		lift_single_dir(dir);
+		return;
+	}
+	if (stat(src, &st) == -1)
+		die("%s: %s", src, strerror(errno));
+	if (S_ISDIR(st.st_mode) && (opt.ref != NULL || (is_git(src) &&
+	    !opt.no_git))) {
+		/* git: the committed tree at REF, never the work tree. */
+		char rev[256], *argv1[] = { "git", "-C", (char *)src, "rev-parse",
+		    "--verify", "--quiet", rev, NULL };
+		char cmd[PATH_MAX * 2 + 512];
+		FILE *p;
+
+		snprintf(rev, sizeof(rev), "%s^{commit}", opt.ref ? opt.ref : "HEAD");
+		(void)argv1;
+		snprintf(cmd, sizeof(cmd), "git -C '%s' rev-parse --verify --quiet "
+		    "'%s'", src, rev);
+		if (strchr(src, '\'') || strchr(rev, '\''))
+			die("quotes in a git path or ref are not supported");
+		if ((p = popen(cmd, "r")) == NULL ||
+		    fgets(commit, (int)clen, p) == NULL) {
+			if (p)
+				pclose(p);
+			die("%s: no git commit %s", src, opt.ref ? opt.ref : "HEAD");
+		}
+		pclose(p);
+		commit[strcspn(commit, "\n")] = '\0';
+		{
+			char *argv[] = { "sh", "-c",
+			    "git -C \"$1\" archive --format=tar \"$2\" | "
+			    "tar -x -C \"$3\" --no-same-owner", "sh", (char *)src,
+			    commit, (char *)dir, NULL };
+			if (run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+				die("cannot export %s from %s", commit, src);
+		}
+		return;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		char *argv[] = { "sh", "-c",
+		    "tar -C \"$1\" --exclude=./.dyno --exclude=./.git -cf - . | "
+		    "tar -C \"$2\" -xf - --no-same-owner", "sh", (char *)src,
+		    (char *)dir, NULL };
+		if (run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+			die("cannot copy %s", src);
+		return;
+	}
+	if (S_ISREG(st.st_mode)) {
+		untar(src, dir, logfd);
+		lift_single_dir(dir);
+		return;
+	}
+	die("%s: not a directory, tarball, git repository or URL", src);
+}
+
+/* ---- buildpacks --------------------------------------------------------------- */
+
+/* Heroku's bin/release prints YAML; we read default_process_types only. */
+static void
+buildpack_release_types(const char *yaml, char *procfile_add, size_t len)
+{
+	const char *p = strstr(yaml, "default_process_types:");
+	size_t off = strlen(procfile_add);
+
+	if (p == NULL)
+		return;
+	p = strchr(p, '\n');
+	while (p != NULL && (p[1] == ' ' || p[1] == '\t')) {
+		const char *line = p + 1, *eol = strchr(line, '\n');
+		size_t n = eol ? (size_t)(eol - line) : strlen(line);
+		while (n > 0 && (*line == ' ' || *line == '\t')) {
+			line++;
+			n--;
+		}
+		if (n > 0 && off + n + 2 < len) {
+			memcpy(procfile_add + off, line, n);
+			off += n;
+			procfile_add[off++] = '\n';
+			procfile_add[off] = '\0';
+		}
+		p = eol;
+	}
+}
+
+static void
+buildpacks_run(const char *builddir, const struct env *config, int logfd,
+    char *procfile_add, size_t addlen)
+{
+	char code[PATH_MAX], cache[4096], envdir[PATH_MAX];
+	int i;
+	size_t k;
+
+	if (opt.nbuildpacks == 0)
+		return;
+	snprintf(code, sizeof(code), "%s/app", builddir);
+	state_path(cache, sizeof(cache), "cache");
+	if (mkdir_mode(cache, 0700) == -1)
+		die("cannot make %s: %s", cache, strerror(errno));
+	/* ENV_DIR: one file per config var, named by the key. */
+	snprintf(envdir, sizeof(envdir), "%s/env", builddir);
+	if (mkdir(envdir, 0700) == -1)
+		die("cannot make %s: %s", envdir, strerror(errno));
+	for (k = 0; k < config->n; k++) {
+		char f[PATH_MAX], key[256];
+		const char *eq = strchr(config->vars[k], '=');
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - config->vars[k]),
+		    config->vars[k]);
+		snprintf(f, sizeof(f), "%s/%s", envdir, key);
+		if (atomicfile_write(f, eq + 1, strlen(eq + 1), 0600, 0) == -1)
+			die("cannot write %s: %s", f, strerror(errno));
+	}
+	for (i = 0; i < opt.nbuildpacks; i++) {
+		char bp[PATH_MAX], detect[PATH_MAX], compile[PATH_MAX],
+		    release[PATH_MAX], out[PATH_MAX];
+		int rc;
+
+		if (realpath(opt.buildpacks[i], bp) == NULL)
+			die("buildpack %s: %s", opt.buildpacks[i], strerror(errno));
+		snprintf(detect, sizeof(detect), "%s/bin/detect", bp);
+		snprintf(compile, sizeof(compile), "%s/bin/compile", bp);
+		snprintf(release, sizeof(release), "%s/bin/release", bp);
+		{
+			char *argv[] = { detect, code, NULL };
+			char msg[256];
+			int n = snprintf(msg, sizeof(msg), "-----> %s: detect\n", bp);
+			(void)!write(1, msg, (size_t)n);
+			(void)!write(logfd, msg, (size_t)n);
+			if (access(detect, X_OK) == 0 && (rc = run_logged(argv, code,
+			    NULL, logfd, opt.build_ms, 0)) != 0) {
+				n = snprintf(msg, sizeof(msg), "-----> %s does not "
+				    "apply (detect exited %d)\n", bp, rc);
+				(void)!write(1, msg, (size_t)n);
+				(void)!write(logfd, msg, (size_t)n);
+				continue;
+			}
+		}
+		{
+			char *argv[] = { compile, code, cache, envdir, NULL };
+			char msg[256];
+			int n = snprintf(msg, sizeof(msg), "-----> %s: compile\n", bp);
+			(void)!write(1, msg, (size_t)n);
+			(void)!write(logfd, msg, (size_t)n);
+			rc = run_logged(argv, code, NULL, logfd, opt.build_ms, 0);
+			if (rc != 0)
+				die("buildpack %s: compile failed (exit %d); nothing "
+				    "changed", bp, rc);
+		}
+		if (access(release, X_OK) == 0) {
+			char *argv[] = { release, code, NULL };
+			char text[8192];
+			int fd;
+			snprintf(out, sizeof(out), "%s/release.yml", builddir);
+			fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+			if (fd == -1 || run_logged(argv, code, NULL, fd, opt.build_ms,
+			    1) != 0)
+				die("buildpack %s: bin/release failed", bp);
+			close(fd);
+			if (file_read(out, text, sizeof(text)) > 0)
+				buildpack_release_types(text, procfile_add, addlen);
+			unlink(out);
+		}
+	}
+	remove_tree(envdir);
+}
+
+/* ---- switching and waiting ----------------------------------------------------- */
+
+static void
+current_switch(long v)
+{
+	char link[4096], tmp[4200], target[64];
+
+	state_path(link, sizeof(link), "current");
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", link, (long)getpid());
+	snprintf(target, sizeof(target), "releases/%ld", v);
+	unlink(tmp);
+	/* A symlink cannot be rewritten in place: make a new one, rename it. */
+	if (symlink(target, tmp) == -1 || rename(tmp, link) == -1)
+		die("cannot switch %s to %s: %s", link, target, strerror(errno));
+	fsync_dir(app.state);
+}
+
+/*
+ * Every dyno of the formation runs release v and is up (web: routable).
+ * Returns 1 when done, 0 while not yet, -1 when the new release crashes.
+ */
+static int
+release_settled(long v)
+{
+	struct dyno_info *d;
+	size_t n, i;
+	char want[32];
+	int done = 1, crashed = 0;
+
+	snprintf(want, sizeof(want), "v%ld", v);
+	if (dynos_list(&app, &d, &n) == -1)
+		return 0;
+	for (i = 0; i < n; i++) {
+		int mine = strcmp(d[i].release, want) == 0;
+		if (mine && strcmp(d[i].state, "crashed") == 0)
+			crashed = 1;
+		if (!mine || strcmp(d[i].state, "up") != 0 ||
+		    (strcmp(d[i].type, "web") == 0 && !routes_has(&app, d[i].name)))
+			done = 0;
+	}
+	/* An old process still on its way out keeps the switch unfinished. */
+	{
+		char path[4096];
+		DIR *dir;
+		struct dirent *de;
+		state_path(path, sizeof(path), "run/dynos");
+		if ((dir = opendir(path)) != NULL) {
+			while ((de = readdir(dir)) != NULL)
+				if (strchr(de->d_name, '~'))
+					done = 0;
+			closedir(dir);
+		}
+	}
+	free(d);
+	return crashed ? -1 : done;
+}
+
+/* Tell the supervisor; wait as asked.  0: running, 1: failed. */
+static int
+release_activate(long v, int quiet)
+{
+	pid_t sup = app_supervisor_pid(&app);
+	int64_t start = clock_ms();
+	int wait = opt.wait < 0 ? sup > 0 : opt.wait;
+
+	current_switch(v);
+	if (sup == 0) {
+		if (!quiet)
+			printf("Released v%ld; no supervisor runs %s: dyno-run will "
+			    "start it.\n", v, app.dir);
+		return 0;
+	}
+	if (control_send(&app, "reload") == -1)
+		kill(sup, SIGHUP);
+	if (!wait) {
+		if (!quiet)
+			printf("Released v%ld; the supervisor is replacing the "
+			    "dynos.\n", v);
+		return 0;
+	}
+	for (;;) {
+		struct timespec ts = { 0, 50 * 1000000L };
+		int s = release_settled(v);
+		if (s == 1) {
+			printf("Released v%ld: every dyno runs it after %.1fs\n", v,
+			    (clock_ms() - start) / 1000.0);
+			return 0;
+		}
+		if (s == -1) {
+			fprintf(stderr, "dyno-deploy: v%ld crashed while starting "
+			    "(see the supervisor's log: R10, exit status)\n", v);
+			return 1;
+		}
+		if (clock_ms() - start > opt.wait_ms) {
+			fprintf(stderr, "dyno-deploy: v%ld did not come up within "
+			    "%llds\n", v, (long long)(opt.wait_ms / 1000));
+			return 1;
+		}
+		nanosleep(&ts, NULL);	/* poll interval */
+	}
+}
+
+/* ---- making a release ------------------------------------------------------------ */
+
+struct release_spec {
+	const char *source;	/* where the code came from */
+	const char *commit;
+	const char *desc;
+	long from;		/* > 0: reuse release `from`'s code */
+	const struct env *config;
+};
+
+static void
+retention(void)
+{
+	size_t n, i, keep_from;
+	long *list = release_list(&n), cur = release_current();
+	char slugs[4096], path[4096];
+	struct dirent *de;
+	DIR *d;
+
+	keep_from = n > (size_t)opt.keep ? n - (size_t)opt.keep : 0;
+	for (i = 0; i < keep_from; i++) {
+		if (list[i] == cur)
+			continue;	/* never the running one */
+		state_path(path, sizeof(path), "releases/%ld", list[i]);
+		remove_tree(path);
+	}
+	free(list);
+	/* Slugs no kept release points at go too. */
+	state_path(slugs, sizeof(slugs), "slugs");
+	if ((d = opendir(slugs)) == NULL)
+		return;
+	list = release_list(&n);
+	while ((de = readdir(d)) != NULL) {
+		int used = 0;
+		if (de->d_name[0] == '.')
+			continue;
+		for (i = 0; i < n && !used; i++) {
+			char link[4096], target[PATH_MAX];
+			ssize_t k;
+			state_path(link, sizeof(link), "releases/%ld/app", list[i]);
+			k = readlink(link, target, sizeof(target) - 1);
+			if (k > 0) {
+				target[k] = '\0';
+				used = strstr(target, de->d_name) != NULL;
+			}
+		}
+		if (!used) {
+			snprintf(path, sizeof(path), "%s/%s", slugs, de->d_name);
+			remove_tree(path);
+		}
+	}
+	closedir(d);
+	free(list);
+}
+
+/* Run the Procfile's release: entry as a one-off dyno in the new release. */
+static void
+release_phase(const char *builddir, const struct procfile *pf, int logfd)
+{
+	const struct proctype *rel = procfile_find(pf, "release");
+	char dynorun[PATH_MAX];
+	int rc;
+
+	if (rel == NULL)
+		return;
+	snprintf(dynorun, sizeof(dynorun), "%s/dyno-run", self_dir);
+	if (access(dynorun, X_OK) == -1)
+		snprintf(dynorun, sizeof(dynorun), "dyno-run");
+	{
+		char msg[512];
+		int n = snprintf(msg, sizeof(msg), "-----> Release phase: %s\n",
+		    rel->command);
+		(void)!write(1, msg, (size_t)n);
+		(void)!write(logfd, msg, (size_t)n);
+	}
+	{
+		char *argv[] = { dynorun, "-a", app.dir, "--release",
+		    (char *)builddir, "--one-off", rel->command, NULL };
+		rc = run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0);
+	}
+	if (rc != 0)
+		die("release phase failed (exit %d): current is unchanged", rc);
+}
+
+/* Build release N+1 in .dyno/tmp and rename it into place.  Returns N+1. */
+static long
+release_make(const struct release_spec *rs, char *const procfile_text_in)
+{
+	char tmpdir[4096], builddir[PATH_MAX], code[PATH_MAX], path[PATH_MAX];
+	char sha[65], commit[128] = "", err[DYNO_ERR_MAX], releases[4096];
+	char procfile_add[8192] = "", *cfgtext, meta[8192], final[4096];
+	struct procfile pf;
+	struct sha256 h;
+	size_t n, cfglen;
+	long *list, v;
+	int logfd;
+
+	list = release_list(&n);
+	v = n > 0 ? list[n - 1] + 1 : 1;
+	free(list);
+	state_path(tmpdir, sizeof(tmpdir), "tmp");
+	state_path(releases, sizeof(releases), "releases");
+	if (mkdir_mode(tmpdir, 0700) == -1 || mkdir_mode(releases, 0755) == -1)
+		die("cannot make %s: %s", tmpdir, strerror(errno));
+	snprintf(builddir, sizeof(builddir), "%s/build.%ld.%ld", tmpdir, v,
+	    (long)getpid());
+	snprintf(code, sizeof(code), "%s/app", builddir);
+	if (mkdir(builddir, 0755) == -1)
+		die("cannot make %s: %s", builddir, strerror(errno));
+	snprintf(path, sizeof(path), "%s/build.log", builddir);
+	if ((logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0644)) == -1)
+		die("cannot open %s: %s", path, strerror(errno));
+	if (rs->from > 0) {
+		/* Same code as release `from`: point at its slug. */
+		char link[4096], target[PATH_MAX];
+		ssize_t k;
+		state_path(link, sizeof(link), "releases/%ld/app", rs->from);
+		k = readlink(link, target, sizeof(target) - 1);
+		if (k <= 0)
+			die("release v%ld has no code", rs->from);
+		target[k] = '\0';
+		if (symlink(target, code) == -1)
+			die("cannot link %s: %s", code, strerror(errno));
+		meta_get(rs->from, "sha256", sha, sizeof(sha));
+		meta_get(rs->from, "commit", commit, sizeof(commit));
+	} else {
+		if (mkdir(code, 0755) == -1)
+			die("cannot make %s: %s", code, strerror(errno));
+		source_fetch(rs->source, code, commit, sizeof(commit), logfd);
+		buildpacks_run(builddir, rs->config, logfd, procfile_add,
+		    sizeof(procfile_add));
+		sha256_init(&h);
+		tree_hash(&h, code, "");
+		sha256_hex(&h, sha);
+	}
+	/* The effective Procfile: the code's, plus buildpack defaults. */
+	{
+		char *text = NULL;
+		size_t len = 0;
+		snprintf(path, sizeof(path), "%s/Procfile", code);
+		if (procfile_text_in != NULL)
+			text = strdup(procfile_text_in);
+		else if (file_read_alloc(path, &text, &len, 1 << 20) == -1) {
+			if (procfile_add[0] == '\0')
+				die("%s has no Procfile", rs->source ? rs->source :
+				    "the release");
+			text = strdup("");
+		}
+		if (procfile_parse(text, strlen(text), "Procfile", &pf, err,
+		    sizeof(err)) == -1)
+			die("%s", err);
+		if (procfile_add[0]) {
+			struct procfile extra;
+			size_t i;
+			if (procfile_parse(procfile_add, strlen(procfile_add),
+			    "bin/release", &extra, err, sizeof(err)) == -1)
+				die("buildpack default_process_types: %s", err);
+			for (i = 0; i < extra.ntypes; i++) {
+				char line[4200];
+				char *nt;
+				if (procfile_find(&pf, extra.types[i].name))
+					continue;
+				snprintf(line, sizeof(line), "%s: %s\n",
+				    extra.types[i].name, extra.types[i].command);
+				nt = malloc(strlen(text) + strlen(line) + 2);
+				sprintf(nt, "%s%s%s", text, text[0] && text[strlen(text)
+				    - 1] != '\n' ? "\n" : "", line);
+				free(text);
+				text = nt;
+			}
+			procfile_free(&extra);
+			procfile_free(&pf);
+			if (procfile_parse(text, strlen(text), "Procfile", &pf, err,
+			    sizeof(err)) == -1)
+				die("%s", err);
+		}
+		snprintf(path, sizeof(path), "%s/Procfile", builddir);
+		if (atomicfile_write(path, text, strlen(text), 0644, 1) == -1)
+			die("cannot write %s: %s", path, strerror(errno));
+		free(text);
+	}
+	if (rs->from <= 0)
+		slug_store(builddir, sha);
+	if ((cfgtext = config_text(rs->config, &cfglen)) == NULL)
+		die("out of memory");
+	snprintf(path, sizeof(path), "%s/config", builddir);
+	if (atomicfile_write(path, cfgtext, cfglen, 0600, 1) == -1)
+		die("cannot write %s: %s", path, strerror(errno));
+	free(cfgtext);
+	{
+		char desc[512];
+		size_t i;
+		snprintf(desc, sizeof(desc), "%s", rs->desc ? rs->desc : "");
+		if (desc[0] == '\0')
+			snprintf(desc, sizeof(desc), "Deploy %.7s",
+			    commit[0] ? commit : sha);
+		for (i = 0; desc[i]; i++)	/* one line in a key=value file */
+			if (desc[i] == '\n' || desc[i] == '\r')
+				desc[i] = ' ';
+		n = (size_t)snprintf(meta, sizeof(meta),
+		    "version=%ld\ncreated=%lld\nsource=%s\ncommit=%s\n"
+		    "description=%s\nsha256=%s\nbuild_log=build.log\n", v,
+		    (long long)time(NULL), rs->source ? rs->source : "",
+		    commit, desc, sha);
+	}
+	snprintf(path, sizeof(path), "%s/meta", builddir);
+	if (atomicfile_write(path, meta, n, 0644, 1) == -1)
+		die("cannot write %s: %s", path, strerror(errno));
+	release_phase(builddir, &pf, logfd);
+	procfile_free(&pf);
+	fsync(logfd);
+	close(logfd);
+	fsync_dir(builddir);
+	/* The one step that makes it a release. */
+	state_path(final, sizeof(final), "releases/%ld", v);
+	if (rename(builddir, final) == -1)
+		die("cannot rename %s to %s: %s", builddir, final, strerror(errno));
+	fsync_dir(releases);
+	return v;
+}
+
+/* Leftovers of deploys that were killed: never releases, just remove them. */
+static void
+tmp_sweep(void)
+{
+	char tmpdir[4096];
+	struct dirent *de;
+	DIR *d;
+
+	state_path(tmpdir, sizeof(tmpdir), "tmp");
+	if ((d = opendir(tmpdir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char p[PATH_MAX];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", tmpdir, de->d_name);
+		remove_tree(p);
+	}
+	closedir(d);
+}
+
+static int
+rollback_to(long target, long failed, int quiet);
+
+static int
+finish(long v, long previous)
+{
+	int rc = release_activate(v, 0);
+
+	retention();
+	if (rc != 0 && opt.rollback_on_failure && previous > 0) {
+		fprintf(stderr, "dyno-deploy: rolling back to v%ld\n", previous);
+		return rollback_to(previous, v, 0) == 0 ? 1 : 1;
+	}
+	return rc;
+}
+
+static int
+deploy(const char *source)
+{
+	struct release_spec rs;
+	struct env config;
+	char real[PATH_MAX];
+	long v, prev = release_current();
+
+	config_load(&config);
+	memset(&rs, 0, sizeof(rs));
+	/* Local sources are recorded by their full path. */
+	rs.source = strstr(source, "://") == NULL && realpath(source, real) ?
+	    real : source;
+	rs.desc = opt.message;
+	rs.config = &config;
+	v = release_make(&rs, NULL);
+	env_free(&config);
+	printf("Built v%ld\n", v);
+	return finish(v, prev);
+}
+
+static int
+rollback_to(long target, long failed, int quiet)
+{
+	char desc[64], path[4096], err[DYNO_ERR_MAX], *pftext;
+	struct release_spec rs;
+	struct env config;
+	long v;
+
+	(void)failed;
+	state_path(path, sizeof(path), "releases/%ld", target);
+	if (access(path, F_OK) == -1)
+		die("no release v%ld (kept: see dyno-deploy releases)", target);
+	/* Its config vars come back too, as on Heroku. */
+	env_init(&config, NULL);
+	state_path(path, sizeof(path), "releases/%ld/config", target);
+	if (env_load_config(&config, path, err, sizeof(err)) == -1)
+		die("%s", err);
+	state_path(path, sizeof(path), "releases/%ld/Procfile", target);
+	if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
+		die("cannot read %s: %s", path, strerror(errno));
+	snprintf(desc, sizeof(desc), "Rollback to v%ld", target);
+	memset(&rs, 0, sizeof(rs));
+	rs.from = target;
+	rs.desc = desc;
+	rs.config = &config;
+	meta_get(target, "source", path, sizeof(path));
+	rs.source = path;
+	v = release_make(&rs, pftext);
+	free(pftext);
+	config_save(&config);
+	env_free(&config);
+	printf("Built v%ld: %s\n", v, desc);
+	{
+		int rc = release_activate(v, quiet);
+		retention();
+		return rc;
+	}
+}
+
+/* ---- config commands --------------------------------------------------------------- */
+
+static int
+config_show(int show)
+{
+	struct env e;
+	size_t i, width = 0;
+
+	config_load(&e);
+	for (i = 0; i < e.n; i++) {
+		size_t k = (size_t)(strchr(e.vars[i], '=') - e.vars[i]);
+		if (k > width)
+			width = k;
+	}
+	printf("=== %s Config Vars\n", app.dir);
+	for (i = 0; i < e.n; i++) {
+		const char *eq = strchr(e.vars[i], '=');
+		int k = (int)(eq - e.vars[i]);
+		printf("%.*s:%*s %s\n", k, e.vars[i], (int)(width - (size_t)k), "",
+		    show ? eq + 1 : "********");
+	}
+	env_free(&e);
+	return 0;
+}
+
+static int
+config_get(const char *key)
+{
+	struct env e;
+	const char *v;
+
+	config_load(&e);
+	v = env_get(&e, key);
+	if (v == NULL) {
+		env_free(&e);
+		return 1;
+	}
+	fputs(v, stdout);
+	fputc('\n', stdout);
+	env_free(&e);
+	return 0;
+}
+
+/* config:set / config:unset: one new release with the same code. */
+static int
+config_change(int argc, char **argv, int set)
+{
+	char desc[512], names[400] = "";
+	struct env e;
+	size_t off = 0, len;
+	long cur;
+	int i;
+	char *text;
+
+	if (argc == 0) {
+		usage(stderr);
+		return 2;
+	}
+	config_load(&e);
+	/* Check every argument before anything changes. */
+	for (i = 0; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		size_t klen = set ? (eq ? (size_t)(eq - argv[i]) : 0) :
+		    strlen(argv[i]);
+		if ((set && eq == NULL) || !key_valid(argv[i], klen)) {
+			fprintf(stderr, "dyno-deploy: %s: expected %s with KEY "
+			    "matching [A-Za-z_][A-Za-z0-9_]*\n", argv[i],
+			    set ? "KEY=VALUE" : "KEY");
+			env_free(&e);
+			return 2;
+		}
+	}
+	for (i = 0; i < argc; i++) {
+		char key[256];
+		const char *eq = strchr(argv[i], '=');
+		size_t klen = set ? (size_t)(eq - argv[i]) : strlen(argv[i]);
+		snprintf(key, sizeof(key), "%.*s", (int)klen, argv[i]);
+		if (set)
+			env_set(&e, key, eq + 1);
+		else
+			env_unset(&e, key);
+		if (off + klen + 3 < sizeof(names))
+			off += (size_t)snprintf(names + off, sizeof(names) - off,
+			    "%s%s", i ? ", " : "", key);
+	}
+	if ((text = config_text(&e, &len)) == NULL)
+		die("out of memory");
+	free(text);
+	if (len > CONFIG_MAX) {
+		fprintf(stderr, "dyno-deploy: config vars would take %zu bytes; at "
+		    "most %d; nothing changed\n", len, CONFIG_MAX);
+		env_free(&e);
+		return 1;
+	}
+	snprintf(desc, sizeof(desc), "%s %s config vars", set ? "Set" : "Remove",
+	    names);
+	cur = release_current();
+	if (cur == 0) {
+		/* Dev mode: no release to copy; the config file is the truth and
+		 * a reload replaces the dynos (their environment changed). */
+		pid_t sup;
+		config_save(&e);
+		env_free(&e);
+		printf("%s (dev mode)\n", desc);
+		if ((sup = app_supervisor_pid(&app)) > 0 &&
+		    control_send(&app, "reload") == -1)
+			kill(sup, SIGHUP);
+		return 0;
+	}
+	{
+		struct release_spec rs;
+		char path[4096], *pftext;
+		long v;
+
+		state_path(path, sizeof(path), "releases/%ld/Procfile", cur);
+		if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
+			die("cannot read %s: %s", path, strerror(errno));
+		memset(&rs, 0, sizeof(rs));
+		rs.from = cur;
+		rs.desc = desc;
+		rs.config = &e;
+		meta_get(cur, "source", path, sizeof(path));
+		rs.source = path;
+		v = release_make(&rs, pftext);
+		free(pftext);
+		config_save(&e);
+		env_free(&e);
+		printf("%s: v%ld\n", desc, v);
+		{
+			int rc = release_activate(v, 0);
+			retention();
+			return rc;
+		}
+	}
+}
+
+/* ---- main -------------------------------------------------------------------------- */
+
+static int64_t
+duration_arg(const char *name, const char *arg)
+{
+	int64_t v;
+
+	if (parse_duration_ms(arg, &v) == -1 || v <= 0) {
+		fprintf(stderr, "dyno-deploy: --%s: invalid duration \"%s\"\n",
+		    name, arg);
+		usage(stderr);
+		exit(2);
+	}
+	return v;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "app", required_argument, NULL, 'a' },
+		{ "build-timeout", required_argument, NULL, 'T' },
+		{ "buildpack", required_argument, NULL, 'b' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "keep", required_argument, NULL, 'k' },
+		{ "message", required_argument, NULL, 'm' },
+		{ "no-git", no_argument, NULL, 'G' },
+		{ "no-wait", no_argument, NULL, 'n' },
+		{ "ref", required_argument, NULL, 'r' },
+		{ "rollback-on-failure", no_argument, NULL, 'R' },
+		{ "show", no_argument, NULL, 's' },
+		{ "wait", no_argument, NULL, 'w' },
+		{ "wait-timeout", required_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *appdir = NULL, *cmd;
+	char lockpath[4096], exe[PATH_MAX];
+	int ch, show = 0, lockfd, rc;
+	long v;
+
+	while ((ch = getopt_long(argc, argv, "a:hm:", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'a':
+			appdir = optarg;
+			break;
+		case 'b':
+			if (opt.nbuildpacks == BUILDPACKS_MAX) {
+				fprintf(stderr, "dyno-deploy: at most %d buildpacks\n",
+				    BUILDPACKS_MAX);
+				return 2;
+			}
+			opt.buildpacks[opt.nbuildpacks++] = optarg;
+			break;
+		case 'G':
+			opt.no_git = 1;
+			break;
+		case 'h':
+			help();
+			return 0;
+		case 'k':
+			if (parse_long(optarg, 1, 100000, &v) == -1) {
+				fprintf(stderr, "dyno-deploy: --keep: invalid \"%s\"\n",
+				    optarg);
+				return 2;
+			}
+			opt.keep = (int)v;
+			break;
+		case 'm':
+			opt.message = optarg;
+			break;
+		case 'n':
+			opt.wait = 0;
+			break;
+		case 'r':
+			opt.ref = optarg;
+			break;
+		case 'R':
+			opt.rollback_on_failure = 1;
+			break;
+		case 's':
+			show = 1;
+			break;
+		case 'T':
+			opt.build_ms = duration_arg("build-timeout", optarg);
+			break;
+		case 'w':
+			opt.wait = 1;
+			break;
+		case 'W':
+			opt.wait_ms = duration_arg("wait-timeout", optarg);
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[0];
+	if (app_init(&app, appdir) == -1) {
+		fprintf(stderr, "dyno-deploy: app directory %s: %s\n",
+		    appdir ? appdir : ".", strerror(errno));
+		return 1;
+	}
+	if (strcmp(cmd, "config") == 0 && argc == 1)
+		return config_show(show);
+	if (strcmp(cmd, "config:get") == 0) {
+		if (argc != 2 || !key_valid(argv[1], strlen(argv[1]))) {
+			usage(stderr);
+			return 2;
+		}
+		return config_get(argv[1]);
+	}
+	if (strcmp(cmd, "releases") == 0 && argc == 1)
+		return releases_show();
+	if (app_prepare(&app) == -1) {
+		fprintf(stderr, "dyno-deploy: cannot prepare %s: %s\n", app.state,
+		    strerror(errno));
+		return 1;
+	}
+	/* One writer of releases/, current and config at a time. */
+	state_path(lockpath, sizeof(lockpath), "deploy.lock");
+	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lockfd == -1 || flock(lockfd, LOCK_EX) == -1)
+		die("cannot lock %s: %s", lockpath, strerror(errno));
+	tmp_sweep();
+	if (realpath("/proc/self/exe", exe) != NULL && strrchr(exe, '/')) {
+		*strrchr(exe, '/') = '\0';
+		snprintf(self_dir, sizeof(self_dir), "%s", exe);
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (strcmp(cmd, "config:set") == 0)
+		rc = config_change(argc - 1, argv + 1, 1);
+	else if (strcmp(cmd, "config:unset") == 0)
+		rc = config_change(argc - 1, argv + 1, 0);
+	else if (strcmp(cmd, "rollback") == 0 && argc <= 2) {
+		long target;
+		if (argc == 2) {
+			if (parse_long(argv[1][0] == 'v' ? argv[1] + 1 : argv[1], 1,
+			    LONG_MAX, &target) == -1) {
+				fprintf(stderr, "dyno-deploy: rollback: expected vN, "
+				    "not \"%s\"\n", argv[1]);
+				return 2;
+			}
+		} else {
+			size_t n, i;
+			long *list = release_list(&n), cur = release_current();
+			target = 0;
+			for (i = 0; i < n; i++)
+				if (list[i] < cur)
+					target = list[i];
+			free(list);
+			if (target == 0)
+				die("no release before v%ld to roll back to", cur);
+		}
+		rc = rollback_to(target, 0, 0);
+	} else if (argc == 1 && strncmp(cmd, "config", 6) != 0)
+		rc = deploy(cmd);
+	else {
+		usage(stderr);
+		rc = 2;
+	}
+	curl_global_cleanup();
+	return rc;
+}
