@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dyno.h"
@@ -23,6 +24,7 @@ lock_take(const char *path, pid_t *holder)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd == -1)
 		return -1;
+	(void)fchmod(fd, 0644);	/* the mode dyno(7) names, whatever the umask */
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		int saved = errno;
 		ssize_t r = pread(fd, buf, sizeof(buf) - 1, 0);

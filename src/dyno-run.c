@@ -513,7 +513,7 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	app_path(&app, d->logpath, sizeof(d->logpath), "run/logs/%s.%ld.%lu",
 	    d->name, (long)getpid(), ++log_seq);
 	unlink(d->logpath);
-	if (mkfifo(d->logpath, 0600) == -1 ||
+	if (mkfifo(d->logpath, 0600) == -1 || chmod(d->logpath, 0600) == -1 ||
 	    (d->logfd = open(d->logpath, O_RDWR | O_NONBLOCK | O_CLOEXEC)) == -1 ||
 	    (outfd = open(d->logpath, O_RDWR | O_CLOEXEC)) == -1) {
 		log_event(stdout, "heroku", d->name, "cannot make log pipe %s: %s",
@@ -1510,7 +1510,11 @@ one_off(int argc, char **argv)
 	for (i = 1; i < 100000; i++) {
 		app_path(&app, path, sizeof(path), "run/dynos/run.%d", i);
 		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd >= 0 || errno != EEXIST)
+		if (fd >= 0) {
+			(void)fchmod(fd, 0644);
+			break;
+		}
+		if (errno != EEXIST)
 			break;
 	}
 	if (fd == -1) {
