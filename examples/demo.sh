@@ -1,14 +1,15 @@
 #!/bin/sh
 # demo.sh: the README's first Quick start command.  Installs the build tools
 # if they are missing (apt-get, as root or through sudo), builds everything,
-# runs the sample app in examples/ with 2 web dynos and a worker, and prints
-# the URLs to curl.  Ctrl-C stops it all.
+# runs the sample app in examples/ with 2 web dynos and a worker behind the
+# router, and prints the URL to curl.  Ctrl-C stops it all.
 set -e
 cd "$(dirname "$0")/.."
 
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
+[ -e /usr/include/curl/curl.h ] || need="$need libcurl4-openssl-dev"
 if [ -n "$need" ]; then
 	if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo
 	else echo "demo.sh: please install:$need" >&2; exit 1; fi
@@ -17,23 +18,30 @@ if [ -n "$need" ]; then
 fi
 make -s
 
+port=${PORT:-8080}
 bin/dyno-run -a examples web=2 worker=1 &
 pid=$!
-trap 'kill -TERM $pid 2>/dev/null; wait $pid; exit 0' INT TERM
+bin/dyno-route -a examples -l 127.0.0.1:$port &
+rpid=$!
+trap 'kill -TERM $pid $rpid 2>/dev/null; wait $pid $rpid; exit 0' INT TERM
 routes=examples/.dyno/run/routes
 i=0
 while [ "$(grep -c . "$routes" 2>/dev/null || echo 0)" -lt 2 ]; do
-	kill -0 $pid 2>/dev/null || { wait $pid; exit 1; }
+	kill -0 $pid 2>/dev/null || { kill $rpid; wait $pid; exit 1; }
+	kill -0 $rpid 2>/dev/null || { echo "demo.sh: the router could not listen on 127.0.0.1:$port (set PORT=...)" >&2; kill $pid; wait $pid; exit 1; }
 	i=$((i + 1))
 	[ $i -gt 200 ] && { echo "demo.sh: web dynos did not come up" >&2; break; }
 	sleep 0.05
 done
 echo
-echo "The sample app runs. Try:"
-while read -r name addr; do
-	echo "    curl http://$addr/          # answered by $name"
-done < "$routes"
+echo "The sample app runs behind the router. Try:"
+echo "    curl http://127.0.0.1:$port/            # Hello from web.1 or web.2"
+echo "    curl http://127.0.0.1:$port/slow?ms=500"
+echo "    bin/dyno-scale -a examples              # the dynos, like heroku ps"
+echo "    bin/dyno-scale -a examples web=3 --wait"
 echo "    bin/dyno-run -a examples --one-off 'echo \$DYNO'"
 echo "Ctrl-C stops every dyno."
 echo
 wait $pid
+kill -TERM $rpid 2>/dev/null
+wait $rpid
