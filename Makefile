@@ -66,7 +66,7 @@ examples/app: examples/app.c
 check: all
 	@sh t/deps.sh
 	mandoc -Tlint -Wwarning $(MANS)
-	bats $(BATS_FLAGS) t
+	bash t/run-tests.sh $(BATS_FLAGS)
 
 # libcurl has no musl build in Debian, so dyno-health stays dynamic.
 static:
