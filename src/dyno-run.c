@@ -110,6 +110,10 @@ static int shutting_down, ready_sent, initial_started;
 static int64_t mem_next;
 static unsigned long log_seq;
 static int control_fd = -1;
+/* Sessions of exited dynos still to be swept for stragglers: the /proc scan
+ * costs milliseconds, so it runs after the replacement has been started. */
+static pid_t sweep_sids[DYNOS_MAX];
+static size_t nsweep;
 static char control_buf[4096];
 static size_t control_len;
 
@@ -583,7 +587,8 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	} else {
 		d->deadline = 0;
 		dyno_set_state(d, ST_UP);
-		d->reset_at = clock_ms() + opt.backoff_reset_ms;
+		/* only a crash history needs forgetting: no idle wakeup otherwise */
+		d->reset_at = d->crashes ? clock_ms() + opt.backoff_reset_ms : 0;
 		d->ever_up = 1;
 	}
 	return 0;
@@ -731,8 +736,15 @@ dyno_finish(struct dyno *d)
 	enum state was = d->state;
 	int64_t now = clock_ms(), delay;
 
-	/* Whatever it left behind in its session goes with it. */
-	proc_session_kill(d->pid, SIGKILL);
+	/* Whatever it left behind goes with it: its group now, and anything
+	 * else in its session right after the restart (sessions_sweep). */
+	if (d->pid > 1) {
+		kill(-d->pid, SIGKILL);
+		if (nsweep < DYNOS_MAX)
+			sweep_sids[nsweep++] = d->pid;
+		else
+			proc_session_kill(d->pid, SIGKILL);
+	}
 	dyno_read_output(d, 1);
 	d->leader_gone = 0;
 	if (d->logfd >= 0)
@@ -843,7 +855,8 @@ adopt_one(const char *file)
 	if (strcmp(state, "up") == 0) {
 		d->state = ST_UP;
 		d->ever_up = 1;
-		d->reset_at = clock_ms() + opt.backoff_reset_ms;
+		/* only a crash history needs forgetting: no idle wakeup otherwise */
+		d->reset_at = d->crashes ? clock_ms() + opt.backoff_reset_ms : 0;
 	} else if (strcmp(state, "stopping") == 0) {
 		d->state = ST_STARTING;
 		dyno_stop(d, STOP_REMOVE);
@@ -1154,7 +1167,7 @@ timers_run(int64_t now)
 				if (port_accepts(d->port)) {
 					dyno_set_state(d, ST_UP);
 					d->ever_up = 1;
-					d->reset_at = now + opt.backoff_reset_ms;
+					d->reset_at = d->crashes ? now + opt.backoff_reset_ms : 0;
 					break;
 				}
 				d->probe_at = now + PROBE_MS;
@@ -1325,6 +1338,16 @@ retire_check(void)
 }
 
 static void
+sessions_sweep(void)
+{
+	size_t i;
+
+	for (i = 0; i < nsweep; i++)
+		proc_session_kill(sweep_sids[i], SIGKILL);
+	nsweep = 0;
+}
+
+static void
 states_flush(void)
 {
 	size_t i;
@@ -1389,6 +1412,7 @@ supervise(int sigfd)
 		int sig, timeout, rc;
 
 		timers_run(clock_ms());
+		sessions_sweep();
 		retire_check();
 		/* Order matters: routes first, then SIGTERM, then state files. */
 		routes_sync();

@@ -8,6 +8,9 @@ have curl    || need="$need curl"
 have mandoc  || need="$need mandoc"
 have python3 || need="$need python3"
 have pgrep   || need="$need procps"
+have git     || need="$need git"
+have zstd    || need="$need zstd"
+have valgrind || need="$need valgrind"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && have apt-get; then
 	echo "t/deps.sh: installing:$need" >&2
