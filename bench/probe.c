@@ -1,22 +1,31 @@
 /*
  * probe.c: crash-to-respawn timer for bench/supervise.sh.
  *
- *   probe respawn SUPPID COMM COUNT GAP_MS [STATEFILE]
- *	COUNT times: SIGKILL the child of SUPPID whose comm is COMM, then poll
- *	/proc/SUPPID/task/SUPPID/children until a new child with that comm
- *	exists (it has exec'd the program).  The next kill comes GAP_MS after
- *	the respawn was seen, so no supervisor's "one start per second" rule
- *	is ever hit.  With STATEFILE (a dyno-run run/dynos/NAME file) also
- *	times until its pid= line names a new live pid.
+ *   probe COUNT GAP_MS COMM TARGET ...
  *
- *   probe floor COMM COUNT sh|direct PROGRAM
- *	The same kill-to-exec'd time with no supervisor: this process kills
- *	its child, reaps it (blocking), forks, setsid()s and execs PROGRAM
- *	(through /bin/sh -c 'exec PROGRAM' with "sh", as every supervisor
- *	here does, or directly), and polls its own children the same way.
+ * TARGET is SUPPID or SUPPID:STATEFILE (a supervisor), or floor:sh or
+ * floor:direct (no supervisor: see below).  COUNT rounds; in each round every
+ * target in turn gets one SIGKILL of its supervised process, and the time to
+ * the new process is measured before the next target's turn, so no two
+ * measurements overlap and slow drift of the machine hits every target alike.
+ * A target is killed again no sooner than GAP_MS after its last respawn was
+ * seen, so no supervisor's "one start per second" rule is ever hit.
  *
- * Output: one line "n=.. median=.. max=.. min=.. [smedian=.. smax=..]" in
- * ms, then "samples=..." with every value.  Polling sleeps 50 us a turn.
+ * Supervisor: kill the child of SUPPID whose comm is COMM, then poll
+ * /proc/SUPPID/task/SUPPID/children until a new live child with that comm
+ * exists (it has exec'd the program).  With STATEFILE (dyno-run's
+ * run/dynos/NAME) also time until its pid= line names another pid.
+ *
+ * Floor: this process is the supervisor: it kills its child, reaps it
+ * (blocking waitpid), forks, setsid()s and execs COMM's program (PROGRAM,
+ * taken from $PROBE_PROGRAM) through /bin/sh -c 'exec PROGRAM' (floor:sh, as
+ * every supervisor here does) or directly (floor:direct), and polls its own
+ * children the same way.
+ *
+ * Output, per target in the order given, in ms:
+ *   T<i> n=.. median=.. max=.. min=.. [smedian=.. smax=.. smin=..]
+ *   T<i> samples=..,..
+ * Polling sleeps 50 us a turn.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -77,13 +86,28 @@ slurp(const char *path, char *buf, size_t len)
 	return (int)n;
 }
 
-/* A live (not zombie) child of sup, other than old, whose comm is want. */
+/* pid is alive (not a zombie) and its comm is want. */
+static int
+is_prog(long pid, const char *want)
+{
+	char path[64], stat[512], *lp, *rp;
+	size_t wl = strlen(want);
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (slurp(path, stat, sizeof(stat)) <= 0)
+		return 0;
+	lp = strchr(stat, '(');
+	rp = strrchr(stat, ')');
+	return lp != NULL && rp != NULL && (size_t)(rp - lp - 1) == wl &&
+	    strncmp(lp + 1, want, wl) == 0 && rp[1] == ' ' && rp[2] != 'Z';
+}
+
+/* A live child of sup, other than old, whose comm is want; 0 if none. */
 static pid_t
 find_child(pid_t sup, const char *want, pid_t old)
 {
 	static char kids[65536];
-	char path[64], stat[512], *s, *e, *rp;
-	size_t wl = strlen(want);
+	char path[64], *s, *e;
 
 	snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children", (long)sup,
 	    (long)sup);
@@ -94,17 +118,8 @@ find_child(pid_t sup, const char *want, pid_t old)
 
 		if (e == s)
 			break;
-		if (p == old)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%ld/stat", p);
-		if (slurp(path, stat, sizeof(stat)) <= 0)
-			continue;
-		s = strchr(stat, '(');
-		rp = strrchr(stat, ')');
-		if (s == NULL || rp == NULL || (size_t)(rp - s - 1) != wl ||
-		    strncmp(s + 1, want, wl) != 0 || rp[2] == 'Z')
-			continue;
-		return (pid_t)p;
+		if (p != old && is_prog(p, want))
+			return (pid_t)p;
 	}
 	return 0;
 }
@@ -123,13 +138,16 @@ state_pid(const char *file)
 	return strtol(p + 5, NULL, 10);
 }
 
+/* sup > 0: wait for a child of sup other than old running comm.
+ * sup == 0: wait until process old itself runs comm. */
 static pid_t
 wait_child(pid_t sup, const char *comm, pid_t old)
 {
 	double end = now_ms() + DEADLINE_MS;
 	pid_t p;
 
-	while ((p = find_child(sup, comm, old)) == 0) {
+	while ((p = sup ? find_child(sup, comm, old) :
+	    (is_prog(old, comm) ? old : 0)) == 0) {
 		if (now_ms() > end)
 			return 0;
 		nap_us(50);
@@ -146,78 +164,15 @@ cmp(const void *a, const void *b)
 }
 
 static void
-report(const char *tag, double *v, int n, int print_samples)
+report(const char *tag, double *v, int n)
 {
 	double s[MAXN];
-	int i;
 
 	memcpy(s, v, sizeof(double) * (size_t)n);
 	qsort(s, (size_t)n, sizeof(double), cmp);
 	printf("%smedian=%.2f %smax=%.2f %smin=%.2f ", tag,
 	    n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2, tag, s[n - 1],
 	    tag, s[0]);
-	if (print_samples) {
-		printf("\nsamples=");
-		for (i = 0; i < n; i++)
-			printf("%s%.2f", i ? "," : "", v[i]);
-	}
-}
-
-static int
-respawn(pid_t sup, const char *comm, int count, double gap, const char *sfile)
-{
-	static double lat[MAXN], slat[MAXN];
-	double next, t0, t;
-	pid_t old, p;
-	int i;
-
-	if ((old = wait_child(sup, comm, 0)) == 0) {
-		fprintf(stderr, "probe: no %s child of %ld\n", comm, (long)sup);
-		return 1;
-	}
-	next = now_ms() + gap;
-	for (i = 0; i < count; i++) {
-		double got = -1, sgot = sfile ? -1 : 0;
-
-		sleep_until(next);
-		if (kill(old, SIGKILL) == -1) {
-			perror("probe: kill");
-			return 1;
-		}
-		t0 = now_ms();
-		p = 0;
-		for (;;) {
-			t = now_ms();
-			if (got < 0 && (p = find_child(sup, comm, old)) != 0)
-				got = t - t0;
-			if (sgot < 0) {
-				long sp = state_pid(sfile);
-				if (sp > 0 && sp != (long)old)
-					sgot = t - t0;
-			}
-			if (got >= 0 && sgot >= 0)
-				break;
-			if (t - t0 > DEADLINE_MS) {
-				fprintf(stderr, "probe: no respawn within %.0f ms "
-				    "(kill %d)\n", DEADLINE_MS, i + 1);
-				return 1;
-			}
-			nap_us(50);
-		}
-		lat[i] = got;
-		slat[i] = sgot;
-		old = p;
-		next = t0 + (got > sgot ? got : sgot) + gap;
-	}
-	printf("n=%d ", count);
-	report("", lat, count, 0);
-	if (sfile)
-		report("s", slat, count, 0);
-	printf("\nsamples=");
-	for (i = 0; i < count; i++)
-		printf("%s%.2f", i ? "," : "", lat[i]);
-	printf("\n");
-	return 0;
 }
 
 static pid_t
@@ -245,60 +200,122 @@ start(int direct, const char *prog)
 	_exit(127);
 }
 
-static int
-floor_run(const char *comm, int count, int direct, const char *prog)
-{
-	static double lat[MAXN];
-	pid_t self = getpid(), old, p;
-	double t0;
-	int i;
+struct target {
+	pid_t sup;		/* supervisor; 0: the floor, this process */
+	int direct;		/* floor: exec without sh */
+	const char *sfile;	/* dyno-run state file or NULL */
+	pid_t old;		/* current supervised process */
+	double next;		/* earliest next kill */
+	double lat[MAXN], slat[MAXN];
+};
 
-	old = start(direct, prog);
-	if (wait_child(self, comm, 0) != old) {
-		fprintf(stderr, "probe: floor child did not start\n");
-		return 1;
+static const char *comm, *prog;
+
+/* One kill and respawn of t; 0, or -1 on a timeout. */
+static int
+one(struct target *t, int i, double gap)
+{
+	double t0, now, got = -1, sgot = t->sfile ? -1 : 0;
+	pid_t p = 0, fresh = 0;
+
+	sleep_until(t->next);
+	t0 = now_ms();
+	if (kill(t->old, SIGKILL) == -1) {
+		perror("probe: kill");
+		return -1;
 	}
-	for (i = 0; i < count; i++) {
-		nap_us(100000);		/* pacing between samples */
-		t0 = now_ms();
-		kill(old, SIGKILL);
-		waitpid(old, NULL, 0);
-		start(direct, prog);
-		if ((p = wait_child(self, comm, old)) == 0) {
-			fprintf(stderr, "probe: floor respawn failed\n");
-			return 1;
+	if (t->sup == 0) {
+		waitpid(t->old, NULL, 0);
+		fresh = start(t->direct, prog);
+	}
+	for (;;) {
+		now = now_ms();
+		if (got < 0 && (p = t->sup ? find_child(t->sup, comm, t->old) :
+		    (is_prog(fresh, comm) ? fresh : 0)) != 0)
+			got = now - t0;
+		if (sgot < 0) {
+			long sp = state_pid(t->sfile);
+			if (sp > 0 && sp != (long)t->old)
+				sgot = now - t0;
 		}
-		lat[i] = now_ms() - t0;
-		old = p;
+		if (got >= 0 && sgot >= 0)
+			break;
+		if (now - t0 > DEADLINE_MS) {
+			fprintf(stderr, "probe: no respawn within %.0f ms\n",
+			    DEADLINE_MS);
+			return -1;
+		}
+		nap_us(50);
 	}
-	kill(old, SIGKILL);
-	waitpid(old, NULL, 0);
-	printf("n=%d ", count);
-	report("", lat, count, 1);
-	printf("\n");
+	t->lat[i] = got;
+	t->slat[i] = sgot;
+	t->old = p;
+	t->next = t0 + (got > sgot ? got : sgot) + gap;
 	return 0;
 }
 
 int
 main(int argc, char **argv)
 {
-	int n;
+	static struct target tg[16];
+	int count, nt, i, k;
+	double gap;
 
-	if (argc >= 6 && strcmp(argv[1], "respawn") == 0) {
-		n = atoi(argv[4]);
-		if (n < 1 || n > MAXN)
-			return 2;
-		return respawn((pid_t)atol(argv[2]), argv[3], n, atof(argv[5]),
-		    argc > 6 ? argv[6] : NULL);
+	if (argc < 5 || argc - 4 > 16 || (count = atoi(argv[1])) < 1 ||
+	    count > MAXN) {
+		fprintf(stderr, "usage: probe COUNT GAP_MS COMM "
+		    "SUPPID[:STATEFILE]|floor:sh|floor:direct ...\n");
+		return 2;
 	}
-	if (argc == 6 && strcmp(argv[1], "floor") == 0) {
-		n = atoi(argv[3]);
-		if (n < 1 || n > MAXN)
-			return 2;
-		return floor_run(argv[2], n, strcmp(argv[4], "direct") == 0,
-		    argv[5]);
+	gap = atof(argv[2]);
+	comm = argv[3];
+	prog = getenv("PROBE_PROGRAM");
+	nt = argc - 4;
+	for (k = 0; k < nt; k++) {
+		struct target *t = &tg[k];
+		char *a = argv[4 + k], *colon = strchr(a, ':');
+
+		if (strncmp(a, "floor:", 6) == 0) {
+			if (prog == NULL) {
+				fprintf(stderr, "probe: floor needs PROBE_PROGRAM\n");
+				return 2;
+			}
+			t->direct = strcmp(a + 6, "direct") == 0;
+			t->old = start(t->direct, prog);
+			if (wait_child(0, comm, t->old) != t->old) {
+				fprintf(stderr, "probe: floor child did not start\n");
+				return 1;
+			}
+		} else {
+			t->sup = (pid_t)atol(a);
+			t->sfile = colon ? colon + 1 : NULL;
+			if ((t->old = wait_child(t->sup, comm, 0)) == 0) {
+				fprintf(stderr, "probe: no %s child of %ld\n", comm,
+				    (long)t->sup);
+				return 1;
+			}
+		}
+		t->next = now_ms();
 	}
-	fprintf(stderr, "usage: probe respawn SUPPID COMM COUNT GAP_MS "
-	    "[STATEFILE]\n       probe floor COMM COUNT sh|direct PROGRAM\n");
-	return 2;
+	for (i = 0; i < count; i++)
+		for (k = 0; k < nt; k++)
+			if (one(&tg[k], i, gap) == -1)
+				return 1;
+	for (k = 0; k < nt; k++) {
+		struct target *t = &tg[k];
+
+		if (t->sup == 0) {
+			kill(t->old, SIGKILL);
+			waitpid(t->old, NULL, 0);
+		}
+		printf("T%d n=%d ", k, count);
+		report("", t->lat, count);
+		if (t->sfile)
+			report("s", t->slat, count);
+		printf("\nT%d samples=", k);
+		for (i = 0; i < count; i++)
+			printf("%s%.2f", i ? "," : "", t->lat[i]);
+		printf("\n");
+	}
+	return 0;
 }

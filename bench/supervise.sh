@@ -8,8 +8,11 @@
 #      of the supervisor that has exec'd bsleeper (bench/probe.c polls
 #      /proc/SUP/task/SUP/children every 50 us).  For dyno-run also until
 #      run/dynos/worker.1 names the new pid.  Floor: the same kill, reap,
-#      fork, exec done by probe itself, through sh and directly.
-#   2. idle RSS (VmRSS) with 1 supervised process; dyno-run also with 10 dynos
+#      fork, exec done by probe itself, through sh and directly.  One probe
+#      does every target round-robin (one kill of each per round, never two
+#      measurements at once), so drift of a shared machine hits all alike.
+#      Diagnostic: a second dyno-run started under `ulimit -n 1024`.
+#   2. idle RSS (VmRSS, and its private part RssAnon) with 1 supervised process; dyno-run also with 10 dynos
 #      (one process), runsv/s6 as one process's RSS x 10 (one per service).
 #   3. voluntary+nonvoluntary context switches over IDLE_S idle seconds.
 #   4. RSS and CPU (utime+stime) over CPU_S seconds with MANY dynos: one
@@ -135,6 +138,13 @@ rss() {		# sum of VmRSS in kB of every pid given
 	done
 	echo "$s"
 }
+anon() {	# sum of RssAnon in kB (private: heap, stack, data) of every pid
+	local p s=0
+	for p; do
+		s=$((s + $(awk '/^RssAnon/ {print $2}' "/proc/$p/status")))
+	done
+	echo "$s"
+}
 cpu() {		# sum of utime+stime in clock ticks of every pid given
 	local p s=0 st
 	for p; do
@@ -198,22 +208,26 @@ echo "  dyno-run $DYNO_RUN ${DYNO_FLAGS[*]}"
 echo "  runsv: runit $(dpkg-query -W -f='${Version}' runit 2>/dev/null || echo '?')," \
 	"s6-supervise: s6 $(dpkg-query -W -f='${Version}' s6 2>/dev/null || echo '?')"
 echo "  kills=$KILLS gap=${GAP_MS}ms idle=${IDLE_S}s cpu-window=${CPU_S}s many=$MANY"
-
-# ---- 0. floor ----------------------------------------------------------------
-
-echo "floor: kill+reap+fork+exec in one process ..."
-FLOOR_SH=$("$T/probe" floor "$PROG" "$KILLS" sh "$T/$PROG" | head -n 1)
-FLOOR_DIRECT=$("$T/probe" floor "$PROG" "$KILLS" direct "$T/$PROG" | head -n 1)
+echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- 1-3. one service each; dyno-run also with 10 ----------------------------
 
-echo "idle: one service each, dyno-run also worker=10 ..."
+# DN is a second dyno-run started under `ulimit -n 1024`, for a diagnostic:
+# its child closes fds 3..RLIMIT_NOFILE one at a time before exec
+# (lib/spawn.c), so its respawn time depends on the open-file limit.
+NOFILE_NOW=$(ulimit -n)
+echo "start: one service each, dyno-run also worker=10 and under ulimit -n 1024 ..."
 start_dyno 1;  D1=$REPLY
 start_dyno 10; D10=$REPLY
 start_runsv 1; R1=$REPLY
 start_s6 1;    S1=$REPLY
+ulimit -S -n 1024
+start_dyno 1 app1n; DN=$REPLY
+ulimit -S -n "$NOFILE_NOW"
 wait_kids "$D1" 1; wait_kids "$D10" 10; wait_kids "$R1" 1; wait_kids "$S1" 1
-wait_quiet "$D1" "$D10" "$R1" "$S1"
+wait_kids "$DN" 1
+wait_quiet "$D1" "$D10" "$R1" "$S1" "$DN"
+echo "idle: ${IDLE_S} s ..."
 for v in D1 D10 R1 S1; do
 	eval "c0_$v=\$(ctxt \"\$$v\")"
 done
@@ -221,25 +235,20 @@ sleep "$IDLE_S"		# the idle window being measured
 for v in D1 D10 R1 S1; do
 	eval "CTX_$v=\$(( \$(ctxt \"\$$v\") - c0_$v ))"
 	eval "RSS_$v=\$(rss \"\$$v\")"
+	eval "ANON_$v=\$(anon \"\$$v\")"
 done
 
-echo "respawn: $KILLS kills each, ${GAP_MS} ms after each respawn ..."
-RESP_D=$("$T/probe" respawn "$D1" "$PROG" "$KILLS" "$GAP_MS" \
-	"$T/app1/.dyno/run/dynos/worker.1")
-RESP_R=$("$T/probe" respawn "$R1" "$PROG" "$KILLS" "$GAP_MS")
-RESP_S=$("$T/probe" respawn "$S1" "$PROG" "$KILLS" "$GAP_MS")
+# One probe, round-robin: each round kills every target once, one at a time.
+echo "respawn: $KILLS rounds, each target killed ${GAP_MS} ms after its last respawn ..."
+PROBE_PROGRAM=$T/$PROG "$T/probe" "$KILLS" "$GAP_MS" "$PROG" floor:sh floor:direct \
+	"$D1:$T/app1/.dyno/run/dynos/worker.1" "$R1" "$DN" "$S1" >"$T/probe.out"
+RESP_FSH=$(grep '^T0 ' "$T/probe.out")
+RESP_FDIRECT=$(grep '^T1 ' "$T/probe.out")
+RESP_D=$(grep '^T2 ' "$T/probe.out")
+RESP_R=$(grep '^T3 ' "$T/probe.out")
+RESP_DN=$(grep '^T4 ' "$T/probe.out")
+RESP_S=$(grep '^T5 ' "$T/probe.out")
 RSS2_D1=$(rss "$D1"); RSS2_R1=$(rss "$R1"); RSS2_S1=$(rss "$S1")
-stop_all
-
-# Diagnostic: dyno-run's child closes fds 3..RLIMIT_NOFILE one by one before
-# exec (lib/spawn.c), so its respawn time depends on the open-file limit.
-NOFILE_NOW=$(ulimit -n)
-echo "respawn: dyno-run again under ulimit -n 1024 (now $NOFILE_NOW) ..."
-ulimit -S -n 1024
-start_dyno 1 app1n; DN=$REPLY
-ulimit -S -n "$NOFILE_NOW"
-wait_kids "$DN" 1
-RESP_DN=$("$T/probe" respawn "$DN" "$PROG" "$KILLS" "$GAP_MS")
 stop_all
 
 # ---- 4. MANY services --------------------------------------------------------
@@ -265,6 +274,7 @@ CTXM_D=$(( $(ctxt "$DM") - c0_D ))
 CTXM_R=$(( $(ctxt "${RM[@]}") - c0_R ))
 CTXM_S=$(( $(ctxt "${SM[@]}") - c0_S ))
 RSSM_D=$(rss "$DM"); RSSM_R=$(rss "${RM[@]}"); RSSM_S=$(rss "${SM[@]}")
+ANONM_D=$(anon "$DM"); ANONM_R=$(anon "${RM[@]}"); ANONM_S=$(anon "${SM[@]}")
 stop_all
 
 # ---- table -------------------------------------------------------------------
@@ -280,24 +290,39 @@ printf '|%s|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..48})" "$(printf -- '-%.
 	"$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..11})"
 row "respawn median, ms (kill to exec'd child)" "$(md "$RESP_D")" "$(md "$RESP_R")" "$(md "$RESP_S")"
 row "respawn max, ms" "$(mx "$RESP_D")" "$(mx "$RESP_R")" "$(mx "$RESP_S")"
+row "respawn median above the sh floor, ms" \
+	"$(awk -v a="$(md "$RESP_D")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')" \
+	"$(awk -v a="$(md "$RESP_R")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')" \
+	"$(awk -v a="$(md "$RESP_S")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')"
 row "state file names new pid, median/max ms" "$(field smedian "$RESP_D")/$(field smax "$RESP_D")" "" ""
+# shellcheck disable=SC2153  # RSS_* are assigned through eval above
 row "idle RSS, 1 service, MB" "$(kb2mb "$RSS_D1")" "$(kb2mb "$RSS_R1")" "$(kb2mb "$RSS_S1")"
 row "idle RSS after $KILLS respawns, MB" "$(kb2mb "$RSS2_D1")" "$(kb2mb "$RSS2_R1")" "$(kb2mb "$RSS2_S1")"
 row "idle RSS, 10 services, MB (runsv/s6: 1x10)" "$(kb2mb "$RSS_D10")" "$(kb2mb $((RSS_R1 * 10)))" "$(kb2mb $((RSS_S1 * 10)))"
+row "  of which RssAnon (private), 1 service, kB" "$ANON_D1" "$ANON_R1" "$ANON_S1"
+row "  of which RssAnon, 10 services, kB" "$ANON_D10" $((ANON_R1 * 10)) $((ANON_S1 * 10))
 row "ctxt switches in ${IDLE_S} s idle, 1 service" "$CTX_D1" "$CTX_R1" "$CTX_S1"
 row "ctxt switches in ${IDLE_S} s idle, dyno-run x10" "$CTX_D10" "" ""
 row "RSS, $MANY services, MB (sum of processes)" "$(kb2mb "$RSSM_D")" "$(kb2mb "$RSSM_R")" "$(kb2mb "$RSSM_S")"
+row "  of which RssAnon, $MANY services, kB" "$ANONM_D" "$ANONM_R" "$ANONM_S"
 row "CPU ms (utime+stime) in ${CPU_S} s, $MANY services" "$CPUM_D" "$CPUM_R" "$CPUM_S"
 row "ctxt switches in ${CPU_S} s, $MANY services" "$CTXM_D" "$CTXM_R" "$CTXM_S"
 row "processes, $MANY services" 1 "$MANY" "$MANY"
 echo
-echo "floor (probe kills, reaps, forks, execs; same detection):"
-echo "  via /bin/sh -c 'exec bsleeper': median $(md "$FLOOR_SH") ms, max $(mx "$FLOOR_SH") ms"
-echo "  direct exec of bsleeper:        median $(md "$FLOOR_DIRECT") ms, max $(mx "$FLOOR_DIRECT") ms"
-echo "dyno-run under ulimit -n 1024 (open-file limit otherwise $NOFILE_NOW):" \
-	"respawn median $(md "$RESP_DN") ms, max $(mx "$RESP_DN") ms"
+echo "respawn, ms                median      max  (kill to exec'd child; same rounds as the table)"
+prow() { printf '  %-22s %8s %8s\n' "$1" "$(md "$2")" "$(mx "$2")"; }
+prow "floor, sh -c exec" "$RESP_FSH"
+prow "floor, direct exec" "$RESP_FDIRECT"
+prow "dyno-run" "$RESP_D"
+prow "dyno-run, nofile 1024" "$RESP_DN"
+prow "runsv" "$RESP_R"
+prow "s6-supervise" "$RESP_S"
+echo "  (floor: probe itself kills, reaps, forks, setsid()s, execs; open-file limit $NOFILE_NOW)"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "respawn samples, ms:"
-echo "  dyno-run: $(sed -n 's/^samples=//p' <<<"$RESP_D")"
-echo "  runsv:    $(sed -n 's/^samples=//p' <<<"$RESP_R")"
-echo "  s6:       $(sed -n 's/^samples=//p' <<<"$RESP_S")"
-echo "  dyno-run, ulimit -n 1024: $(sed -n 's/^samples=//p' <<<"$RESP_DN")"
+smp() { sed -n 's/^T[0-9]* samples=//p' <<<"$1"; }
+echo "  floor sh:     $(smp "$RESP_FSH")"
+echo "  dyno-run:     $(smp "$RESP_D")"
+echo "  dyno-run/1024: $(smp "$RESP_DN")"
+echo "  runsv:        $(smp "$RESP_R")"
+echo "  s6:           $(smp "$RESP_S")"

@@ -42,6 +42,12 @@ static struct {
 	-1, 0, 20, 0,
 };
 static char self_dir[PATH_MAX];
+/* What a deploy that fails leaves, removed at exit: its build folder and a
+ * slug it stored that no release points at yet. */
+static char failed_build[PATH_MAX], failed_slug[PATH_MAX];
+/* The process group of the build step running now: a deploy that is
+ * stopped (Ctrl-C, SIGTERM, SIGHUP) takes it along. */
+static volatile pid_t build_pgid;
 
 static void
 usage(FILE *fp)
@@ -143,6 +149,24 @@ remove_tree(const char *path)
 }
 
 static void
+on_stop(int sig)
+{
+	if (build_pgid > 0)
+		kill(-build_pgid, SIGKILL);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void
+failed_cleanup(void)
+{
+	if (failed_build[0])
+		remove_tree(failed_build);
+	if (failed_slug[0])
+		remove_tree(failed_slug);
+}
+
+static void
 fsync_dir(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -166,13 +190,29 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 	int64_t deadline = clock_ms() + timeout_ms;
 	pid_t pid;
 	char buf[8192];
+	sigset_t stop, old;
 
 	if (pipe2(fds, O_CLOEXEC) == -1)
 		return -1;
 	fflush(stdout);
+	/* No stop signal between fork and knowing the group to kill. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigprocmask(SIG_BLOCK, &stop, &old);
 	pid = fork();
-	if (pid == -1)
+	if (pid > 0) {
+		setpgid(pid, pid);
+		build_pgid = pid;
+	}
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid == -1) {
+		close(fds[0]);
+		close(fds[1]);
 		return -1;
+	}
 	if (pid == 0) {
 		setpgid(0, 0);
 		signals_reset();
@@ -214,6 +254,7 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
 	kill(-pid, SIGKILL);	/* whatever it left behind */
+	build_pgid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -464,8 +505,10 @@ slug_store(const char *builddir, const char *sha)
 		remove_tree(code);		/* stored once already */
 	else if (rename(code, slug) == -1)
 		die("cannot store the slug %s: %s", slug, strerror(errno));
-	else
+	else {
+		snprintf(failed_slug, sizeof(failed_slug), "%s", slug);
 		fsync_dir(slugs);
+	}
 	snprintf(link, sizeof(link), "../../slugs/%s", sha);
 	if (symlink(link, code) == -1)
 		die("cannot link %s: %s", code, strerror(errno));
@@ -890,6 +933,32 @@ struct release_spec {
 	const struct env *config;
 };
 
+/* Some dyno (one-offs and those on their way out too) runs release v. */
+static int
+release_running(long v)
+{
+	char path[4096], want[32];
+	struct dirent *de;
+	int running = 0;
+	DIR *d;
+
+	snprintf(want, sizeof(want), "v%ld", v);
+	state_path(path, sizeof(path), "run/dynos");
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while (!running && (de = readdir(d)) != NULL) {
+		char f[PATH_MAX], text[8192], rel[32];
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
+		running = file_read(f, text, sizeof(text)) > 0 &&
+		    kv_get(text, "release", rel, sizeof(rel)) == 0 &&
+		    strcmp(rel, want) == 0;
+	}
+	closedir(d);
+	return running;
+}
+
 static void
 retention(void)
 {
@@ -901,8 +970,8 @@ retention(void)
 
 	keep_from = n > (size_t)opt.keep ? n - (size_t)opt.keep : 0;
 	for (i = 0; i < keep_from; i++) {
-		if (list[i] == cur)
-			continue;	/* never the running one */
+		if (list[i] == cur || release_running(list[i]))
+			continue;	/* never one that runs or is to run */
 		state_path(path, sizeof(path), "releases/%ld", list[i]);
 		remove_tree(path);
 	}
@@ -989,6 +1058,7 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	snprintf(code, sizeof(code), "%s/app", builddir);
 	if (mkdir(builddir, 0755) == -1)
 		die("cannot make %s: %s", builddir, strerror(errno));
+	snprintf(failed_build, sizeof(failed_build), "%s", builddir);
 	snprintf(path, sizeof(path), "%s/build.log", builddir);
 	if ((logfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 	    0644)) == -1)
@@ -1098,6 +1168,7 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	state_path(final, sizeof(final), "releases/%ld", v);
 	if (rename(builddir, final) == -1)
 		die("cannot rename %s to %s: %s", builddir, final, strerror(errno));
+	failed_build[0] = failed_slug[0] = '\0';
 	fsync_dir(releases);
 	return v;
 }
@@ -1131,11 +1202,13 @@ finish(long v, long previous)
 {
 	int rc = release_activate(v, 0);
 
-	retention();
+	/* Roll back before pruning, which could take `previous` away. */
 	if (rc != 0 && opt.rollback_on_failure && previous > 0) {
 		fprintf(stderr, "dyno-deploy: rolling back to v%ld\n", previous);
-		return rollback_to(previous, v, 0) == 0 ? 1 : 1;
+		rollback_to(previous, v, 0);	/* prunes when done */
+		return 1;
 	}
+	retention();
 	return rc;
 }
 
@@ -1263,9 +1336,11 @@ config_change(int argc, char **argv, int set)
 		const char *eq = strchr(argv[i], '=');
 		size_t klen = set ? (eq ? (size_t)(eq - argv[i]) : 0) :
 		    strlen(argv[i]);
-		if ((set && eq == NULL) || !key_valid(argv[i], klen)) {
+		/* The config file's reader takes keys of up to 255 bytes. */
+		if ((set && eq == NULL) || klen > 255 ||
+		    !key_valid(argv[i], klen)) {
 			fprintf(stderr, "dyno-deploy: %s: expected %s with KEY "
-			    "matching [A-Za-z_][A-Za-z0-9_]*\n", argv[i],
+			    "matching [A-Za-z_][A-Za-z0-9_]{0,254}\n", argv[i],
 			    set ? "KEY=VALUE" : "KEY");
 			env_free(&e);
 			return 2;
@@ -1465,6 +1540,15 @@ main(int argc, char **argv)
 	if (lockfd == -1 || flock(lockfd, LOCK_EX) == -1)
 		die("cannot lock %s: %s", lockpath, strerror(errno));
 	tmp_sweep();
+	atexit(failed_cleanup);
+	{
+		struct sigaction sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stop;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
 	if (realpath("/proc/self/exe", exe) != NULL && strrchr(exe, '/')) {
 		*strrchr(exe, '/') = '\0';
 		snprintf(self_dir, sizeof(self_dir), "%s", exe);

@@ -94,3 +94,103 @@ common_teardown() {
 	fi
 	[ "$sanitized" = 0 ]
 }
+
+# ---- routers, daemons and load, for scale.bats and health.bats ----------
+
+# pick_port: a port that was free on 127.0.0.1 a moment ago (the kernel's pick).
+pick_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port_listening() { (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# start_app_router [ARG...]: dyno-route for $APP on 127.0.0.1:$ROUTER_PORT,
+# output in $APP/router.log.
+start_app_router() {
+	ROUTER_PORT=$(pick_port)
+	"$BIN/dyno-route" -a "$APP" -l "127.0.0.1:$ROUTER_PORT" "$@" \
+	    >>"$APP/router.log" 2>&1 3>&- &
+	ROUTER_PID=$!
+	wait_for 10 port_listening "$ROUTER_PORT"
+}
+
+# start_health [ARG...]: dyno-health as a daemon on $APP, output in $APP/health.log.
+start_health() {
+	"$BIN/dyno-health" -a "$APP" "$@" >>"$APP/health.log" 2>&1 3>&- &
+	HEALTH_PID=$!
+}
+
+# start_load NAME URL: one client asking for URL again and again, each
+# status code a line in $APP/NAME.codes, until stop_load.  Adds to LOAD_PIDS.
+start_load() {
+	local name=$1 url=$2
+	rm -f "$APP/load.stop"
+	(
+		while [ ! -e "$APP/load.stop" ]; do
+			curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 \
+			    "$url" >>"$APP/$name.codes" 2>/dev/null ||
+			    echo "curl-failed" >>"$APP/$name.codes"
+		done
+	) 3>&- &
+	LOAD_PIDS+=($!)
+}
+
+# stop_load: let every load client finish its request, and wait for it.
+stop_load() {
+	local p
+	touch "$APP/load.stop"
+	for p in "${LOAD_PIDS[@]}"; do
+		wait_for 40 pid_gone "$p" || kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	LOAD_PIDS=()
+	return 0
+}
+
+# Requests the load clients made, and those that did not get a 200.
+load_total() { cat "$APP"/*.codes 2>/dev/null | grep -c . || true; }
+load_failed() { cat "$APP"/*.codes 2>/dev/null | grep -vc '^200$' || true; }
+load_total_ge() { [ "$(load_total)" -ge "$1" ]; }
+
+# stop_daemon PID: SIGTERM (so a sanitizer build reports leaks at exit),
+# SIGKILL if it lingers; the exit status in DAEMON_STATUS.
+stop_daemon() {
+	DAEMON_STATUS=
+	[ -n "${1:-}" ] || return 0
+	kill -TERM "$1" 2>/dev/null || true
+	wait_for 10 pid_gone "$1" || kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	DAEMON_STATUS=$?
+	return 0
+}
+
+# daemons_teardown: stop the load (LOAD_PIDS), other helpers (PEER_PIDS),
+# dyno-health, the autoscaler and the router; fail the test on a sanitizer report in their logs; then the rest.
+daemons_teardown() {
+	local p
+	if [ -n "${APP:-}" ] && [ -d "$APP" ]; then
+		touch "$APP/load.stop"
+	fi
+	for p in "${LOAD_PIDS[@]}" "${PEER_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${LOAD_PIDS[@]}" "${PEER_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	stop_daemon "${HEALTH_PID:-}"
+	stop_daemon "${AUTO_PID:-}"
+	stop_daemon "${ROUTER_PID:-}"
+	if [ -n "${APP:-}" ] && [ -d "$APP" ]; then
+		if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \
+		    "$APP"/*.log 2>/dev/null; then
+			grep -E -A 20 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \
+			    "$APP"/*.log >&2
+			unset BATS_TEST_COMPLETED
+			common_teardown
+			return 1
+		fi
+		if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+			for p in router health auto; do
+				[ -s "$APP/$p.log" ] || continue
+				echo "--- $APP/$p.log:" >&2
+				tail -n 30 "$APP/$p.log" >&2
+			done
+		fi
+	fi
+	common_teardown
+}
