@@ -855,6 +855,8 @@ release_settled(long v)
 		return 0;
 	for (i = 0; i < n; i++) {
 		int mine = strcmp(d[i].release, want) == 0;
+		if (strcmp(d[i].state, "down") == 0)
+			continue;	/* held by "stop": deliberately not running */
 		if (mine && strcmp(d[i].state, "crashed") == 0)
 			crashed = 1;
 		if (!mine || strcmp(d[i].state, "up") != 0 ||
@@ -1223,8 +1225,23 @@ deploy(const char *source)
 	config_load(&config);
 	memset(&rs, 0, sizeof(rs));
 	/* Local sources are recorded by their full path. */
-	rs.source = strstr(source, "://") == NULL && realpath(source, real) ?
-	    real : source;
+	if (strstr(source, "://") == NULL && realpath(source, real) != NULL)
+		rs.source = real;
+	else {
+		/* meta is 0644: keep a URL's credentials and query out of it. */
+		const char *scheme = strstr(source, "://"), *at, *slash;
+		size_t q = strcspn(source, "?#");
+		at = scheme ? strchr(scheme + 3, '@') : NULL;
+		slash = scheme ? strchr(scheme + 3, '/') : NULL;
+		if (at != NULL && (slash == NULL || at < slash))
+			snprintf(real, sizeof(real), "%.*s%.*s",
+			    (int)(scheme + 3 - source), source,
+			    (int)(q > (size_t)(at + 1 - source) ?
+			    q - (size_t)(at + 1 - source) : 0), at + 1);
+		else
+			snprintf(real, sizeof(real), "%.*s", (int)q, source);
+		rs.source = real;
+	}
 	rs.desc = opt.message;
 	rs.config = &config;
 	v = release_make(&rs, NULL);
