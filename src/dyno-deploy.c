@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -216,6 +219,10 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 	if (pid == 0) {
 		setpgid(0, 0);
 		signals_reset();
+#ifdef PR_SET_PDEATHSIG
+		/* A kill -9 of the deploy must not leave its build running. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
 		dup2(fds[1], 1);
 		dup2(fds[1], 2);
 		if (cwd != NULL && chdir(cwd) == -1)
