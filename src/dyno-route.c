@@ -93,7 +93,7 @@ struct client {
 	enum resp_mode resp_mode;
 	int64_t resp_left;
 	struct chunked resp_ch;
-	int status, resp_keepalive, refused;
+	int status, resp_keepalive, refused, resends;
 	uint64_t bytes;
 	int64_t t_start, t_connect, t_connected, deadline;
 	enum timer timer;
@@ -138,6 +138,7 @@ static int64_t drain_deadline;
 static const char *fixed_backends;
 static char routes_path[4096], counters_path[4096];
 static int counters_dirty;
+static int queue_kick;		/* a slot came free: drain the queue this round */
 static int64_t counters_written;
 static struct tag listen_tag = { K_LISTEN }, signal_tag = { K_SIGNAL },
     watch_tag = { K_WATCH };
@@ -543,6 +544,7 @@ backend_done(struct backend *b)
 
 	b->inflight--;
 	counters_dirty = 1;
+	queue_kick = 1;
 	if (!b->gone || b->inflight > 0)
 		return;
 	for (i = 0; i < nbackends; i++)
@@ -783,8 +785,7 @@ is_hop_by_hop(const struct http_header *h, const struct http_msg *m)
 	/* ... and any field the Connection header names. */
 	for (i = 0; i < m->nheaders; i++)
 		if (http_token_eq(m->headers[i].name, m->headers[i].name_len,
-		    "connection") && http_list_has(m->headers[i].value,
-		    m->headers[i].value_len, "")) {
+		    "connection")) {
 			char name[HTTP_NAME_MAX + 1];
 			copy_field(name, sizeof(name), h->name, h->name_len);
 			if (http_list_has(m->headers[i].value,
@@ -814,6 +815,7 @@ request_build(struct client *c, const struct http_msg *m)
 	struct buf b = { 0 };
 	const char *xff = NULL, *xfp = NULL, *xfport = NULL, *via = NULL;
 	size_t xfflen = 0, xfplen = 0, xfportlen = 0, vialen = 0, i;
+	struct timespec now;
 	int have_id = 0;
 
 	buf_printf(&b, "%.*s %.*s HTTP/1.%d\r\n", (int)m->method_len, m->method,
@@ -869,8 +871,9 @@ request_build(struct client *c, const struct http_msg *m)
 	    xfp ? xfp : "", xfp ? ", " : "", opt.proto);
 	buf_printf(&b, "X-Forwarded-Port: %.*s%s%s\r\n", (int)xfportlen,
 	    xfport ? xfport : "", xfport ? ", " : "", opt.listen_port);
-	buf_printf(&b, "X-Request-Start: %lld\r\n", (long long)
-	    ((int64_t)time(NULL) * 1000 + (clock_ms() % 1000)));
+	clock_gettime(CLOCK_REALTIME, &now);	/* wall clock: the dyno compares */
+	buf_printf(&b, "X-Request-Start: %lld\r\n", (long long)now.tv_sec *
+	    1000 + now.tv_nsec / 1000000);
 	buf_printf(&b, "X-Request-Id: %s\r\n", c->reqid);
 	buf_printf(&b, "Via: %.*s%s1.1 dyno-route\r\n", (int)vialen,
 	    via ? via : "", via ? ", " : "");
@@ -902,6 +905,7 @@ request_start(struct client *c, int headlen)
 	c->bytes = 0;
 	c->resp = RESP_NONE;
 	c->refused = 0;
+	c->resends = 0;
 	copy_field(c->method, sizeof(c->method), m->method, m->method_len);
 	copy_field(c->path, sizeof(c->path), m->target, m->target_len);
 	copy_field(c->host, sizeof(c->host), m->host ? m->host : "",
@@ -997,7 +1001,9 @@ client_try_request(struct client *c)
 		client_update(c);
 		return;
 	}
-	if (c->timer == T_KEEPALIVE)	/* a new request began to arrive */
+	/* A new request began to arrive, after an idle spell or pipelined
+	 * behind the last one: its head has header_ms from now. */
+	if (c->timer != T_HEADER)
 		set_deadline(c, T_HEADER, clock_ms() + opt.header_ms);
 	n = http_parse_request(c->in.data + c->in.off, buf_pending(&c->in), &msg);
 	if (n == 0) {
@@ -1028,8 +1034,10 @@ client_readable(struct client *c)
 	}
 	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-		/* The client went away. */
-		if (c->req != REQ_NONE || c->resp != RESP_NONE) {
+		/* The client went away: the normal end of a tunnel. */
+		if (c->tunnel)
+			log_request(c, NULL, NULL);
+		else if (c->req != REQ_NONE || c->resp != RESP_NONE) {
 			c->status = 499;
 			if (c->up && c->up->b)
 				c->up->b->errors++;
@@ -1090,7 +1098,7 @@ client_writable(struct client *c)
 	}
 	if (buf_pending(&c->out) == 0) {
 		buf_release(&c->out);
-		if (c->resp == RESP_DONE && !c->tunnel) {
+		if (c->resp == RESP_DONE) {	/* a tunnel is done when closed */
 			if (c->close_after) {
 				client_close(c);
 				return;
@@ -1182,6 +1190,7 @@ upstream_attach(struct client *c, struct upstream *u)
 {
 	u->c = c;
 	c->up = u;
+	u->got_bytes = 0;	/* per request: a pooled one answered before */
 	u->out.off = u->out.len = 0;
 	buf_append(&u->out, c->head, c->headlen);
 	c->t_connect = clock_ms();
@@ -1466,11 +1475,19 @@ response_body(struct client *c, const char *p, size_t n)
 	return 0;
 }
 
+static int
+idempotent(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	    strcmp(method, "OPTIONS") == 0;
+}
+
 /* The dyno closed or failed before the response was whole. */
 static void
 upstream_eof(struct client *c, struct upstream *u, int err)
 {
 	if (c->tunnel) {
+		log_request(c, NULL, NULL);
 		c->resp = RESP_DONE;
 		c->up = NULL;
 		upstream_free(u);
@@ -1491,13 +1508,26 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 			client_writable(c);
 		return;
 	}
-	if (c->resp == RESP_NONE && !u->got_bytes && u->reused &&
-	    !c->req_chunked && c->req_left == 0 && c->req == REQ_DONE) {
-		/* The classic keep-alive race: the dyno closed the idle
-		 * connection as we reused it.  No response byte came and the
-		 * request has no body, so a fresh connection is safe. */
+	if (c->resp == RESP_NONE && !u->got_bytes && !c->req_chunked &&
+	    c->req_left == 0 && c->req == REQ_DONE && c->resends < opt.retries &&
+	    (u->reused || idempotent(c->method))) {
+		/* No response byte came and the request has no body.  Either
+		 * the dyno closed an idle keep-alive connection as we reused it
+		 * (the classic race: a fresh connection is safe), or a GET,
+		 * HEAD or OPTIONS met a dyno that died (RFC 9110 9.2.2 lets
+		 * those be sent again).  Nothing else is ever re-sent. */
+		struct backend *b = u->b;
+		int reused = u->reused;
+		c->resends++;
+		/* Its other idle connections are likely dead too. */
+		backend_drop_pool(b);
+		if (!reused) {
+			b->quarantined_until = clock_ms() + opt.quarantine_ms;
+			b->errors++;
+		}
 		upstream_discard(c);
-		c->ntries--;
+		if (reused)
+			c->ntries--;	/* the same dyno may take it afresh */
 		dispatch(c);
 		return;
 	}
@@ -1820,7 +1850,11 @@ event_loop(int sigfd)
 				struct client *c = (struct client *)t;
 				if (c->fd < 0)
 					break;	/* closed earlier this round */
-				if (ev[i].events & POLLER_OUT)
+				/* A hangup or error reports both ways even
+				 * when we asked for neither: with nothing to
+				 * write, read, to learn of it and not spin. */
+				if ((ev[i].events & POLLER_OUT) &&
+				    buf_pending(&c->out) > 0)
 					client_writable(c);
 				else if (ev[i].events & POLLER_IN)
 					client_readable(c);
@@ -1830,7 +1864,8 @@ event_loop(int sigfd)
 				struct upstream *u = (struct upstream *)t;
 				if (u->fd < 0)
 					break;
-				if (ev[i].events & POLLER_OUT)
+				if ((ev[i].events & POLLER_OUT) &&
+				    (u->connecting || buf_pending(&u->out) > 0))
 					upstream_writable(u);
 				else if (ev[i].events & POLLER_IN)
 					upstream_readable(u);
@@ -1842,6 +1877,11 @@ event_loop(int sigfd)
 		now = clock_ms();
 		if (now >= next_sweep)
 			sweep(now);
+		/* Not from backend_done itself: it runs inside dispatch. */
+		while (queue_kick) {
+			queue_kick = 0;
+			queue_drain();
+		}
 		graveyard_empty();
 		counters_write(now);
 		if (draining && (clients == NULL || now >= drain_deadline))
@@ -2180,9 +2220,13 @@ main(int argc, char **argv)
 			rc = workers_run(sigfd, pids, opt.workers);
 		if (rc >= 0)
 			goto out;
-		/* A worker: its own poller, its own counters file. */
+		/* A worker: its own poller, its own counters file, and its own
+		 * self-pipe: on the parent's, the parent could read the byte
+		 * for the SIGTERM it sent us, and we would never stop. */
 		poller_free(poller);
-		if ((poller = poller_new()) == NULL)
+		close(sigfd);
+		if ((poller = poller_new()) == NULL || (sigfd = selfpipe_open(sigs,
+		    sizeof(sigs) / sizeof(sigs[0]))) == -1)
 			return 1;
 		if (app_mode)
 			app_path(&app, counters_path, sizeof(counters_path),

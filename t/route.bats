@@ -1,0 +1,561 @@
+#!/usr/bin/env bats
+# dyno-route: the router, started for real in front of real dynos on
+# 127.0.0.1: the sample app, or t/peers/backend.py when a test must see what
+# the dyno received.  Raw HTTP comes from t/peers/client.py.
+
+load helpers
+
+PEERS="$BATS_TEST_DIRNAME/peers"
+CLIENT="$BATS_TEST_DIRNAME/peers/client.py"
+
+setup() {
+	PIDS=()
+	ROUTER_PID=
+	T="$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-route.XXXXXX")"
+	LOG="$T/router.log"
+}
+
+teardown() {
+	local p kids= sanitized=0
+	# -w N workers are the router's children: find them before it dies.
+	[ -n "$ROUTER_PID" ] && kids=$(pgrep -P "$ROUTER_PID")
+	for p in "${PIDS[@]}" $kids; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$LOG" 2>/dev/null; then
+		sanitized=1
+		unset BATS_TEST_COMPLETED
+	fi
+	if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
+		rm -rf "$T"
+	else
+		echo "--- router output ($LOG):" >&2
+		tail -n 40 "$LOG" >&2 2>/dev/null
+	fi
+	[ "$sanitized" = 0 ]
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+port_open() { (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_closed() { ! port_open "$1"; }
+
+# start_app NAME: the sample app as dyno NAME; its port in $LAST_PORT.
+start_app() {
+	LAST_PORT=$(free_port)
+	PORT=$LAST_PORT DYNO=$1 "$SAMPLE_APP" >>"$T/$1.log" 2>&1 3>&- &
+	PIDS+=($!)
+	LAST_PID=$!
+	wait_for 5 port_open "$LAST_PORT"
+}
+
+# start_backend NAME [FLAG...]: t/peers/backend.py; its port in $LAST_PORT.
+start_backend() {
+	local name=$1
+	shift
+	python3 "$PEERS/backend.py" "$T/$name.port" --name "$name" "$@" \
+	    >>"$T/$name.log" 2>&1 3>&- &
+	PIDS+=($!)
+	LAST_PID=$!
+	wait_for 5 test -s "$T/$name.port"
+	LAST_PORT=$(cat "$T/$name.port")
+}
+
+# start_router ARG...: dyno-route on a free port ($RPORT), output in $LOG.
+start_router() {
+	RPORT=$(free_port)
+	"$BIN/dyno-route" -l "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
+	ROUTER_PID=$!
+	PIDS+=($!)
+	wait_for 5 port_open "$RPORT"
+}
+
+# An app directory whose run/routes holds the given lines.
+make_routes_app() {
+	APPDIR="$T/app"
+	mkdir -p "$APPDIR/.dyno/run"
+	chmod 700 "$APPDIR/.dyno"
+	printf '%s\n' "$@" > "$APPDIR/.dyno/run/routes"
+}
+
+# Rewrite run/routes the way dyno-run does: a temp file renamed over it.
+write_routes() {
+	printf '%s\n' "$@" > "$APPDIR/.dyno/run/routes.tmp"
+	mv "$APPDIR/.dyno/run/routes.tmp" "$APPDIR/.dyno/run/routes"
+}
+
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+code_is() { [ "$(code "$2")" = "$1" ]; }
+router_log_has() { grep -qE -- "$1" "$LOG"; }
+raw() { python3 "$CLIENT" raw "$RPORT" "$@"; }
+# send FORMAT: printf FORMAT to the router as raw bytes.
+send() { printf "$1" | raw; }
+lines_ge() { [ -f "$1" ] && [ "$(grep -c . "$1")" -ge "$2" ]; }
+vmrss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+# ESTABLISHED connections to 127.0.0.1:PORT (state 01 in /proc/net/tcp).
+conns_to() {
+	awk -v p="$(printf '%04X' "$1")" \
+	    '$3 ~ ":"p"$" && $4 == "01" { n++ } END { print n + 0 }' /proc/net/tcp
+}
+counted_total_is() {
+	[ "$(sed -n 's/^dyno=.* total=\([0-9]*\) .*/\1/p' "$APPDIR/.dyno/run/router" |
+	    awk '{ n += $1 } END { print n + 0 }')" -eq "$1" ]
+}
+has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
+
+# ---- spreading load ----------------------------------------------------------
+
+@test "spreads 300 requests fairly over three dynos" {
+	start_app web.1; p1=$LAST_PORT
+	start_app web.2; p2=$LAST_PORT
+	start_app web.3; p3=$LAST_PORT
+	start_router -b "127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+	python3 "$CLIENT" loop "$RPORT" 300 / > "$T/codes"
+	[ "$(grep -c '^200 ' "$T/codes")" -eq 300 ]
+	for d in web.1 web.2 web.3; do
+		n=$(grep -c "^200 $d\$" "$T/codes")
+		echo "$d: $n" >&2
+		[ "$n" -ge 60 ]
+	done
+}
+
+@test "a slow dyno gets fewer requests (fewest in flight wins)" {
+	start_backend fast.1; p1=$LAST_PORT
+	start_backend fast.2; p2=$LAST_PORT
+	start_backend slow --delay-ms 300; p3=$LAST_PORT
+	start_router -b "127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3"
+	run python3 "$CLIENT" load "$RPORT" 8 40 /
+	echo "$output" >&2
+	[ "$status" -eq 0 ]
+	! grep -q failed <<<"$output"
+	slow=$(awk '$1 == "slow" { print $2 }' <<<"$output")
+	fast1=$(awk '$1 == "fast.1" { print $2 }' <<<"$output")
+	fast2=$(awk '$1 == "fast.2" { print $2 }' <<<"$output")
+	[ $(( ${slow:-0} + fast1 + fast2 )) -eq 320 ]
+	# A fair share would be 107; the slow one answers 3 a second each.
+	[ "${slow:-0}" -lt 40 ]
+}
+
+@test "a dyno killed mid-traffic fails no request" {
+	start_app web.1; p1=$LAST_PORT
+	start_app web.2; p2=$LAST_PORT; victim=$LAST_PID
+	start_app web.3; p3=$LAST_PORT
+	# A short quarantine, so the dead dyno is tried (and refuses) again.
+	start_router -b "127.0.0.1:$p1,127.0.0.1:$p2,127.0.0.1:$p3" \
+	    --quarantine 100ms
+	# Enough requests that the kill lands well inside the loop.
+	python3 "$CLIENT" loop "$RPORT" 3000 / > "$T/codes" 2>&1 3>&- &
+	loop=$!
+	wait_for 10 lines_ge "$T/codes" 60
+	kill -KILL "$victim"
+	wait "$loop"
+	[ "$(grep -c . "$T/codes")" -eq 3000 ]
+	[ "$(grep -vc '^200 ' "$T/codes")" -eq 0 ]
+	# web.2 served before the kill, and only web.1 and web.3 at the end.
+	grep -q '^200 web.2$' "$T/codes"
+	! tail -n 50 "$T/codes" | grep -q web.2
+}
+
+# ---- the routes file ------------------------------------------------------------
+
+@test "-a: a new routes file takes effect without dropping a connection; SIGHUP rereads it" {
+	start_app web.1; p1=$LAST_PORT
+	start_app web.2; p2=$LAST_PORT
+	start_app web.3; p3=$LAST_PORT
+	make_routes_app "web.1 127.0.0.1:$p1"
+	start_router -a "$APPDIR"
+	wait_for 5 grep -qx "$ROUTER_PID" "$APPDIR/.dyno/run/router.pid"
+	# One keep-alive client asks on until web.2 answers on the same connection.
+	python3 "$CLIENT" watch "$RPORT" web.2 10 > "$T/watch" 2>&1 3>&- &
+	watcher=$!
+	wait_for 5 lines_ge "$T/watch" 10
+	write_routes "web.2 127.0.0.1:$p2"
+	wait "$watcher"
+	head -n 1 "$T/watch" | grep -qx web.1
+	tail -n 1 "$T/watch" | grep -qx web.2
+	! grep -vqE '^web\.[12]$' "$T/watch"
+	# Rewritten in place and not closed, inotify says nothing: only SIGHUP.
+	run python3 "$CLIENT" hup "$APPDIR/.dyno/run/routes" "$ROUTER_PID" \
+	    "$RPORT" web.3 "web.3 127.0.0.1:$p3\n"
+	[ "$output" = reloaded ]
+}
+
+@test "no routable dyno: 503 H14; all refuse: 503 H21" {
+	make_routes_app
+	start_router -a "$APPDIR"
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
+	wait_for 5 router_log_has 'at=error code=H14 .*status=503'
+
+	gone1=$(free_port)
+	gone2=$(free_port)
+	start_router -b "127.0.0.1:$gone1,127.0.0.1:$gone2"
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
+	wait_for 5 router_log_has 'at=error code=H21 .*status=503'
+}
+
+@test "a full dyno with no queue room: 503 H11" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT" --max-inflight 1 --queue 0
+	curl -s -o "$T/slow" -w '%{http_code}' \
+	    "http://127.0.0.1:$RPORT/slow?ms=1500" > "$T/slow.code" 3>&- &
+	slow=$!
+	wait_for 5 code_is 503 "http://127.0.0.1:$RPORT/"
+	wait_for 5 router_log_has 'at=error code=H11 desc="Backlog too deep".*status=503'
+	wait "$slow"
+	[ "$(cat "$T/slow.code")" = 200 ]
+}
+
+@test "a slot freed by a failed request goes to the next one queued" {
+	start_app web.1; p1=$LAST_PORT
+	start_router -b "127.0.0.1:$p1" --max-inflight 1 --queue 10
+	python3 "$CLIENT" reset "$RPORT" "/slow?ms=5000" 300 3>&- &
+	reset=$!
+	wait_for 5 has_conn_to "$p1"
+	# Queued behind the slow one, whose client gives up 300 ms in.
+	t=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' \
+	    "http://127.0.0.1:$RPORT/")
+	wait "$reset"
+	echo "queued: $t" >&2
+	[ "${t% *}" = 200 ]
+	awk -v t="${t#* }" 'BEGIN { exit !(t < 1.5) }'
+}
+
+# ---- strict parsing ------------------------------------------------------------
+
+# expect_reject STATUS NAME REQUEST: the router answers STATUS and closes.
+expect_reject() {
+	local want=$1 name=$2 got
+	got=$(send "$3")
+	if ! head -n 1 <<<"$got" | grep -q "^HTTP/1.1 $want " ||
+	    ! tail -n 1 <<<"$got" | grep -qx '<<closed>>' ||
+	    ! grep -qi '^Connection: close' <<<"$got"; then
+		echo "case \"$name\": wanted $want and a close, got:" >&2
+		echo "$got" >&2
+		return 1
+	fi
+}
+
+@test "request smuggling attempts answer 400 and close" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	H='Host: x\r\n'
+	expect_reject 400 "TE and CL" "POST / HTTP/1.1\r\n${H}Content-Length: 42\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n${H}\r\n"
+	expect_reject 400 "CL twice" "POST / HTTP/1.1\r\n${H}Content-Length: 1\r\nContent-Length: 1\r\n\r\nx"
+	expect_reject 400 "CL not a number" "POST / HTTP/1.1\r\n${H}Content-Length: 1x\r\n\r\nx"
+	expect_reject 400 "CL negative" "POST / HTTP/1.1\r\n${H}Content-Length: -1\r\n\r\nx"
+	expect_reject 400 "TE final coding gzip" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: gzip\r\n\r\n"
+	expect_reject 400 "TE chunked twice" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	expect_reject 400 "TE on HTTP/1.0" "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+	expect_reject 400 "obs-fold" "GET / HTTP/1.1\r\n${H}X-A: 1\r\n continued\r\n\r\n"
+	expect_reject 400 "bare CR" "GET / HTTP/1.1\r\n${H}X-A: 1\r2\r\n\r\n"
+	expect_reject 400 "bare LF" "GET / HTTP/1.1\n${H}\r\n"
+	expect_reject 400 "space before colon" "POST / HTTP/1.1\r\n${H}Content-Length : 1\r\n\r\nx"
+	expect_reject 400 "no Host on 1.1" "GET / HTTP/1.1\r\n\r\n"
+	expect_reject 400 "Host twice" "GET / HTTP/1.1\r\n${H}${H}\r\n"
+	expect_reject 400 "chunk size of 17 hex digits" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n00000000000000001\r\nx\r\n0\r\n\r\n"
+	expect_reject 400 "chunk without CRLF" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1\r\nxy0\r\n\r\n"
+	expect_reject 400 "not HTTP/1.x" "GET / HTTP/2.0\r\n${H}\r\n"
+	# The router is still fine.  The dyno saw only the two heads whose
+	# bodies went bad as they streamed, and of course no /smuggled.
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+	wait_for 5 router_log_has 'at=error code=H26 desc="Request Error"'
+	cat "$T/web.1.log" >&2
+	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST / HTTP/1.1 POST / HTTP/1.1 GET / HTTP/1.1 " ]
+}
+
+@test "size limits answer 414 and 431 and close" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	long=$(head -c 8200 /dev/zero | tr '\0' a)
+	name=$(head -c 1001 /dev/zero | tr '\0' n)
+	many=$(for i in $(seq 101); do printf 'X-%d: %d\\r\\n' "$i" "$i"; done)
+	expect_reject 414 "request line over 8192" "GET /$long HTTP/1.1\r\nHost: x\r\n\r\n"
+	expect_reject 431 "header line over 8192" "GET / HTTP/1.1\r\nHost: x\r\nX-Long: $long\r\n\r\n"
+	expect_reject 431 "header name over 1000" "GET / HTTP/1.1\r\nHost: x\r\n$name: 1\r\n\r\n"
+	expect_reject 431 "101 header lines" "GET / HTTP/1.1\r\nHost: x\r\n$many\r\n"
+	# ... and just under each limit is fine.
+	ok=$(head -c 8000 /dev/zero | tr '\0' a)
+	run send "GET /$ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	wait_for 5 router_log_has 'code=H25'
+}
+
+# ---- what the dyno sees, and what comes back -----------------------------------
+
+@test "a malformed response from the dyno: 502 H17" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	[ "$(code "http://127.0.0.1:$RPORT/bad")" = 502 ]
+	wait_for 5 router_log_has 'at=error code=H17 desc="Poorly formatted HTTP response" method=GET path="/bad".* status=502'
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+}
+
+@test "adds X-Forwarded-*, X-Request-Start, X-Request-Id, Via; strips hop-by-hop both ways" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	t0=$(now_ms)
+	curl -sS -H 'X-Forwarded-For: 10.1.2.3' -H 'X-Request-Id: my-id.123' \
+	    -H 'Connection: X-Foo' -H 'X-Foo: 1' -H 'Keep-Alive: 5' \
+	    -H 'Proxy-Connection: x' -H 'TE: trailers' -H 'X-Kept: yes' \
+	    "http://127.0.0.1:$RPORT/" > "$T/seen"
+	t1=$(now_ms)
+	cat "$T/seen" >&2
+	grep -qx 'h: X-Forwarded-For: 10.1.2.3, 127.0.0.1' "$T/seen"
+	grep -qx 'h: X-Forwarded-Proto: http' "$T/seen"
+	grep -qx "h: X-Forwarded-Port: $RPORT" "$T/seen"
+	grep -qx 'h: X-Request-Id: my-id.123' "$T/seen"
+	grep -qx 'h: Via: 1.1 dyno-route' "$T/seen"
+	grep -qx 'h: X-Kept: yes' "$T/seen"
+	start=$(sed -n 's/^h: X-Request-Start: //p' "$T/seen")
+	[ "$start" -ge "$t0" ] && [ "$start" -le "$t1" ]
+	! grep -qiE '^h: (X-Foo|Keep-Alive|Proxy-Connection|TE):' "$T/seen"
+	# Only the router's own Connection header, if any.
+	! grep -qi '^h: Connection: .*X-Foo' "$T/seen"
+	wait_for 5 router_log_has 'request_id=my-id.123 fwd="10.1.2.3, 127.0.0.1"'
+
+	# An id over 200 characters, or with a space, is replaced by a fresh one.
+	long=$(head -c 201 /dev/zero | tr '\0' i)
+	for bad in "$long" 'has space'; do
+		id=$(curl -sS -H "X-Request-Id: $bad" "http://127.0.0.1:$RPORT/" |
+		    sed -n 's/^h: X-Request-Id: //p')
+		[[ "$id" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
+	done
+	id=$(curl -sS -H "X-Request-Id: $(head -c 200 /dev/zero | tr '\0' k)" \
+	    "http://127.0.0.1:$RPORT/" | sed -n 's/^h: X-Request-Id: //p')
+	[ "${#id}" -eq 200 ]
+
+	# The dyno's hop-by-hop headers stop at the router too.
+	curl -sS -D "$T/head" -o /dev/null "http://127.0.0.1:$RPORT/hop"
+	cat "$T/head" >&2
+	grep -q '^X-Dyno: web.1' "$T/head"
+	! grep -qiE '^(X-Secret|Keep-Alive):' "$T/head"
+	! grep -qi '^Connection: X-Secret' "$T/head"
+}
+
+@test "keep-alive: 200 requests on one connection; pipelined requests in order" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	run python3 "$CLIENT" keepalive "$RPORT" 200
+	[ "$output" = "requests=200 ok=200 connections=1" ]
+	run send 'GET /?n=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /?n=2 HTTP/1.1\r\nHost: x\r\n\r\nGET /?n=3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	[ "$(grep '^line=' <<<"$output" | tr '\n' ' ')" = \
+	    "line=GET /?n=1 HTTP/1.1 line=GET /?n=2 HTTP/1.1 line=GET /?n=3 HTTP/1.1 " ]
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+}
+
+@test "Content-Length and chunked request bodies reach the dyno intact" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	head -c 5000000 /dev/urandom > "$T/body"
+	sum=$(sha256sum "$T/body" | cut -d' ' -f1)
+	curl -sS --data-binary @"$T/body" "http://127.0.0.1:$RPORT/" > "$T/cl"
+	grep -qx 'h: Content-Length: 5000000' "$T/cl"
+	grep -qx 'body_len=5000000' "$T/cl"
+	grep -qx "body_sha256=$sum" "$T/cl"
+	curl -sS -H 'Transfer-Encoding: chunked' --data-binary @"$T/body" \
+	    "http://127.0.0.1:$RPORT/" > "$T/ch"
+	grep -qx 'h: Transfer-Encoding: chunked' "$T/ch"
+	grep -qx 'body_len=5000000' "$T/ch"
+	grep -qx "body_sha256=$sum" "$T/ch"
+	# A chunked response comes back chunked, whole.
+	curl -sS -D "$T/head" -o "$T/resp" "http://127.0.0.1:$RPORT/chunked"
+	grep -qi '^Transfer-Encoding: chunked' "$T/head"
+	[ "$(cat "$T/resp")" = "hello world" ]
+}
+
+@test "Expect: 100-continue gets its 100 from the dyno, no 1 s wait" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	head -c 3000000 /dev/urandom > "$T/body"
+	sum=$(sha256sum "$T/body" | cut -d' ' -f1)
+	t=$(curl -sS -v -H 'Expect: 100-continue' --data-binary @"$T/body" \
+	    -o "$T/out" -w '%{time_total}' "http://127.0.0.1:$RPORT/" 2>"$T/err")
+	echo "time $t" >&2
+	grep -q '< HTTP/1.1 100 Continue' "$T/err"
+	grep -qx 'h: Expect: 100-continue' "$T/out"
+	grep -qx "body_sha256=$sum" "$T/out"
+	awk -v t="$t" 'BEGIN { exit !(t < 0.9) }'
+}
+
+@test "HEAD, 204 and 304 responses carry no body" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	run send 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: x\r\n\r\nGET /?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	echo "$output" >&2
+	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 4 ]
+	[ "$(grep '^HTTP/1.1 ' <<<"$output" | cut -c1-12 | tr '\n' ' ')" = \
+	    "HTTP/1.1 200 HTTP/1.1 204 HTTP/1.1 304 HTTP/1.1 200 " ]
+	# The one body is the last request's.
+	[ "$(grep -c '^name=web.1' <<<"$output")" -eq 1 ]
+	grep -qx 'line=GET /?last HTTP/1.1' <<<"$output"
+	# The sample app's HEAD too.
+	start_app web.2
+	start_router -b "127.0.0.1:$LAST_PORT"
+	run send 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	echo "$output" >&2
+	grep -q '^Content-Length: 17' <<<"$output"
+	! grep -q 'Hello' <<<"$output"
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+}
+
+@test "Upgrade: websocket gets a 101 and a two-way byte stream" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	run python3 "$CLIENT" ws "$RPORT"
+	echo "$output" >&2
+	[ "${lines[0]}" = "HTTP/1.1 101 Switching Protocols" ]
+	[ "${lines[1]}" = "echo ok" ]
+	[[ "${lines[2]}" == "closed in 0."* ]]
+	# The dyno may end it too: the client hears so at once.
+	run python3 "$CLIENT" ws "$RPORT" dyno-closes
+	[ "${lines[1]}" = "echo ok" ]
+	[[ "${lines[2]}" == "closed in 0."* ]]
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+	# A tunnel's end is its normal end, logged once as a 101.
+	wait_for 5 eval '[ "$(grep -c "at=info method=GET path=\"/chat\" .* status=101 " "$LOG")" -eq 2 ]'
+	! router_log_has 'at=error'
+}
+
+@test "a client that resets mid-request: H27 499 at once, and no spinning" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	python3 "$CLIENT" reset "$RPORT" "/slow?ms=2000" 200
+	wait_for 2 router_log_has 'at=error code=H27 .* path="/slow\?ms=2000" .*status=499'
+	# With the dyno still busy, an idle router uses no CPU.
+	t0=$(awk '{ print $14 + $15 }' "/proc/$ROUTER_PID/stat")
+	sleep 1	# measuring an interval, not waiting for anything
+	t1=$(awk '{ print $14 + $15 }' "/proc/$ROUTER_PID/stat")
+	echo "router CPU ticks in 1 s: $((t1 - t0))" >&2
+	[ $((t1 - t0)) -lt 10 ]
+}
+
+# ---- timeouts -------------------------------------------------------------------
+
+@test "--service-timeout: a dyno slower than it gives 503 H12" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT" --service-timeout 1s
+	t0=$(now_ms)
+	[ "$(code "http://127.0.0.1:$RPORT/slow?ms=3000")" = 503 ]
+	t=$(( $(now_ms) - t0 ))
+	[ "$t" -ge 900 ] && [ "$t" -lt 2500 ]
+	wait_for 5 router_log_has 'at=error code=H12 desc="Request timeout" method=GET path="/slow\?ms=3000"'
+}
+
+@test "--header-timeout: 300 slowloris connections cost others nothing and get 408" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT" --header-timeout 1s
+	python3 "$CLIENT" slowloris "$RPORT" 300 "$T/ready" > "$T/slow" 2>&1 3>&- &
+	loris=$!
+	wait_for 10 test -e "$T/ready"
+	t=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' "http://127.0.0.1:$RPORT/")
+	echo "during: $t" >&2
+	[ "${t% *}" = 200 ]
+	awk -v t="${t#* }" 'BEGIN { exit !(t < 0.5) }'
+	wait "$loris"
+	cat "$T/slow" >&2
+	grep -q '^closed=300 got408=300 ' "$T/slow"
+	last=$(sed -n 's/.*last_ms=//p' "$T/slow")
+	[ "$last" -lt 4000 ]
+	wait_for 5 router_log_has 'code=H28'
+	# A pipelined head that never ends behind a whole request: the same.
+	run send 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Half: '
+	echo "$output" >&2
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	grep -q '^HTTP/1.1 408 ' <<<"$output"
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+}
+
+@test "SIGTERM lets a request in flight finish, then exits 0" {
+	start_app web.1; p1=$LAST_PORT
+	make_routes_app "web.1 127.0.0.1:$p1"
+	start_router -a "$APPDIR"
+	wait_for 5 test -s "$APPDIR/.dyno/run/router.pid"
+	curl -s -o "$T/body" -w '%{http_code}' \
+	    "http://127.0.0.1:$RPORT/slow?ms=1500" > "$T/code" 3>&- &
+	client=$!
+	wait_for 5 has_conn_to "$p1"
+	kill -TERM "$ROUTER_PID"
+	wait_for 5 port_closed "$RPORT"
+	wait "$client"
+	[ "$(cat "$T/code")" = 200 ]
+	grep -q 'slow 1500ms from web.1' "$T/body"
+	wait_for 5 pid_gone "$ROUTER_PID"
+	run wait "$ROUTER_PID"
+	[ "$status" -eq 0 ]
+	[ ! -e "$APPDIR/.dyno/run/router.pid" ]
+}
+
+# ---- streaming ---------------------------------------------------------------------
+
+# max_rss_while ROUTER CLIENT: the highest VmRSS of ROUTER, in kB, while CLIENT lives.
+max_rss_while() {
+	local router=$1 client=$2 max=0 kb
+	while kill -0 "$client" 2>/dev/null; do
+		kb=$(vmrss_kb "$router")
+		[ -n "$kb" ] && [ "$kb" -gt "$max" ] && max=$kb
+		sleep 0.1
+	done
+	echo "$max"
+}
+
+@test "1 GB up and 1 GB down stream through in flat memory" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	truncate -s 1G "$T/big"
+	curl -sS -T "$T/big" "http://127.0.0.1:$RPORT/?nohash" > "$T/up" 2>&1 3>&- &
+	up=$!
+	upmax=$(max_rss_while "$ROUTER_PID" "$up")
+	wait "$up"
+	grep -qx 'body_len=1073741824' "$T/up"
+	curl -sS -o /dev/null -w '%{http_code} %{size_download}' \
+	    "http://127.0.0.1:$RPORT/download?bytes=1073741824" > "$T/down" 2>&1 3>&- &
+	down=$!
+	downmax=$(max_rss_while "$ROUTER_PID" "$down")
+	wait "$down"
+	echo "router VmRSS max: up ${upmax} kB, down ${downmax} kB" >&2
+	[ "$(cat "$T/down")" = "200 1073741824" ]
+	# ASan's quarantine holds freed buffers: measure the plain build only.
+	if [ "$(build_variant)" != san ]; then
+		[ "$upmax" -lt 65536 ]
+		[ "$downmax" -lt 65536 ]
+	fi
+}
+
+# ---- what the router writes --------------------------------------------------------
+
+@test "one logfmt line per request, Heroku's format" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	curl -sS -o /dev/null "http://127.0.0.1:$RPORT/"
+	wait_for 5 router_log_has 'at=info'
+	grep -E "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+\+00:00 heroku\[router\]: at=info method=GET path=\"/\" host=127\.0\.0\.1:$RPORT request_id=[0-9a-f-]{36} fwd=\"127\.0\.0\.1\" dyno=127\.0\.0\.1:$LAST_PORT connect=[0-9]+ms service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http$" "$LOG"
+}
+
+@test "-a: run/router counts requests per dyno with p50/p95/p99" {
+	start_app web.1; p1=$LAST_PORT
+	start_app web.2; p2=$LAST_PORT
+	make_routes_app "web.1 127.0.0.1:$p1" "web.2 127.0.0.1:$p2"
+	start_router -a "$APPDIR"
+	python3 "$CLIENT" loop "$RPORT" 50 / > "$T/codes"
+	[ "$(grep -c '^200 ' "$T/codes")" -eq 50 ]
+	# Rewritten at most once a second: wait for the last of the traffic.
+	wait_for 5 counted_total_is 50
+	for d in "web.1 addr=127.0.0.1:$p1" "web.2 addr=127.0.0.1:$p2"; do
+		wait_for 5 grep -Eq "^dyno=$d inflight=0 total=[0-9]+ errors=0 requests_1m=[0-9]+ p50_ms=[0-9]+ p95_ms=[0-9]+ p99_ms=[0-9]+ gone=0$" "$APPDIR/.dyno/run/router"
+	done
+	grep -qx 'queue=0 clients=0' "$APPDIR/.dyno/run/router"
+}
+
+@test "-w 2: two workers serve, and SIGTERM stops them all" {
+	start_app web.1
+	start_router -b "127.0.0.1:$LAST_PORT" -w 2
+	wait_for 5 eval '[ "$(pgrep -c -P "$ROUTER_PID")" -eq 2 ]'
+	python3 "$CLIENT" loop "$RPORT" 50 / > "$T/codes"
+	[ "$(grep -c '^200 web.1$' "$T/codes")" -eq 50 ]
+	workers=$(pgrep -P "$ROUTER_PID" | tr '\n' ' ')
+	kill -TERM "$ROUTER_PID"
+	wait_for 5 pid_gone "$ROUTER_PID"
+	for w in $workers; do pid_gone "$w"; done
+	run wait "$ROUTER_PID"
+	[ "$status" -eq 0 ]
+}
