@@ -2184,14 +2184,7 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
-	if (opt.user != NULL && drop_privileges(opt.user) == -1)
-		return 1;
-	if ((sigfd = selfpipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]))) == -1 ||
-	    (poller = poller_new()) == NULL) {
-		fprintf(stderr, "dyno-route: %s\n", strerror(errno));
-		return 1;
-	}
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);	/* flushed once per round */
+	/* The pid file first: .dyno may be root's, and we are about to not be. */
 	if (pidpath[0]) {
 		char text[32];
 		int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
@@ -2201,6 +2194,14 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (opt.user != NULL && drop_privileges(opt.user) == -1)
+		return 1;
+	if ((sigfd = selfpipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]))) == -1 ||
+	    (poller = poller_new()) == NULL) {
+		fprintf(stderr, "dyno-route: %s\n", strerror(errno));
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);	/* flushed once per round */
 	rc = -1;
 	if (opt.workers > 1) {
 		for (i = 0; i < opt.workers; i++) {
