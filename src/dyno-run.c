@@ -430,16 +430,25 @@ release_load(char *err, size_t errlen)
 	if (procfile_load(pfpath, &pf, err, errlen) == -1)
 		goto fail;
 	{
-		/* A digest of the environment: a config change replaces dynos
-		 * even in dev mode, where the release name never changes. */
+		/* A digest of the config vars (not of our own environment, which
+		 * a restarted supervisor may not share): a config change
+		 * replaces dynos even in dev mode, where the release name
+		 * never changes. */
 		struct sha256 h;
+		struct env cfgvars;
 		char hex[65];
 		size_t i;
+		env_init(&cfgvars, NULL);
+		if (rc == 1)
+			env_load_dotenv(&cfgvars, dotenv, err, errlen);
+		env_load_config(&cfgvars, cfg, err, errlen);
 		sha256_init(&h);
-		for (i = 0; i < env.n; i++)
-			sha256_update(&h, env.vars[i], strlen(env.vars[i]) + 1);
+		for (i = 0; i < cfgvars.n; i++)
+			sha256_update(&h, cfgvars.vars[i],
+			    strlen(cfgvars.vars[i]) + 1);
 		sha256_hex(&h, hex);
 		snprintf(envsum, sizeof(envsum), "%.16s", hex);
+		env_free(&cfgvars);
 	}
 	procfile_free(&procfile);
 	procfile = pf;

@@ -481,3 +481,16 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	PORT=1234 start_run worker=1
 	wait_for 10 log_has 'app\[worker.1\]: port=\[\]'
 }
+
+@test "a supervisor restarted with a different environment adopts, restarts nothing" {
+	make_app 'web: ./app'
+	start_run web=1
+	wait_for 10 has_routes 1
+	pid=$(state web.1 pid)
+	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
+	SOMETHING_NEW=1 start_run
+	wait_for 10 log_has 'Adopted process'
+	stop_run
+	! log_has 'Restarting'
+	log_has "heroku\[web.1\]: Adopted process $pid"
+}
