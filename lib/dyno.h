@@ -207,6 +207,7 @@ void sha256_hex(struct sha256 *s, char out[65]);
 
 /* rand.c: fast non-cryptographic randomness seeded from the kernel. */
 uint64_t rand_next(void);
+void rand_seed(void);	/* again after fork */
 void rand_uuid(char out[37]);
 
 /* dynos.c: the supervisor's run/dynos/NAME files, as readers see them. */

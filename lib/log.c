@@ -11,17 +11,31 @@
 size_t
 log_timestamp(char *buf, size_t len)
 {
+	/* The date part changes once a second; a busy router logs many lines
+	 * a second, so it is made once and reused. */
+	static time_t cached_sec = -1;
+	static char cached[32];
+	static size_t cached_len;
 	struct timeval tv;
 	struct tm tm;
-	size_t n;
+	long us;
+	int i;
 
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (n == 0)
+	if (tv.tv_sec != cached_sec) {
+		gmtime_r(&tv.tv_sec, &tm);
+		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S",
+		    &tm);
+		cached_sec = tv.tv_sec;
+	}
+	if (len < cached_len + 14)
 		return 0;
-	n += (size_t)snprintf(buf + n, len - n, ".%06ld+00:00", (long)tv.tv_usec);
-	return n < len ? n : len - 1;
+	memcpy(buf, cached, cached_len);
+	buf[cached_len] = '.';
+	for (i = 6, us = (long)tv.tv_usec; i > 0; i--, us /= 10)
+		buf[cached_len + (size_t)i] = (char)('0' + us % 10);
+	memcpy(buf + cached_len + 7, "+00:00", 7);
+	return cached_len + 13;
 }
 
 void

@@ -12,9 +12,10 @@
 #include "dyno.h"
 
 static uint64_t s[2];
-static pid_t seeded_pid;
+static int seeded;
 
-static void
+/* Forked workers call this, or they would share one stream. */
+void
 rand_seed(void)
 {
 	if (getrandom(s, sizeof(s), 0) != (ssize_t)sizeof(s)) {
@@ -23,7 +24,7 @@ rand_seed(void)
 	}
 	if (s[0] == 0 && s[1] == 0)
 		s[1] = 1;
-	seeded_pid = getpid();
+	seeded = 1;
 }
 
 uint64_t
@@ -31,7 +32,7 @@ rand_next(void)
 {
 	uint64_t x, y;
 
-	if (seeded_pid != getpid())	/* forked workers must not share a stream */
+	if (!seeded)
 		rand_seed();
 	x = s[0];
 	y = s[1];
@@ -48,8 +49,18 @@ rand_uuid(char out[37])
 
 	a = (a & ~0xf000ULL) | 0x4000ULL;		/* version 4 */
 	b = (b & ~(3ULL << 62)) | (2ULL << 62);	/* variant 10 */
-	snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx",
-	    (unsigned)(a >> 32), (unsigned)((a >> 16) & 0xffff),
-	    (unsigned)(a & 0xffff), (unsigned)(b >> 48),
-	    (unsigned long long)(b & 0xffffffffffffULL));
+	{
+		/* 8-4-4-4-12 hex digits, without printf: one per request. */
+		static const char hex[] = "0123456789abcdef";
+		int i, o = 0;
+		for (i = 0; i < 16; i++) {
+			uint64_t w = i < 8 ? a : b;
+			unsigned byte = (unsigned)(w >> (56 - 8 * (i % 8))) & 0xff;
+			if (i == 4 || i == 6 || i == 8 || i == 10)
+				out[o++] = '-';
+			out[o++] = hex[byte >> 4];
+			out[o++] = hex[byte & 15];
+		}
+		out[o] = '\0';
+	}
 }

@@ -94,9 +94,11 @@ struct client {
 	int64_t resp_left;
 	struct chunked resp_ch;
 	int status, resp_keepalive, refused, resends;
+	int logged;			/* this request's line is out */
 	uint64_t bytes;
 	int64_t t_start, t_connect, t_connected, deadline;
 	enum timer timer;
+	int ev;				/* the interest the poller has now */
 };
 
 struct upstream {
@@ -108,6 +110,7 @@ struct upstream {
 	struct upstream *pool_next;
 	struct buf out, in;
 	int connecting, reused, got_bytes;
+	int ev;			/* the interest the poller has now */
 	int64_t idle_since;
 };
 
@@ -153,6 +156,7 @@ static void upstream_update(struct upstream *u);
 static void dispatch(struct client *c);
 static void request_finish(struct client *c);
 static void client_try_request(struct client *c);
+static void upstream_writable(struct upstream *u);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -213,6 +217,25 @@ static int
 buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* "Name: value\r\n" by memcpy: header copying is the hot path, not printf's. */
+static int
+buf_header(struct buf *b, const struct http_header *h)
+{
+	size_t n = h->name_len + h->value_len + 4;
+
+	if (buf_reserve(b, n) == -1)
+		return -1;
+	memcpy(b->data + b->len, h->name, h->name_len);
+	b->len += h->name_len;
+	b->data[b->len++] = ':';
+	b->data[b->len++] = ' ';
+	memcpy(b->data + b->len, h->value, h->value_len);
+	b->len += h->value_len;
+	b->data[b->len++] = '\r';
+	b->data[b->len++] = '\n';
+	return 0;
+}
+
 static int
 buf_printf(struct buf *b, const char *fmt, ...)
 {
@@ -267,6 +290,7 @@ log_request(struct client *c, const char *code, const char *desc)
 	long service = c->t_connected ? (long)(now - c->t_connected) : 0;
 	size_t i, o = 0;
 
+	c->logged = 1;
 	for (i = 0; c->path[i] != '\0' && o + 2 < sizeof(path); i++) {
 		if (c->path[i] == '"' || c->path[i] == '\\')
 			path[o++] = '\\';
@@ -698,6 +722,13 @@ client_update(struct client *c)
 	else if (c->req == REQ_BODY && c->up != NULL && !c->up->connecting &&
 	    buf_pending(&c->up->out) == 0 && buf_pending(&c->in) == 0)
 		ev |= POLLER_IN;
+	else if (c->req == REQ_DONE && !c->close_after &&
+	    buf_pending(&c->in) < HTTP_HEAD_MAX)
+		ev |= POLLER_IN;	/* buffer what comes next; notice hangups */
+	/* Only real changes reach the kernel: epoll_ctl per request adds up. */
+	if (c->fd < 0 || ev == c->ev)
+		return;
+	c->ev = ev;
 	poller_set(poller, c->fd, ev, c);
 }
 
@@ -855,8 +886,7 @@ request_build(struct client *c, const struct http_msg *m)
 		}
 		if (is_hop_by_hop(h, m))
 			continue;
-		buf_printf(&b, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
-		    (int)h->value_len, h->value);
+		buf_header(&b, h);
 	}
 	if (!have_id)
 		rand_uuid(c->reqid);
@@ -906,6 +936,7 @@ request_start(struct client *c, int headlen)
 	c->resp = RESP_NONE;
 	c->refused = 0;
 	c->resends = 0;
+	c->logged = 0;
 	copy_field(c->method, sizeof(c->method), m->method, m->method_len);
 	copy_field(c->path, sizeof(c->path), m->target, m->target_len);
 	copy_field(c->host, sizeof(c->host), m->host ? m->host : "",
@@ -1033,6 +1064,13 @@ client_readable(struct client *c)
 		return;
 	}
 	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
+	if (n == 0 && !c->tunnel && c->req == REQ_DONE && c->resp != RESP_DONE) {
+		/* A half-close after a whole request: answer, then close (as
+		 * haproxy does without abortonclose).  A reset still aborts. */
+		c->close_after = 1;
+		client_update(c);
+		return;
+	}
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
 		/* The client went away: the normal end of a tunnel. */
 		if (c->tunnel)
@@ -1099,17 +1137,18 @@ client_writable(struct client *c)
 	if (buf_pending(&c->out) == 0) {
 		buf_release(&c->out);
 		if (c->resp == RESP_DONE) {	/* a tunnel is done when closed */
-			if (c->close_after) {
+			if (c->logged) {	/* an error page or a tunnel */
 				client_close(c);
 				return;
 			}
 			request_finish(c);
 			return;
 		}
-		if (c->up)
-			upstream_update(c->up);
 	}
 	client_update(c);
+	/* Backpressure: the dyno is read only while the client keeps up. */
+	if (c->up)
+		upstream_update(c->up);
 }
 
 /* ---- upstreams --------------------------------------------------------------- */
@@ -1127,6 +1166,9 @@ upstream_update(struct upstream *u)
 	else if (!u->connecting && buf_pending(&c->out) == 0 &&
 	    c->resp != RESP_DONE)
 		ev |= POLLER_IN;
+	if (u->fd < 0 || ev == u->ev)
+		return;
+	u->ev = ev;
 	poller_set(poller, u->fd, ev, u);
 }
 
@@ -1200,6 +1242,13 @@ upstream_attach(struct client *c, struct upstream *u)
 	} else
 		set_deadline(c, T_CONNECT, clock_ms() + opt.connect_ms);
 	request_pump(c);
+	if (!u->connecting) {
+		/* Connected already (pooled): write now, not a round later. */
+		upstream_writable(u);
+		if (c->fd >= 0)
+			client_update(c);
+		return;
+	}
 	upstream_update(u);
 	client_update(c);
 }
@@ -1339,7 +1388,7 @@ request_finish(struct client *c)
 			backend_done(u->b);
 		}
 	}
-	if (!c->keepalive || c->req != REQ_DONE || draining) {
+	if (!c->keepalive || c->close_after || c->req != REQ_DONE || draining) {
 		client_close(c);
 		queue_drain();
 		return;
@@ -1432,8 +1481,7 @@ response_head(struct client *c, struct upstream *u)
 		if (c->minor == 0 && http_token_eq(h->name, h->name_len,
 		    "transfer-encoding"))
 			continue;
-		buf_printf(o, "%.*s: %.*s\r\n", (int)h->name_len, h->name,
-		    (int)h->value_len, h->value);
+		buf_header(o, h);
 	}
 	if (c->close_after || !c->keepalive)
 		buf_printf(o, "Connection: close\r\n");
@@ -1602,10 +1650,13 @@ upstream_readable(struct upstream *u)
 		    c->resp == RESP_HEAD) {
 			set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
 		}
-		client_update(c);
-		upstream_update(u);
+		/* Write first: usually it all goes, and no interest changes. */
 		if (buf_pending(&c->out) > 0)
 			client_writable(c);
+		else {
+			client_update(c);
+			upstream_update(u);
+		}
 		return;
 	}
 	/* Body or tunnel: read straight into the client's buffer. */
@@ -1651,8 +1702,7 @@ upstream_readable(struct upstream *u)
 		}
 	}
 	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
-	upstream_update(u);
-	client_writable(c);
+	client_writable(c);	/* it updates both sides' interest */
 }
 
 static void
@@ -2056,6 +2106,7 @@ workers_run(int sigfd, pid_t *pids, int n)
 					pid = fork();
 					if (pid == 0) {
 						worker_index = i + 1;
+						rand_seed();
 						return -1;	/* the child runs the loop */
 					}
 					if (pid > 0) {
@@ -2213,6 +2264,7 @@ main(int argc, char **argv)
 			}
 			if (pid == 0) {
 				worker_index = i + 1;
+				rand_seed();
 				break;
 			}
 			pids[i] = pid;
