@@ -152,6 +152,8 @@ serve(void *arg)
 			if (have == sizeof(buf) - 1)
 				goto done;
 			r = read(fd, buf + have, sizeof(buf) - 1 - have);
+			if (r == -1 && errno == EINTR)
+				continue;
 			if (r <= 0)
 				goto done;
 			have += (size_t)r;
@@ -185,6 +187,8 @@ serve(void *arg)
 				continue;
 			}
 			ssize_t r = read(fd, buf, sizeof(buf) - 1);
+			if (r == -1 && errno == EINTR)
+				continue;
 			if (r <= 0)
 				goto done;
 			have = (size_t)r;
@@ -233,8 +237,9 @@ worker(void)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	while (!stopping) {
+		struct timespec ts = { every / 1000, (every % 1000) * 1000000L };
 		printf("worker %s tick %ld\n", dyno, ++n);
-		sleep_ms(every);
+		nanosleep(&ts, NULL);	/* SIGTERM cuts it short */
 	}
 	printf("worker %s stopping\n", dyno);
 	return 0;
@@ -246,6 +251,7 @@ main(int argc, char **argv)
 	struct sigaction sa;
 	struct sockaddr_in sin;
 	int lfd, one = 1;
+	sigset_t stopsigs;
 	const char *port = getenv("PORT");
 
 	if (getenv("DYNO") != NULL)
@@ -275,9 +281,13 @@ main(int argc, char **argv)
 	}
 	printf("%s listening on port %s\n", dyno, port);
 	fflush(stdout);
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGTERM);
+	sigaddset(&stopsigs, SIGINT);
 	while (!stopping) {
 		pthread_t t;
 		pthread_attr_t at;
+		sigset_t old;
 		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 
 		if (cfd == -1)
@@ -285,8 +295,10 @@ main(int argc, char **argv)
 		pthread_attr_init(&at);
 		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&at, 256 * 1024);
+		pthread_sigmask(SIG_BLOCK, &stopsigs, &old);
 		if (pthread_create(&t, &at, serve, (void *)(intptr_t)cfd) != 0)
 			close(cfd);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 		pthread_attr_destroy(&at);
 	}
 	/* Graceful stop: serve the connections the kernel already queued for

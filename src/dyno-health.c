@@ -34,6 +34,7 @@ struct target {
 	long pid, port;
 	enum probe probe;
 	int seen;		/* still exists this round */
+	int idle;		/* exists but is not up: not probed this round */
 	int healthy;		/* the thresholded state */
 	int fails, oks;		/* in a row */
 	/* this round's probe */
@@ -158,7 +159,11 @@ type_wanted(const char *type)
 	return 0;
 }
 
-/* This round's targets: the dynos that are up, and the URLs. */
+/*
+ * This round's targets: the dynos that are up, and the URLs.  A known dyno
+ * that is not up (being replaced, crashed, booting) is kept but not probed:
+ * forgetting it would forget its restarts and their backoff.
+ */
 static void
 targets_refresh(void)
 {
@@ -173,10 +178,14 @@ targets_refresh(void)
 	for (i = 0; i < n; i++) {
 		struct target *t;
 
-		if (strcmp(d[i].state, "up") != 0 || !type_wanted(d[i].type))
+		if (!type_wanted(d[i].type))
 			continue;
-		if (opt.exec == NULL && d[i].port <= 0)
+		if (strcmp(d[i].state, "up") != 0 ||
+		    (opt.exec == NULL && d[i].port <= 0)) {
+			if ((t = target_find(d[i].name)) != NULL)
+				t->seen = t->idle = 1;
 			continue;
+		}
 		if ((t = target_find(d[i].name)) == NULL &&
 		    (t = target_add(d[i].name)) == NULL)
 			continue;
@@ -190,6 +199,7 @@ targets_refresh(void)
 		t->port = d[i].port;
 		t->probe = opt.exec ? PROBE_EXEC : opt.tcp ? PROBE_TCP : PROBE_HTTP;
 		t->seen = 1;
+		t->idle = 0;
 	}
 	free(d);
 	for (k = 0; k < opt.nurls; k++) {
@@ -247,19 +257,32 @@ probe_start(struct target *t)
 	t->done = t->ok = 0;
 	t->code[0] = t->reason[0] = '\0';
 	t->bodylen = 0;
+	if (t->body != NULL)
+		t->body[0] = '\0';	/* an empty body must not pass on the last one */
+	if (t->idle) {
+		t->done = 1;
+		return;
+	}
 	t->started = clock_ms();
 	t->deadline = t->started + opt.timeout_ms;
 	if (t->probe == PROBE_EXEC) {
 		char port[16];
 		pid_t pid = fork();
 		if (pid == 0) {
+			/* Its own group, so a timeout kills all it started. */
+			setpgid(0, 0);
 			signals_reset();
 			setenv("DYNO", t->name, 1);
 			snprintf(port, sizeof(port), "%ld", t->port);
-			setenv("PORT", port, 1);
+			if (t->port > 0)
+				setenv("PORT", port, 1);
+			else
+				unsetenv("PORT");	/* a worker has none */
 			execl("/bin/sh", "sh", "-c", opt.exec, (char *)NULL);
 			_exit(127);
 		}
+		if (pid > 0)
+			setpgid(pid, pid);	/* both sides: no race */
 		if (pid == -1) {
 			t->done = 1;
 			probe_fail(t, "H99", "cannot fork: %s", strerror(errno));
@@ -341,7 +364,11 @@ probe_exec_check(struct target *t, int64_t now)
 		return;
 	t->done = 1;
 	t->latency_ms = (long)(now - t->started);
-	if (r == 0) {
+	if (r == -1)
+		probe_fail(t, "H99", "cannot wait for the probe: %s",
+		    strerror(errno));
+	else if (r == 0) {
+		kill(-t->child, SIGKILL);
 		kill(t->child, SIGKILL);
 		waitpid(t->child, &status, 0);
 		probe_fail(t, "H12", "no answer within %lldms",
@@ -434,7 +461,10 @@ hook_run(const struct target *t, const char *event)
 	setenv("DYNO_HEALTH_APP", app_ok ? app.dir : "", 1);
 	if (t->probe != PROBE_URL) {
 		setenv("DYNO", t->name, 1);
-		setenv("PORT", port, 1);
+		if (t->port > 0)
+			setenv("PORT", port, 1);
+		else
+			unsetenv("PORT");
 	}
 	execl("/bin/sh", "sh", "-c", opt.on_fail, (char *)NULL);
 	_exit(127);
@@ -481,6 +511,8 @@ verdicts(void)
 	for (i = 0; i < ntargets; i++) {
 		struct target *t = targets[i];
 
+		if (t->idle)
+			continue;
 		if (t->ok) {
 			t->fails = 0;
 			t->oks++;
@@ -714,6 +746,17 @@ main(int argc, char **argv)
 		fprintf(stderr, "dyno-health: app directory %s: %s\n",
 		    appdir ? appdir : ".", strerror(errno));
 		return 2;
+	}
+	if (app_ok && access(app.state, F_OK) == -1) {
+		char procfile[4200];
+
+		/* Not an app: say so rather than make .dyno in any folder. */
+		snprintf(procfile, sizeof(procfile), "%s/Procfile", app.dir);
+		if (access(procfile, F_OK) == -1) {
+			fprintf(stderr, "dyno-health: %s is not an app directory "
+			    "(no Procfile, no .dyno)\n", app.dir);
+			return 2;
+		}
 	}
 	if (app_ok && app_prepare(&app) == -1) {
 		fprintf(stderr, "dyno-health: cannot prepare %s: %s\n", app.state,

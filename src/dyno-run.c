@@ -823,6 +823,10 @@ adopt_one(const char *file)
 	if (tilde)
 		*tilde = '\0';
 	if (pid <= 0 || !proc_alive((pid_t)pid, start)) {
+		/* Its top process died unwatched; the rest of its session
+		 * (an app that its shell started) must not linger on. */
+		if (pid > 1)
+			proc_session_kill((pid_t)pid, SIGKILL);
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0])
 			unlink(logp);
 		unlink(path);

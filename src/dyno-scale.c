@@ -71,16 +71,21 @@ ago(char *buf, size_t len, long long secs)
 		snprintf(buf, len, "~ %lldd ago", secs / 86400);
 }
 
+/* The last probe's verdict, if it was about this process and not an
+ * earlier one under the same name. */
 static void
-health_of(const char *name, char *out, size_t len)
+health_of(const struct dyno_info *d, char *out, size_t len)
 {
 	char path[4096], text[1024];
+	long pid;
 
 	snprintf(out, len, "-");
-	if (app_path(&app, path, sizeof(path), "run/health/%s", name) == -1 ||
-	    file_read(path, text, sizeof(text)) <= 0)
+	if (app_path(&app, path, sizeof(path), "run/health/%s", d->name) == -1 ||
+	    file_read(path, text, sizeof(text)) <= 0 ||
+	    kv_get_long(text, "pid", &pid) == -1 || pid != d->pid)
 		return;
-	kv_get(text, "state", out, len);
+	if (kv_get(text, "state", out, len) == -1)
+		snprintf(out, len, "-");
 }
 
 static int
@@ -106,7 +111,7 @@ show(int porcelain)
 		struct tm tm;
 		time_t t = (time_t)d[i].started;
 
-		health_of(d[i].name, health, sizeof(health));
+		health_of(&d[i], health, sizeof(health));
 		if (porcelain) {
 			printf("%s\t%s\t%s\t%ld\t%ld\t%ld\t%ld\t%s\t%lld\t%s\n",
 			    d[i].name, d[i].type, d[i].state, d[i].pid,
@@ -130,9 +135,10 @@ show(int porcelain)
 			printf("  next start in %llds", d[i].next_start > now ?
 			    d[i].next_start - now : 0);
 		else {
+			printf("  ");
 			if (d[i].port > 0)
-				printf("  port=%ld", d[i].port);
-			printf(" rss=%ldMB restarts=%ld health=%s", d[i].rss_kb / 1024,
+				printf("port=%ld ", d[i].port);
+			printf("rss=%ldMB restarts=%ld health=%s", d[i].rss_kb / 1024,
 			    d[i].restarts, health);
 		}
 		printf("\n");
@@ -445,11 +451,16 @@ autoscale(const struct auto_opts *a)
 		if (next != cur) {
 			char arg[DYNO_NAME_MAX + 24], path[4096], err[DYNO_ERR_MAX];
 			pid_t sup;
+			int bad;
 
 			snprintf(arg, sizeof(arg), "%s=%ld", a->type, next);
 			app_path(&app, path, sizeof(path), "formation");
-			if (formation_apply_arg(&f, arg, &pf, max_per_type, err,
-			    sizeof(err)) == -1 || formation_save(path, &f) == -1)
+			bad = formation_apply_arg(&f, arg, &pf, max_per_type, err,
+			    sizeof(err));
+			if (bad == 0 && (bad = formation_save(path, &f)) == -1)
+				snprintf(err, sizeof(err), "cannot write %s: %s",
+				    path, strerror(errno));
+			if (bad == -1)
 				log_event(stdout, "heroku", "autoscale",
 				    "at=error desc=\"cannot scale: %s\"", err);
 			else if ((sup = app_supervisor_pid(&app)) > 0)

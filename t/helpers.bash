@@ -48,6 +48,7 @@ log_has() { grep -q -- "$1" "$APP/out.log"; }
 log_count() { grep -c -- "$1" "$APP/out.log" || true; }
 log_count_ge() { [ "$(log_count "$1")" -ge "$2" ]; }
 pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+session_empty() { ! pgrep -s "$1" >/dev/null; }
 control() { printf '%s\n' "$*" > "$APP/.dyno/run/control"; }
 
 # stop_run: SIGTERM the supervisor and wait for it to exit.

@@ -319,6 +319,8 @@ teardown() { common_teardown; }
 	wait_for 10 log_has 'heroku\[web.2\]: Process died while no supervisor was running'
 	wait_for 10 has_routes 2
 	[ "$(state web.2 pid)" != "$p2" ]
+	# What its shell had started went with it.
+	wait_for 10 session_empty "$p2"
 }
 
 @test "long lines are split at 10000 bytes and a partial last line is kept" {
