@@ -160,12 +160,37 @@ static void upstream_writable(struct upstream *u);
 
 /* ---- small helpers ------------------------------------------------------ */
 
+/*
+ * Buffers of IO_CHUNK bytes come and go with every request; a small free
+ * list keeps malloc out of the hot path while idle connections still hold
+ * no memory at all.
+ */
+#define SPARE_MAX 256
+static char *spare[SPARE_MAX];
+static size_t nspare;
+
+static void
+buf_free(struct buf *b)
+{
+	if (b->data != NULL && b->cap == IO_CHUNK && nspare < SPARE_MAX)
+		spare[nspare++] = b->data;
+	else
+		free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
 static int
 buf_reserve(struct buf *b, size_t room)
 {
 	char *d;
 	size_t cap;
 
+	if (b->data == NULL && room <= IO_CHUNK && nspare > 0) {
+		b->data = spare[--nspare];
+		b->cap = IO_CHUNK;
+		b->off = b->len = 0;
+		return 0;
+	}
 	if (b->off > 0 && b->off == b->len)
 		b->off = b->len = 0;
 	if (b->cap - b->len >= room)
@@ -197,10 +222,8 @@ buf_pending(const struct buf *b)
 static void
 buf_release(struct buf *b)
 {
-	if (buf_pending(b) == 0) {
-		free(b->data);
-		memset(b, 0, sizeof(*b));
-	}
+	if (buf_pending(b) == 0)
+		buf_free(b);
 }
 
 static int
@@ -234,6 +257,33 @@ buf_header(struct buf *b, const struct http_header *h)
 	b->data[b->len++] = '\r';
 	b->data[b->len++] = '\n';
 	return 0;
+}
+
+static int
+buf_put(struct buf *b, const char *s, size_t n)
+{
+	if (buf_reserve(b, n) == -1)
+		return -1;
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	return 0;
+}
+
+#define buf_lit(b, s) buf_put((b), (s), sizeof(s) - 1)
+
+/* "Name: earlier, ours\r\n": an appended forwarding header, no printf. */
+static void
+buf_forward(struct buf *b, const char *name, const char *old, size_t oldlen,
+    const char *ours)
+{
+	buf_put(b, name, strlen(name));
+	buf_lit(b, ": ");
+	if (old != NULL) {
+		buf_put(b, old, oldlen);
+		buf_lit(b, ", ");
+	}
+	buf_put(b, ours, strlen(ours));
+	buf_lit(b, "\r\n");
 }
 
 static int
@@ -416,16 +466,16 @@ graveyard_empty(void)
 	while (dead_clients != NULL) {
 		struct client *c = dead_clients;
 		dead_clients = c->dead_next;
-		free(c->in.data);
-		free(c->out.data);
+		buf_free(&c->in);
+		buf_free(&c->out);
 		free(c->head);
 		free(c);
 	}
 	while (dead_upstreams != NULL) {
 		struct upstream *u = dead_upstreams;
 		dead_upstreams = u->dead_next;
-		free(u->out.data);
-		free(u->in.data);
+		buf_free(&u->out);
+		buf_free(&u->in);
 		free(u);
 	}
 }
@@ -849,8 +899,13 @@ request_build(struct client *c, const struct http_msg *m)
 	struct timespec now;
 	int have_id = 0;
 
-	buf_printf(&b, "%.*s %.*s HTTP/1.%d\r\n", (int)m->method_len, m->method,
-	    (int)m->target_len, m->target, m->minor);
+	buf_put(&b, m->method, m->method_len);
+	buf_lit(&b, " ");
+	buf_put(&b, m->target, m->target_len);
+	if (m->minor == 1)
+		buf_lit(&b, " HTTP/1.1\r\n");
+	else
+		buf_lit(&b, " HTTP/1.0\r\n");
 	for (i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
 
@@ -895,23 +950,28 @@ request_build(struct client *c, const struct http_msg *m)
 		    c->peer);
 	else
 		snprintf(c->fwd, sizeof(c->fwd), "%s", c->peer);
-	buf_printf(&b, "X-Forwarded-For: %.*s%s%s\r\n", (int)xfflen,
-	    xff ? xff : "", xff ? ", " : "", c->peer);
-	buf_printf(&b, "X-Forwarded-Proto: %.*s%s%s\r\n", (int)xfplen,
-	    xfp ? xfp : "", xfp ? ", " : "", opt.proto);
-	buf_printf(&b, "X-Forwarded-Port: %.*s%s%s\r\n", (int)xfportlen,
-	    xfport ? xfport : "", xfport ? ", " : "", opt.listen_port);
+	buf_forward(&b, "X-Forwarded-For", xff, xfflen, c->peer);
+	buf_forward(&b, "X-Forwarded-Proto", xfp, xfplen, opt.proto);
+	buf_forward(&b, "X-Forwarded-Port", xfport, xfportlen, opt.listen_port);
 	clock_gettime(CLOCK_REALTIME, &now);	/* wall clock: the dyno compares */
-	buf_printf(&b, "X-Request-Start: %lld\r\n", (long long)now.tv_sec *
-	    1000 + now.tv_nsec / 1000000);
-	buf_printf(&b, "X-Request-Id: %s\r\n", c->reqid);
-	buf_printf(&b, "Via: %.*s%s1.1 dyno-route\r\n", (int)vialen,
-	    via ? via : "", via ? ", " : "");
+	{
+		char ms[24], *p = ms + sizeof(ms);
+		unsigned long long v = (unsigned long long)now.tv_sec * 1000 +
+		    (unsigned long long)(now.tv_nsec / 1000000);
+		do
+			*--p = (char)('0' + v % 10);
+		while ((v /= 10) > 0);
+		buf_lit(&b, "X-Request-Start: ");
+		buf_put(&b, p, (size_t)(ms + sizeof(ms) - p));
+		buf_lit(&b, "\r\n");
+	}
+	buf_forward(&b, "X-Request-Id", NULL, 0, c->reqid);
+	buf_forward(&b, "Via", via, vialen, "1.1 dyno-route");
 	if (c->upgrade)
-		buf_printf(&b, "Connection: upgrade\r\n");
+		buf_lit(&b, "Connection: upgrade\r\n");
 	else if (m->minor == 0)
-		buf_printf(&b, "Connection: close\r\n");
-	buf_printf(&b, "\r\n");
+		buf_lit(&b, "Connection: close\r\n");
+	buf_lit(&b, "\r\n");
 	if (b.data == NULL)
 		return -1;
 	free(c->head);
