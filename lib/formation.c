@@ -189,8 +189,8 @@ formation_apply_arg(struct formation *f, const char *arg,
 		return -1;
 	}
 	cur = formation_get(f, type);
-	if (cur < 0)
-		cur = 0;
+	if (cur < 0)	/* Heroku's default, as dyno-run applies it */
+		cur = strcmp(type, "web") == 0 ? 1 : 0;
 	next = *op == '=' ? n : *op == '+' ? cur + n : cur - n;
 	if (next < 0) {
 		snprintf(err, errlen, "%s: would make %ld %s dynos", arg, next,

@@ -568,11 +568,16 @@ once(void)
 		t->healthy = t->ok;
 		t->fails = t->ok ? 0 : 1;
 		health_write(t);
-		if (!t->ok)
+		if (!t->ok) {
 			bad = 1;
+			hook_run(t, "down");	/* cron: tell a human now */
+		}
 	}
 	if (ntargets == 0)
 		printf("(nothing to probe)\n");
+	fflush(stdout);
+	while (wait(NULL) > 0 || errno == EINTR)	/* the hooks finish first */
+		;
 	return bad;
 }
 

@@ -326,3 +326,12 @@ with open(sys.argv[2], "a") as out:
 	wait "$listener"
 	grep -q '^STOPPING=1$' "$APP/notify.out"
 }
+
+@test "--once runs --on-fail for each failing target before it exits (cron mails at once)" {
+	closed=$(pick_port)
+	cd "$BATS_TEST_TMPDIR"
+	run "$BIN/dyno-health" --once --url "http://127.0.0.1:$closed/" \
+	    --on-fail 'echo "$DYNO_HEALTH_EVENT $DYNO_HEALTH_TARGET $DYNO_HEALTH_CODE" > hook.out'
+	[ "$status" -eq 1 ]
+	[ "$(cat hook.out)" = "down http://127.0.0.1:$closed/ H21" ]
+}

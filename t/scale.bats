@@ -345,3 +345,11 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 	AUTO_PID=
 	[ "$DAEMON_STATUS" -eq 0 ]
 }
+
+@test "web+1 counts from Heroku's default of one web when the formation lacks web" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	mkdir -p "$APP/.dyno" && printf 'worker=1\n' > "$APP/.dyno/formation"
+	run "$BIN/dyno-scale" -a "$APP" web+1
+	[ "$status" -eq 0 ]
+	grep -qx 'web=2' "$APP/.dyno/formation"
+}
