@@ -63,8 +63,11 @@ bin/%: $(BUILD)/src/%.o $(BUILD)/libdyno.a build/variant
 examples/app: examples/app.c
 	$(CC) $(CSTD) -Wall -Wextra -Werror -O2 -pthread -o $@ $< -pthread
 
-check: all
+# Test dependencies first (they include libcurl's headers, which the build
+# needs), then the build, the man page lint and every test.
+check:
 	@sh t/deps.sh
+	@$(MAKE) --no-print-directory all
 	mandoc -Tlint -Wwarning $(MANS)
 	bash t/run-tests.sh $(BATS_FLAGS)
 

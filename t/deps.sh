@@ -11,6 +11,7 @@ have pgrep   || need="$need procps"
 have git     || need="$need git"
 have zstd    || need="$need zstd"
 have valgrind || need="$need valgrind"
+[ -e /usr/include/curl/curl.h ] || need="$need libcurl4-openssl-dev"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && have apt-get; then
 	echo "t/deps.sh: installing:$need" >&2
