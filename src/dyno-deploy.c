@@ -672,24 +672,24 @@ source_fetch(const char *src, const char *dir, char *commit, size_t clen,
 	if (S_ISDIR(st.st_mode) && (opt.ref != NULL || (is_git(src) &&
 	    !opt.no_git))) {
 		/* git: the committed tree at REF, never the work tree. */
-		char rev[256], *argv1[] = { "git", "-C", (char *)src, "rev-parse",
+		char rev[256], out[PATH_MAX];
+		char *revparse[] = { "git", "-C", (char *)src, "rev-parse",
 		    "--verify", "--quiet", rev, NULL };
-		char cmd[PATH_MAX * 2 + 512];
-		FILE *p;
+		int fd, rc;
 
+		/* The argv goes to git as is: no shell, so no quoting to get wrong. */
 		snprintf(rev, sizeof(rev), "%s^{commit}", opt.ref ? opt.ref : "HEAD");
-		(void)argv1;
-		snprintf(cmd, sizeof(cmd), "git -C '%s' rev-parse --verify --quiet "
-		    "'%s'", src, rev);
-		if (strchr(src, '\'') || strchr(rev, '\''))
-			die("quotes in a git path or ref are not supported");
-		if ((p = popen(cmd, "r")) == NULL ||
-		    fgets(commit, (int)clen, p) == NULL) {
-			if (p)
-				pclose(p);
+		snprintf(out, sizeof(out), "%s.rev", dir);
+		fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (fd == -1)
+			die("cannot open %s: %s", out, strerror(errno));
+		rc = run_logged(revparse, NULL, NULL, fd, opt.build_ms, 1);
+		close(fd);
+		if (rc != 0 || file_read(out, commit, clen) <= 0) {
+			unlink(out);
 			die("%s: no git commit %s", src, opt.ref ? opt.ref : "HEAD");
 		}
-		pclose(p);
+		unlink(out);
 		commit[strcspn(commit, "\n")] = '\0';
 		{
 			char *argv[] = { "sh", "-c",
@@ -1203,8 +1203,41 @@ tmp_sweep(void)
 	closedir(d);
 }
 
+static int rollback_to(long target);
+
+/*
+ * A new release with release `from`'s code and Procfile and the given
+ * config vars (rollback, config:set, config:unset); the config file follows
+ * it, then the switch.
+ */
 static int
-rollback_to(long target, long failed, int quiet);
+release_reuse(long from, const char *desc, struct env *config, int rollback)
+{
+	struct release_spec rs;
+	char path[4096], *pftext;
+	long v;
+	int rc;
+
+	state_path(path, sizeof(path), "releases/%ld/Procfile", from);
+	if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
+		die("cannot read %s: %s", path, strerror(errno));
+	memset(&rs, 0, sizeof(rs));
+	rs.from = from;
+	rs.desc = desc;
+	rs.config = config;
+	meta_get(from, "source", path, sizeof(path));
+	rs.source = path;
+	v = release_make(&rs, pftext);
+	free(pftext);
+	config_save(config);
+	if (rollback)
+		printf("Built v%ld: %s\n", v, desc);
+	else
+		printf("%s: v%ld\n", desc, v);
+	rc = release_activate(v, 0);
+	retention();
+	return rc;
+}
 
 static int
 finish(long v, long previous)
@@ -1214,7 +1247,7 @@ finish(long v, long previous)
 	/* Roll back before pruning, which could take `previous` away. */
 	if (rc != 0 && opt.rollback_on_failure && previous > 0) {
 		fprintf(stderr, "dyno-deploy: rolling back to v%ld\n", previous);
-		rollback_to(previous, v, 0);	/* prunes when done */
+		rollback_to(previous);	/* prunes when done */
 		return 1;
 	}
 	retention();
@@ -1258,14 +1291,12 @@ deploy(const char *source)
 }
 
 static int
-rollback_to(long target, long failed, int quiet)
+rollback_to(long target)
 {
-	char desc[64], path[4096], err[DYNO_ERR_MAX], *pftext;
-	struct release_spec rs;
+	char desc[64], path[4096], err[DYNO_ERR_MAX];
 	struct env config;
-	long v;
+	int rc;
 
-	(void)failed;
 	state_path(path, sizeof(path), "releases/%ld", target);
 	if (access(path, F_OK) == -1)
 		die("no release v%ld (kept: see dyno-deploy releases)", target);
@@ -1274,26 +1305,10 @@ rollback_to(long target, long failed, int quiet)
 	state_path(path, sizeof(path), "releases/%ld/config", target);
 	if (env_load_config(&config, path, err, sizeof(err)) == -1)
 		die("%s", err);
-	state_path(path, sizeof(path), "releases/%ld/Procfile", target);
-	if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
-		die("cannot read %s: %s", path, strerror(errno));
 	snprintf(desc, sizeof(desc), "Rollback to v%ld", target);
-	memset(&rs, 0, sizeof(rs));
-	rs.from = target;
-	rs.desc = desc;
-	rs.config = &config;
-	meta_get(target, "source", path, sizeof(path));
-	rs.source = path;
-	v = release_make(&rs, pftext);
-	free(pftext);
-	config_save(&config);
+	rc = release_reuse(target, desc, &config, 1);
 	env_free(&config);
-	printf("Built v%ld: %s\n", v, desc);
-	{
-		int rc = release_activate(v, quiet);
-		retention();
-		return rc;
-	}
+	return rc;
 }
 
 /* ---- config commands --------------------------------------------------------------- */
@@ -1408,29 +1423,9 @@ config_change(int argc, char **argv, int set)
 		return 0;
 	}
 	{
-		struct release_spec rs;
-		char path[4096], *pftext;
-		long v;
-
-		state_path(path, sizeof(path), "releases/%ld/Procfile", cur);
-		if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
-			die("cannot read %s: %s", path, strerror(errno));
-		memset(&rs, 0, sizeof(rs));
-		rs.from = cur;
-		rs.desc = desc;
-		rs.config = &e;
-		meta_get(cur, "source", path, sizeof(path));
-		rs.source = path;
-		v = release_make(&rs, pftext);
-		free(pftext);
-		config_save(&e);
+		int rc = release_reuse(cur, desc, &e, 0);
 		env_free(&e);
-		printf("%s: v%ld\n", desc, v);
-		{
-			int rc = release_activate(v, 0);
-			retention();
-			return rc;
-		}
+		return rc;
 	}
 }
 
@@ -1603,7 +1598,7 @@ main(int argc, char **argv)
 			if (target == 0)
 				die("no release before v%ld to roll back to", cur);
 		}
-		rc = rollback_to(target, 0, 0);
+		rc = rollback_to(target);
 	} else if (argc == 1 && strncmp(cmd, "config", 6) != 0)
 		rc = deploy(cmd);
 	else {
