@@ -71,7 +71,7 @@ struct client {
 	int fd;				/* -1 once closed; freed after the round */
 	struct client *dead_next;
 	struct client *prev, *next;	/* every client, for the timer sweep */
-	struct client *qnext;		/* waiting for a dyno */
+	struct client *qprev, *qnext;	/* waiting for a dyno */
 	int queued;
 	struct buf in, out;
 	struct upstream *up;
@@ -307,6 +307,39 @@ buf_printf(struct buf *b, const char *fmt, ...)
 	}
 	b->len += (size_t)n;
 	return 0;
+}
+
+/* The queue of requests waiting for a dyno with room: FIFO, O(1) removal. */
+static void
+queue_push(struct client *c)
+{
+	c->qnext = NULL;
+	c->qprev = queue_tail;
+	if (queue_tail)
+		queue_tail->qnext = c;
+	else
+		queue_head = c;
+	queue_tail = c;
+	queue_len++;
+	c->queued = 1;
+}
+
+static void
+queue_remove(struct client *c)
+{
+	if (!c->queued)
+		return;
+	if (c->qprev)
+		c->qprev->qnext = c->qnext;
+	else
+		queue_head = c->qnext;
+	if (c->qnext)
+		c->qnext->qprev = c->qprev;
+	else
+		queue_tail = c->qprev;
+	c->qprev = c->qnext = NULL;
+	queue_len--;
+	c->queued = 0;
 }
 
 static void
@@ -583,11 +616,7 @@ backends_load(const char *text, int from_routes)
 		while (queue_head != NULL && queue_len > 0) {
 			size_t before = queue_len;
 			struct client *c = queue_head;
-			queue_head = c->qnext;
-			if (queue_head == NULL)
-				queue_tail = NULL;
-			queue_len--;
-			c->queued = 0;
+			queue_remove(c);
 			dispatch(c);
 			if (queue_len >= before)
 				break;
@@ -723,19 +752,7 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	c->status = status;
 	log_request(c, code, desc);
 	upstream_discard(c);
-	if (c->queued) {
-		struct client **pp;
-		for (pp = &queue_head; *pp != NULL; pp = &(*pp)->qnext)
-			if (*pp == c) {
-				*pp = c->qnext;
-				break;
-			}
-		queue_tail = NULL;
-		for (struct client *q = queue_head; q; q = q->qnext)
-			queue_tail = q;
-		queue_len--;
-		c->queued = 0;
-	}
+	queue_remove(c);
 	c->close_after = 1;
 	c->req = REQ_DONE;
 	c->tunnel = 0;
@@ -788,18 +805,7 @@ client_close(struct client *c)
 	if (c->fd < 0)
 		return;
 	upstream_discard(c);
-	if (c->queued) {
-		struct client **pp;
-		for (pp = &queue_head; *pp != NULL; pp = &(*pp)->qnext)
-			if (*pp == c) {
-				*pp = c->qnext;
-				break;
-			}
-		queue_tail = NULL;
-		for (struct client *q = queue_head; q; q = q->qnext)
-			queue_tail = q;
-		queue_len--;
-	}
+	queue_remove(c);
 	poller_del(poller, c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -1321,20 +1327,15 @@ dispatch(struct client *c)
 		struct upstream *u;
 		int full, none, refused;
 
-		if (c->ntries >= (int)(sizeof(c->tried) / sizeof(c->tried[0])))
-			none = 1, b = NULL;
-		else
+		if (c->ntries >= (int)(sizeof(c->tried) / sizeof(c->tried[0]))) {
+			full = 0;	/* tried every dyno it may: not a backlog */
+			none = 1;
+			b = NULL;
+		} else
 			b = backend_pick(c, &full, &none);
 		if (b == NULL) {
 			if (full && queue_len < (size_t)opt.queue_max) {
-				c->qnext = NULL;
-				if (queue_tail)
-					queue_tail->qnext = c;
-				else
-					queue_head = c;
-				queue_tail = c;
-				queue_len++;
-				c->queued = 1;
+				queue_push(c);
 				client_update(c);
 				return;
 			}
@@ -1392,11 +1393,7 @@ queue_drain(void)
 
 		if (b == NULL && full)
 			return;
-		queue_head = c->qnext;
-		if (queue_head == NULL)
-			queue_tail = NULL;
-		queue_len--;
-		c->queued = 0;
+		queue_remove(c);
 		dispatch(c);
 	}
 }
