@@ -73,6 +73,27 @@ kill_dynos() {
 	return 0
 }
 
+# sanitizer_check FILE...: under SAN=1 a sanitizer report in any of them
+# fails the test (and keeps its folder for a look).
+sanitizer_check() {
+	if grep -qsE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$@"; then
+		unset BATS_TEST_COMPLETED
+		return 1
+	fi
+	return 0
+}
+
+# keep_or_remove DIR LOG LABEL LINES: remove DIR after a passing test;
+# otherwise leave it and show the end of LOG.
+keep_or_remove() {
+	if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
+		rm -rf "$1"
+	else
+		echo "--- $3 output ($2):" >&2
+		tail -n "$4" "$2" >&2 2>/dev/null
+	fi
+}
+
 common_teardown() {
 	local sanitized=0
 	if [ -n "${RUN_PID:-}" ]; then
@@ -81,17 +102,8 @@ common_teardown() {
 	fi
 	if [ -n "${APP:-}" ] && [ -d "$APP" ]; then
 		kill_dynos
-		# Under SAN=1 a sanitizer report anywhere in the output fails the test.
-		if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$APP/out.log" 2>/dev/null; then
-			sanitized=1
-			unset BATS_TEST_COMPLETED
-		fi
-		if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
-			rm -rf "$APP"
-		else
-			echo "--- dyno-run output ($APP/out.log):" >&2
-			tail -n 60 "$APP/out.log" >&2 2>/dev/null
-		fi
+		sanitizer_check "$APP/out.log" || sanitized=1
+		keep_or_remove "$APP" "$APP/out.log" dyno-run 60
 	fi
 	[ "$sanitized" = 0 ]
 }
@@ -177,11 +189,9 @@ daemons_teardown() {
 	stop_daemon "${AUTO_PID:-}"
 	stop_daemon "${ROUTER_PID:-}"
 	if [ -n "${APP:-}" ] && [ -d "$APP" ]; then
-		if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \
-		    "$APP"/*.log 2>/dev/null; then
+		if ! sanitizer_check "$APP"/*.log; then
 			grep -E -A 20 'ERROR: [A-Za-z]+Sanitizer|runtime error:' \
 			    "$APP"/*.log >&2
-			unset BATS_TEST_COMPLETED
 			common_teardown
 			return 1
 		fi

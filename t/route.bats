@@ -21,32 +21,20 @@ teardown() {
 	[ -n "$ROUTER_PID" ] && kids=$(pgrep -P "$ROUTER_PID")
 	for p in "${PIDS[@]}" $kids; do kill -KILL "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	if grep -qE 'ERROR: [A-Za-z]+Sanitizer|runtime error:' "$LOG" 2>/dev/null; then
-		sanitized=1
-		unset BATS_TEST_COMPLETED
-	fi
-	if [ -n "${BATS_TEST_COMPLETED:-}" ]; then
-		rm -rf "$T"
-	else
-		echo "--- router output ($LOG):" >&2
-		tail -n 40 "$LOG" >&2 2>/dev/null
-	fi
+	sanitizer_check "$LOG" || sanitized=1
+	keep_or_remove "$T" "$LOG" router 40
 	[ "$sanitized" = 0 ]
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-port_open() { (exec 9<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port_closed() { ! port_open "$1"; }
+port_closed() { ! port_listening "$1"; }
 
 # start_app NAME: the sample app as dyno NAME; its port in $LAST_PORT.
 start_app() {
-	LAST_PORT=$(free_port)
+	LAST_PORT=$(pick_port)
 	PORT=$LAST_PORT DYNO=$1 "$SAMPLE_APP" >>"$T/$1.log" 2>&1 3>&- &
 	PIDS+=($!)
 	LAST_PID=$!
-	wait_for 5 port_open "$LAST_PORT"
+	wait_for 5 port_listening "$LAST_PORT"
 }
 
 # start_backend NAME [FLAG...]: t/peers/backend.py; its port in $LAST_PORT.
@@ -63,11 +51,11 @@ start_backend() {
 
 # start_router ARG...: dyno-route on a free port ($RPORT), output in $LOG.
 start_router() {
-	RPORT=$(free_port)
+	RPORT=$(pick_port)
 	"$BIN/dyno-route" -l "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
 	ROUTER_PID=$!
 	PIDS+=($!)
-	wait_for 5 port_open "$RPORT"
+	wait_for 5 port_listening "$RPORT"
 }
 
 # An app directory whose run/routes holds the given lines.
@@ -186,8 +174,8 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
 	wait_for 5 router_log_has 'at=error code=H14 .*status=503'
 
-	gone1=$(free_port)
-	gone2=$(free_port)
+	gone1=$(pick_port)
+	gone2=$(pick_port)
 	start_router -b "127.0.0.1:$gone1,127.0.0.1:$gone2"
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
 	wait_for 5 router_log_has 'at=error code=H21 .*status=503'
