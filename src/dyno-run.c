@@ -71,7 +71,6 @@ struct dyno {
 	char *line;
 	size_t linelen;
 	int dirty;
-	int ever_up;
 	int term_pending;	/* SIGTERM goes out after routes are rewritten */
 	int leader_gone;	/* stopping: its shell exited, children still drain */
 	char cgroup[4096];	/* its own cgroup under --cgroup, or "" */
@@ -598,7 +597,6 @@ dyno_spawn(struct dyno *d, int avoid_port)
 		dyno_set_state(d, ST_UP);
 		/* only a crash history needs forgetting: no idle wakeup otherwise */
 		d->reset_at = d->crashes ? clock_ms() + opt.backoff_reset_ms : 0;
-		d->ever_up = 1;
 	}
 	return 0;
 fail:
@@ -867,7 +865,6 @@ adopt_one(const char *file)
 	    state);
 	if (strcmp(state, "up") == 0) {
 		d->state = ST_UP;
-		d->ever_up = 1;
 		/* only a crash history needs forgetting: no idle wakeup otherwise */
 		d->reset_at = d->crashes ? clock_ms() + opt.backoff_reset_ms : 0;
 	} else if (strcmp(state, "stopping") == 0) {
@@ -1179,7 +1176,6 @@ timers_run(int64_t now)
 			if (d->port > 0 && now >= d->probe_at) {
 				if (port_accepts(d->port)) {
 					dyno_set_state(d, ST_UP);
-					d->ever_up = 1;
 					d->reset_at = d->crashes ? now + opt.backoff_reset_ms : 0;
 					break;
 				}
