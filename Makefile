@@ -31,10 +31,11 @@ BUILD = build/$(VARIANT)
 
 # Programs that need only libc; dyno-health also links libcurl (HTTP out).
 PLAIN_PROGRAMS = dyno-run dyno-route dyno-scale
-CURL_PROGRAMS  = dyno-health dyno-deploy
+CURL_PROGRAMS  = dyno-health dyno-deploy dyno-backup
 PROGRAMS = $(PLAIN_PROGRAMS) $(CURL_PROGRAMS)
 LIBS_dyno-health = -lcurl
 LIBS_dyno-deploy = -lcurl
+LIBS_dyno-backup = -lcurl
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 BINS     = $(PROGRAMS:%=bin/%)

@@ -205,6 +205,17 @@ void sha256_init(struct sha256 *s);
 void sha256_update(struct sha256 *s, const void *data, size_t n);
 void sha256_hex(struct sha256 *s, char out[65]);
 
+/* md5.c: only to check S3 ETags. */
+struct md5 {
+	uint32_t h[4];
+	uint64_t len;
+	unsigned char buf[64];
+	size_t fill;
+};
+void md5_init(struct md5 *m);
+void md5_update(struct md5 *m, const void *data, size_t n);
+void md5_final(struct md5 *m, unsigned char out[16]);
+
 /* rand.c: fast non-cryptographic randomness seeded from the kernel. */
 uint64_t rand_next(void);
 void rand_seed(void);	/* again after fork */
