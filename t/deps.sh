@@ -11,6 +11,10 @@ have pgrep   || need="$need procps"
 have git     || need="$need git"
 have zstd    || need="$need zstd"
 have valgrind || need="$need valgrind"
+have sqlite3 || need="$need sqlite3"
+have gzip    || need="$need gzip"
+have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 [ -e /usr/include/curl/curl.h ] || need="$need libcurl4-openssl-dev"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && have apt-get; then
