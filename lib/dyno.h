@@ -216,6 +216,19 @@ void md5_init(struct md5 *m);
 void md5_update(struct md5 *m, const void *data, size_t n);
 void md5_final(struct md5 *m, unsigned char out[16]);
 
+/* dburl.c: DATABASE_URL for dyno-backup; passwords kept out of argv. */
+enum { DBURL_POSTGRES = 1, DBURL_SQLITE };
+struct dburl {
+	int type;
+	char url[4096];		/* postgres: without the password */
+	char password[1024];	/* postgres: for PGPASSWORD */
+	char redacted[4096];	/* for meta files and messages: password "***" */
+	char path[4096];	/* sqlite: absolute */
+};
+int dburl_parse(const char *url, const char *basedir, struct dburl *db,
+    char *err, size_t errlen);
+int xml_tag(const char *xml, const char *tag, char *out, size_t outlen);	/* <tag>text</tag> */
+
 /* rand.c: fast non-cryptographic randomness seeded from the kernel. */
 uint64_t rand_next(void);
 void rand_seed(void);	/* again after fork */

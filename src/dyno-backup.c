@@ -38,7 +38,7 @@
 #define RESP_MAX (256 * 1024)	/* an S3 answer body we read (XML) */
 #define PARTS_MAX 10000		/* S3's limit on multipart parts */
 
-enum dbtype { DB_NONE, DB_POSTGRES, DB_SQLITE, DB_CMD };
+#define DB_CMD 3	/* beside DBURL_POSTGRES and DBURL_SQLITE */
 
 static struct app app;
 static char backups_dir[PATH_MAX], app_name[256];
@@ -555,45 +555,6 @@ first_line(char *const argv[], char *out, size_t outlen)
 
 /* ---- databases ---------------------------------------------------------- */
 
-struct db {
-	enum dbtype type;
-	char url[4096];		/* postgres: the URL without its password */
-	char password[1024];	/* postgres: handed over in PGPASSWORD */
-	char redacted[4096];	/* what meta files and messages show */
-	char path[PATH_MAX];	/* sqlite */
-};
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = tolower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-static int
-percent_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t i, o = 0;
-	int h, l;
-
-	for (i = 0; i < n; i++) {
-		if (o + 1 >= outlen)
-			return -1;
-		if (s[i] == '%' && i + 2 < n && (h = hexval(s[i + 1])) >= 0 &&
-		    (l = hexval(s[i + 2])) >= 0) {
-			out[o++] = (char)(h << 4 | l);
-			i += 2;
-		} else
-			out[o++] = s[i];
-	}
-	out[o] = '\0';
-	return 0;
-}
-
 static int
 has_suffix(const char *s, const char *suf)
 {
@@ -602,94 +563,18 @@ has_suffix(const char *s, const char *suf)
 	return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
-/*
- * Read a database URL.  Postgres URLs lose their password (userinfo or a
- * password= parameter) to db->password, so that no argv shows it; sqlite
- * URLs and paths become an absolute path.
- */
 static void
-db_parse(const char *url, struct db *db)
+db_parse(const char *url, struct dburl *db)
 {
-	const char *rest, *at, *colon, *slash, *q;
-	char path[PATH_MAX];
+	char err[DYNO_ERR_MAX];
 
-	memset(db, 0, sizeof(*db));
-	if (strncmp(url, "postgres://", 11) == 0 ||
-	    strncmp(url, "postgresql://", 13) == 0) {
-		db->type = DB_POSTGRES;
-		rest = strstr(url, "://") + 3;
-		slash = rest + strcspn(rest, "/?#");
-		at = memchr(rest, '@', (size_t)(slash - rest));
-		/* userinfo ends at the last '@' before the path */
-		if (at != NULL) {
-			const char *a2;
-			while ((a2 = memchr(at + 1, '@', (size_t)(slash - at - 1))) != NULL)
-				at = a2;
-		}
-		colon = at != NULL ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
-		if (colon != NULL) {
-			if (percent_decode(colon + 1, (size_t)(at - colon - 1),
-			    db->password, sizeof(db->password)) == -1)
-				die("database URL: password too long");
-			snprintf(db->url, sizeof(db->url), "%.*s%s",
-			    (int)(colon - url), url, at);
-			snprintf(db->redacted, sizeof(db->redacted), "%.*s:***%s",
-			    (int)(colon - url), url, at);
-		} else {
-			snprintf(db->url, sizeof(db->url), "%s", url);
-			snprintf(db->redacted, sizeof(db->redacted), "%s", url);
-		}
-		/* ?password=... : moved out of the URL the same way */
-		if ((q = strchr(db->url, '?')) != NULL) {
-			char *p = strstr(q, "password="), *e;
-			if (p != NULL && (p[-1] == '?' || p[-1] == '&')) {
-				e = p + 9 + strcspn(p + 9, "&#");
-				if (percent_decode(p + 9, (size_t)(e - p - 9),
-				    db->password, sizeof(db->password)) == -1)
-					die("database URL: password too long");
-				memmove(p, *e == '&' ? e + 1 : e, strlen(*e == '&' ? e + 1 : e) + 1);
-				if (p[-1] == '&' && *p == '\0')
-					p[-1] = '\0';
-				if (p[-1] == '?' && *p == '\0')
-					p[-1] = '\0';
-			}
-			if ((p = strstr(db->redacted, "password=")) != NULL &&
-			    (p[-1] == '?' || p[-1] == '&')) {
-				e = p + 9 + strcspn(p + 9, "&#");
-				memmove(p + 12, e, strlen(e) + 1);
-				memcpy(p + 9, "***", 3);
-			}
-		}
-		return;
-	}
-	if (strncmp(url, "sqlite:", 7) == 0 || strncmp(url, "sqlite3:", 8) == 0) {
-		rest = strchr(url, ':') + 1;
-		if (strncmp(rest, "//", 2) == 0)
-			rest += 2;	/* sqlite:///abs or sqlite://rel */
-		db->type = DB_SQLITE;
-	} else if (has_suffix(url, ".db") || has_suffix(url, ".sqlite") ||
-	    has_suffix(url, ".sqlite3")) {
-		rest = url;
-		db->type = DB_SQLITE;
-	} else {
-		die("database URL: not postgres://, postgresql://, sqlite:// or a .db file: %.80s%s",
-		    strchr(url, '@') != NULL ? "(hidden: it has a password)" : url, "");
-	}
-	if (*rest == '\0')
-		die("database URL: no file in %s", url);
-	if (*rest == '/')
-		snprintf(path, sizeof(path), "%s", rest);
-	else if (snprintf(path, sizeof(path), "%s/%s", app.dir, rest) >=
-	    (int)sizeof(path))
-		die("database path too long: %s", rest);
-	snprintf(db->path, sizeof(db->path), "%s", path);
-	snprintf(db->url, sizeof(db->url), "sqlite://%s", path);
-	snprintf(db->redacted, sizeof(db->redacted), "sqlite://%s", path);
+	if (dburl_parse(url, app.dir, db, err, sizeof(err)) == -1)
+		die("%s", err);
 }
 
 /* --db, else DATABASE_URL from the config vars, else from .env. */
 static void
-db_resolve(struct db *db)
+db_resolve(struct dburl *db)
 {
 	struct env e;
 	char path[PATH_MAX], err[DYNO_ERR_MAX];
@@ -722,7 +607,7 @@ db_resolve(struct db *db)
 
 /* The environment for a postgres tool: ours plus PGPASSWORD. */
 static char **
-pg_env(const struct db *db)
+pg_env(const struct dburl *db)
 {
 	static struct env e;
 
@@ -1415,15 +1300,9 @@ req_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 static void
 s3_error_code(const struct request *q, char *out, size_t outlen)
 {
-	const char *p, *e;
-
 	out[0] = '\0';
-	if (q->resp == NULL || (p = strstr(q->resp, "<Code>")) == NULL)
-		return;
-	p += 6;
-	if ((e = strstr(p, "</Code>")) == NULL || e - p > 100)
-		return;
-	snprintf(out, outlen, "%.*s", (int)(e - p), p);
+	if (q->resp != NULL)
+		(void)xml_tag(q->resp, "Code", out, outlen);
 }
 
 static void
@@ -1631,23 +1510,6 @@ uri_encode(const char *s, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
-static void
-xml_value(const char *xml, const char *tag, char *out, size_t outlen)
-{
-	char open[64], close[64];
-	const char *p, *e;
-
-	out[0] = '\0';
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	if (xml == NULL || (p = strstr(xml, open)) == NULL)
-		return;
-	p += strlen(open);
-	if ((e = strstr(p, close)) == NULL || (size_t)(e - p) >= outlen)
-		return;
-	snprintf(out, outlen, "%.*s", (int)(e - p), p);
-}
-
 /*
  * S3 multipart upload of FD (SIZE bytes) in parts of PART bytes.  Each
  * part's ETag must be its MD5; the object's expected ETag goes to etag.
@@ -1678,7 +1540,7 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
 		snprintf(err, errlen, "starting a multipart upload: %s", q.error);
 		goto out;
 	}
-	xml_value(resp, "UploadId", uploadid, sizeof(uploadid));
+	(void)xml_tag(resp, "UploadId", uploadid, sizeof(uploadid));
 	if (uploadid[0] == '\0') {
 		snprintf(err, errlen, "starting a multipart upload: no UploadId in the answer");
 		goto out;
@@ -1899,14 +1761,14 @@ backup_source(struct backup *b, char *path, size_t len, int *fetched)
 /* ---- capture ------------------------------------------------------------ */
 
 static void
-tools_versions(enum dbtype type, const char *compress, char *out, size_t outlen)
+tools_versions(int type, const char *compress, char *out, size_t outlen)
 {
 	char a[200] = "", c[200] = "";
 
-	if (type == DB_POSTGRES) {
+	if (type == DBURL_POSTGRES) {
 		char *argv[] = { "pg_dump", "--version", NULL };
 		first_line(argv, a, sizeof(a));
-	} else if (type == DB_SQLITE) {
+	} else if (type == DBURL_SQLITE) {
 		char *argv[] = { "sqlite3", "--version", NULL };
 		char v[200];
 		first_line(argv, v, sizeof(v));
@@ -1976,7 +1838,7 @@ static int cmd_prune(void);
 static int
 cmd_capture(void)
 {
-	struct db db;
+	struct dburl db;
 	struct sink s;
 	struct backup b;
 	char id[16], tmp[PATH_MAX], raw[PATH_MAX], final[PATH_MAX], err[1024];
@@ -2004,7 +1866,7 @@ cmd_capture(void)
 	when = now_unix();
 	sink_init(&s, -1);
 	switch (db.type) {
-	case DB_POSTGRES: {
+	case DBURL_POSTGRES: {
 		char *argv[] = { "pg_dump", "--format=custom", "--no-password",
 		    "--dbname", db.url, NULL };
 
@@ -2018,7 +1880,7 @@ cmd_capture(void)
 			capture_fail("%s: %s", db.redacted, err);
 		break;
 	}
-	case DB_SQLITE: {
+	case DBURL_SQLITE: {
 		char target[64], backup_cmd[128];
 		char *argv[] = { "sqlite3", "-bail", db.path, ".timeout 30000",
 		    "BEGIN;", "SELECT count(*) FROM sqlite_schema;", backup_cmd,
@@ -2081,8 +1943,8 @@ cmd_capture(void)
 		capture_fail("%s: %s", tmp, strerror(errno));
 	check_interrupted();
 	sha256_hex(&s.sha, sha);
-	if (readable(db.type == DB_POSTGRES ? "postgres" :
-	    db.type == DB_SQLITE ? "sqlite" : "cmd", tmp, err, sizeof(err)) == -1)
+	if (readable(db.type == DBURL_POSTGRES ? "postgres" :
+	    db.type == DBURL_SQLITE ? "sqlite" : "cmd", tmp, err, sizeof(err)) == -1)
 		capture_fail("%s did not verify: %s", id, err);
 	check_interrupted();
 	/* Publish: the data file first, the meta last (a backup exists when
@@ -2099,9 +1961,9 @@ cmd_capture(void)
 	    "type=%s\nfile=%s\nsize=%lld\nsha256=%s\nduration_ms=%s\n"
 	    "database=%s\ncompression=%s\ntools=%s\nverified=%s\n",
 	    id, created, when, opt.scheduled ? "scheduled" : "manual",
-	    db.type == DB_POSTGRES ? "postgres" : db.type == DB_SQLITE ?
+	    db.type == DBURL_POSTGRES ? "postgres" : db.type == DBURL_SQLITE ?
 	    "sqlite" : "cmd", file, s.size, sha, dur, db.redacted,
-	    db.type == DB_POSTGRES ? "pg_dump" : compress != NULL ? compress :
+	    db.type == DBURL_POSTGRES ? "pg_dump" : compress != NULL ? compress :
 	    "none", tools[0] ? tools : "-", created);
 	memset(&b, 0, sizeof(b));
 	b.num = num;
@@ -2234,7 +2096,7 @@ check_sum_or_die(const struct backup *b, const char *path)
 }
 
 static void
-restore_sqlite(const struct backup *b, const char *src, const struct db *db)
+restore_sqlite(const struct backup *b, const char *src, const struct dburl *db)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX], err[1024], side[PATH_MAX + 16];
 	const char *slash;
@@ -2284,7 +2146,7 @@ static int
 cmd_restore(const char *id)
 {
 	struct backup *list, *b;
-	struct db db;
+	struct dburl db;
 	char path[PATH_MAX], err[1024];
 	int fetched, lockfd;
 	size_t n;
@@ -2302,7 +2164,7 @@ cmd_restore(const char *id)
 		if (opt.cmd != NULL)
 			usage_error("restore: --cmd is for backups captured with --cmd");
 		db_resolve(&db);
-		if ((strcmp(b->type, "postgres") == 0) != (db.type == DB_POSTGRES))
+		if ((strcmp(b->type, "postgres") == 0) != (db.type == DBURL_POSTGRES))
 			die("%s is a %s backup; %s is not a %s database", b->id,
 			    b->type, db.redacted, b->type);
 		confirm_or_die(b, db.redacted);
