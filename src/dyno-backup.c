@@ -997,7 +997,9 @@ static int
 decompress_to(const char *src, const char *dst, char *err, size_t errlen)
 {
 	const char *tool = decompressor(src);
-	char *argv[] = { (char *)tool, "-d", "-c", "-q", (char *)src, NULL };
+	char *zargv[] = { (char *)tool, "-d", "-c", "-q", (char *)src, NULL };
+	char *gargv[] = { (char *)tool, "-d", "-c", (char *)src, NULL };
+	char **argv = tool != NULL && strcmp(tool, "gzip") == 0 ? gargv : zargv;
 	struct sink s;
 	int fd, rc;
 
@@ -1011,8 +1013,6 @@ decompress_to(const char *src, const char *dst, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	if (strcmp(tool, "gzip") == 0)
-		argv[3] = NULL;
 	rc = run(argv, NULL, NULL, -1, &s, tool, err, errlen);
 	if (rc == 0 && fsync(fd) == -1) {
 		snprintf(err, errlen, "%s: %s", dst, strerror(errno));
