@@ -740,7 +740,8 @@ backups_load(size_t *np)
 		n++;
 	}
 	closedir(d);
-	qsort(list, n, sizeof(*list), backup_cmp);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), backup_cmp);
 	*np = n;
 	return list;
 }
@@ -2391,7 +2392,8 @@ cmd_prune(void)
 		    "failed");
 	}
 	list = backups_load(&n);
-	qsort(list, n, sizeof(*list), created_cmp);
+	if (n > 1)
+		qsort(list, n, sizeof(*list), created_cmp);
 	if ((keep = calloc(n + 1, 1)) == NULL)
 		die("out of memory");
 	keep_periods(list, n, keep, 0, opt.keep_daily);
