@@ -111,16 +111,25 @@ static void cleanup_tmp(void);
 static void
 die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
+static void last_capture(const char *status, const char *error);
+/* A capture is under way: any failure is recorded for prune. */
+static int capturing;
+
 static void
 die(const char *fmt, ...)
 {
+	char msg[2048];
 	va_list ap;
 
-	fprintf(stderr, "dyno-backup: ");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	fprintf(stderr, "dyno-backup: %s\n", msg);
+	if (capturing) {
+		capturing = 0;
+		cleanup_tmp();
+		last_capture("failed", msg);
+	}
 	exit(1);
 }
 
@@ -1168,6 +1177,20 @@ remote_parse(const char *to, const char *name, const char *endpoint,
 	die("--to %s: not s3://BUCKET/PREFIX or an http(s):// URL", to);
 }
 
+/* Refuse a bad --to, or missing S3 keys, before any work is done. */
+static void
+remote_check(const char *to)
+{
+	struct remote r;
+	const char *key = getenv("AWS_ACCESS_KEY_ID");
+	const char *secret = getenv("AWS_SECRET_ACCESS_KEY");
+
+	remote_parse(to, "x", opt.endpoint, &r);
+	if (r.s3 && (key == NULL || *key == '\0' || secret == NULL ||
+	    *secret == '\0'))
+		die("--to %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", to);
+}
+
 struct request {
 	const char *method;
 	char url[4096 + 128];
@@ -1817,23 +1840,6 @@ open_tmp(const char *path)
 	return fd;
 }
 
-static void capture_fail(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2), noreturn));
-
-static void
-capture_fail(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	cleanup_tmp();
-	last_capture("failed", msg);
-	die("%s", msg);
-}
-
 static int cmd_prune(void);
 
 static int
@@ -1858,9 +1864,10 @@ cmd_capture(void)
 	} else
 		db_resolve(&db);
 	if (opt.to != NULL)
-		remote_parse(opt.to, "x", opt.endpoint, &(struct remote){ 0 });
+		remote_check(opt.to);
 	lockfd = backups_lock();
 	last_capture("running", NULL);
+	capturing = 1;
 	num = next_num();
 	id_format(num, id, sizeof(id));
 	t0 = clock_ms();
@@ -1878,7 +1885,7 @@ cmd_capture(void)
 		sink_init(&s, fd);
 		say("capturing %s from %s", id, db.redacted);
 		if (run(argv, pg_env(&db), NULL, -1, &s, what, err, sizeof(err)) == -1)
-			capture_fail("%s: %s", db.redacted, err);
+			die("%s: %s", db.redacted, err);
 		break;
 	}
 	case DBURL_SQLITE: {
@@ -1889,7 +1896,7 @@ cmd_capture(void)
 
 		what = "sqlite3";
 		if (access(db.path, R_OK) == -1)
-			capture_fail("%s: %s", db.path, strerror(errno));
+			die("%s: %s", db.path, strerror(errno));
 		compress = in_path("zstd") ? "zstd" : "gzip";
 		snprintf(file, sizeof(file), "%s.sqlite.%s", id,
 		    strcmp(compress, "zstd") == 0 ? "zst" : "gz");
@@ -1902,12 +1909,12 @@ cmd_capture(void)
 		snprintf(raw, sizeof(raw), "%s/%s", backups_dir, target);
 		snprintf(backup_cmd, sizeof(backup_cmd), ".backup '%s'", raw);
 		if (strchr(raw, '\'') != NULL)
-			capture_fail("%s: the app's path holds a quote, which sqlite3's .backup cannot take",
+			die("%s: the app's path holds a quote, which sqlite3's .backup cannot take",
 			    backups_dir);
 		tmp_add(raw);
 		say("capturing %s from %s", id, db.redacted);
 		if (run(argv, NULL, NULL, -1, NULL, what, err, sizeof(err)) == -1)
-			capture_fail("%s: %s", db.redacted, err);
+			die("%s: %s", db.redacted, err);
 		snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", backups_dir, file);
 		fd = open_tmp(tmp);
 		sink_init(&s, fd);
@@ -1916,7 +1923,7 @@ cmd_capture(void)
 			char *gargv[] = { (char *)compress, "-c", "-n", raw, NULL };
 			if (run(strcmp(compress, "zstd") == 0 ? zargv : gargv, NULL,
 			    NULL, -1, &s, compress, err, sizeof(err)) == -1)
-				capture_fail("%s", err);
+				die("%s", err);
 		}
 		tmp_done(raw, 1);
 		break;
@@ -1931,28 +1938,28 @@ cmd_capture(void)
 		sink_init(&s, fd);
 		say("capturing %s from: %s", id, opt.cmd);
 		if (run(argv, NULL, NULL, -1, &s, what, err, sizeof(err)) == -1)
-			capture_fail("%s", err);
+			die("%s", err);
 		break;
 	}
 	default:
 		die("internal error: no database type");
 	}
 	if (s.size == 0)
-		capture_fail("%s printed nothing: an empty backup is no backup",
+		die("%s printed nothing: an empty backup is no backup",
 		    what);
 	if (fsync(fd) == -1 || close(fd) == -1)
-		capture_fail("%s: %s", tmp, strerror(errno));
+		die("%s: %s", tmp, strerror(errno));
 	check_interrupted();
 	sha256_hex(&s.sha, sha);
 	if (readable(db.type == DBURL_POSTGRES ? "postgres" :
 	    db.type == DBURL_SQLITE ? "sqlite" : "cmd", tmp, err, sizeof(err)) == -1)
-		capture_fail("%s did not verify: %s", id, err);
+		die("%s did not verify: %s", id, err);
 	check_interrupted();
 	/* Publish: the data file first, the meta last (a backup exists when
 	 * its meta does). */
 	path_in(final, sizeof(final), backups_dir, file);
 	if (rename(tmp, final) == -1)
-		capture_fail("%s: %s", final, strerror(errno));
+		die("%s: %s", final, strerror(errno));
 	tmp_done(tmp, 0);
 	tools_versions(db.type, compress, tools, sizeof(tools));
 	iso_utc(when, created, sizeof(created));
@@ -1976,11 +1983,10 @@ cmd_capture(void)
 	meta_save(&b);
 	say("captured %s: %lld bytes in %s ms, sha256 %s", id, s.size, dur, sha);
 	if (opt.to != NULL) {
-		if (upload(&b, opt.to, opt.endpoint, err, sizeof(err)) == -1) {
-			last_capture("failed", err);
+		if (upload(&b, opt.to, opt.endpoint, err, sizeof(err)) == -1)
 			die("%s is kept here, but %s", id, err);
-		}
 	}
+	capturing = 0;
 	last_capture("ok", NULL);
 	free(b.meta);
 	close(lockfd);
@@ -2312,7 +2318,7 @@ cmd_upload(const char *id)
 
 	if (opt.to == NULL)
 		usage_error("upload: where to? give --to s3://BUCKET/PREFIX or an http(s) URL");
-	remote_parse(opt.to, "x", opt.endpoint, &(struct remote){ 0 });
+	remote_check(opt.to);
 	lockfd = backups_lock();
 	list = backups_load(&n);
 	b = backup_find(list, n, id);
