@@ -44,12 +44,12 @@ static struct app app;
 static char backups_dir[PATH_MAX], app_name[256];
 static struct {
 	char *db;
-	const char *cmd, *to, *endpoint, *confirm, *at;
+	const char *cmd, *to, *endpoint, *confirm, *at, *encrypt_to;
 	int scheduled, verbose, remote, dry_run, force;
 	long keep_daily, keep_weekly, keep_manual, retries;
 	long long multipart;
 } opt = {
-	NULL, NULL, NULL, NULL, NULL, NULL,
+	NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	0, 0, 0, 0, 0,
 	7, 4, 10, 5,
 	64LL << 20,
@@ -68,7 +68,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 "usage: dyno-backup [-a APP] [-v] capture [--db URL | --cmd COMMAND] [--scheduled]\n"
-"                   [--to URL] [--endpoint URL] [--multipart-size SIZE]\n"
+"                   [--to URL] [--endpoint URL] [--encrypt-to KEY]\n"
 "       dyno-backup [-a APP] list | info [ID] | verify [ID] [--remote]\n"
 "       dyno-backup [-a APP] restore [ID] [--db URL | --cmd COMMAND] --confirm NAME\n"
 "       dyno-backup [-a APP] download [ID] [FILE | -] | delete ID\n"
@@ -91,6 +91,7 @@ help(void)
 "      --db URL             the database (default: DATABASE_URL)\n"
 "      --cmd COMMAND        capture: store COMMAND's output; restore: feed it\n"
 "      --scheduled          capture: mark it scheduled, then prune\n"
+"      --encrypt-to KEY     capture: store it encrypted with gpg for KEY\n"
 "      --to URL             s3://BUCKET/PREFIX or http(s)://HOST/PATH/\n"
 "      --endpoint URL       an S3-compatible store instead of AWS\n"
 "      --multipart-size SIZE  S3 multipart above this, in parts of it (64M)\n"
@@ -659,6 +660,8 @@ struct backup {
 	long long created, size;
 	char kind[16], status[16], type[16], file[64], sha256[65];
 	char remote[2048], endpoint[1024];
+	char plain_sha256[65];	/* encrypted backups: of the plaintext */
+	int encrypted;
 	char *meta;		/* the meta file's text */
 };
 
@@ -698,6 +701,11 @@ meta_fill(struct backup *b)
 		b->remote[0] = '\0';
 	if (kv_get(b->meta, "remote_endpoint", b->endpoint, sizeof(b->endpoint)) == -1)
 		b->endpoint[0] = '\0';
+	b->encrypted = kv_get(b->meta, "encryption", v, sizeof(v)) == 0 &&
+	    strcmp(v, "gpg") == 0;
+	if (kv_get(b->meta, "plain_sha256", b->plain_sha256,
+	    sizeof(b->plain_sha256)) == -1)
+		b->plain_sha256[0] = '\0';
 	b->created = b->size = 0;
 	if (kv_get(b->meta, "created_unix", v, sizeof(v)) == 0)
 		b->created = strtoll(v, NULL, 10);
@@ -1038,13 +1046,20 @@ sqlite_check(const char *file, char *err, size_t errlen)
 {
 	char *argv[] = { "sqlite3", "-bail", "-readonly", (char *)file,
 	    "PRAGMA integrity_check;", NULL };
-	char mem[512];
+	char mem[512], side[PATH_MAX + 8];
 	struct sink s;
+	int rc;
 
 	sink_init(&s, -1);
 	s.mem = mem;
 	s.memcap = sizeof(mem) - 1;
-	if (run(argv, NULL, NULL, -1, &s, "sqlite3", err, errlen) == -1)
+	rc = run(argv, NULL, NULL, -1, &s, "sqlite3", err, errlen);
+	/* A copy of a WAL database gets -wal and -shm files when opened. */
+	snprintf(side, sizeof(side), "%s-wal", file);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", file);
+	unlink(side);
+	if (rc == -1)
 		return -1;
 	mem[s.memlen] = '\0';
 	if (strcmp(mem, "ok\n") != 0) {
@@ -1782,6 +1797,50 @@ backup_source(struct backup *b, char *path, size_t len, int *fetched)
 	*fetched = 1;
 }
 
+/* ---- encryption at rest (gpg) ------------------------------------------ */
+
+/*
+ * Decrypt an encrypted backup B (stored at PATH) into a temp file whose
+ * name keeps the inner suffix (.dump, .sqlite.zst ...); its path to out.
+ * 0 when the plaintext matches the recorded plain_sha256; 1 when this
+ * host has no secret key for it (nothing written); -1 with err otherwise.
+ */
+static int
+decrypt_to(const struct backup *b, const char *path, char *out, size_t outlen,
+    char *err, size_t errlen)
+{
+	char *argv[] = { "gpg", "--batch", "--quiet", "--no-tty", "--decrypt",
+	    (char *)path, NULL };
+	char sha[65];
+	struct sink s;
+	int fd, rc;
+
+	snprintf(out, outlen, "%s/.tmp-plain-%.*s", backups_dir,
+	    (int)(strlen(b->file) - 4), b->file);
+	tmp_add(out);
+	if ((fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1)
+		die("%s: %s", out, strerror(errno));
+	sink_init(&s, fd);
+	rc = run(argv, NULL, NULL, -1, &s, "gpg --decrypt", err, errlen);
+	if (rc == 0 && fsync(fd) == -1) {
+		snprintf(err, errlen, "%s: %s", out, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	if (rc == -1) {
+		tmp_done(out, 1);
+		return strstr(err, "No secret key") != NULL ? 1 : -1;
+	}
+	sha256_hex(&s.sha, sha);
+	if (b->plain_sha256[0] != '\0' && strcmp(sha, b->plain_sha256) != 0) {
+		snprintf(err, errlen, "%s decrypts to data with sha256 %s, not %s",
+		    b->id, sha, b->plain_sha256);
+		tmp_done(out, 1);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- capture ------------------------------------------------------------ */
 
 static void
@@ -1850,6 +1909,8 @@ cmd_capture(void)
 	struct backup b;
 	char id[16], tmp[PATH_MAX], raw[PATH_MAX], final[PATH_MAX], err[1024];
 	char file[64], tools[512], created[32], sha[65], meta[8192], dur[32];
+	char plain_sha[65];
+	long long plain_size = 0;
 	const char *compress = NULL, *what;
 	long long t0, when;
 	long num;
@@ -1865,6 +1926,18 @@ cmd_capture(void)
 		db_resolve(&db);
 	if (opt.to != NULL)
 		remote_check(opt.to);
+	if (opt.encrypt_to != NULL) {
+		char *argv[] = { "gpg", "--batch", "--quiet", "--no-tty",
+		    "--auto-key-locate", "local", "--list-keys",
+		    (char *)opt.encrypt_to, NULL };
+
+		if (!in_path("gpg"))
+			die("--encrypt-to needs gpg (apt-get install gnupg)");
+		if (run(argv, NULL, NULL, -1, NULL, "gpg --list-keys", err,
+		    sizeof(err)) == -1)
+			die("--encrypt-to %s: no such public key in gpg's keyring",
+			    opt.encrypt_to);
+	}
 	lockfd = backups_lock();
 	last_capture("running", NULL);
 	capturing = 1;
@@ -1955,6 +2028,34 @@ cmd_capture(void)
 	    db.type == DBURL_SQLITE ? "sqlite" : "cmd", tmp, err, sizeof(err)) == -1)
 		die("%s did not verify: %s", id, err);
 	check_interrupted();
+	plain_sha[0] = '\0';
+	if (opt.encrypt_to != NULL) {
+		/* The plaintext was checked; what is kept is its gpg encryption. */
+		char enc[PATH_MAX];
+		char *argv[] = { "gpg", "--batch", "--quiet", "--no-tty", "--yes",
+		    "--auto-key-locate", "local", "--trust-model", "always",
+		    "--encrypt", "--recipient",
+		    (char *)opt.encrypt_to, "--output", "-", tmp, NULL };
+		struct sink es;
+
+		snprintf(plain_sha, sizeof(plain_sha), "%s", sha);
+		plain_size = s.size;
+		snprintf(file + strlen(file), sizeof(file) - strlen(file), ".gpg");
+		snprintf(enc, sizeof(enc), "%s/.tmp-%s", backups_dir, file);
+		fd = open_tmp(enc);
+		sink_init(&es, fd);
+		if (run(argv, NULL, NULL, -1, &es, "gpg --encrypt", err,
+		    sizeof(err)) == -1)
+			die("%s", err);
+		if (es.size == 0)
+			die("gpg --encrypt printed nothing");
+		if (fsync(fd) == -1 || close(fd) == -1)
+			die("%s: %s", enc, strerror(errno));
+		tmp_done(tmp, 1);
+		snprintf(tmp, sizeof(tmp), "%s", enc);
+		s.size = es.size;
+		sha256_hex(&es.sha, sha);
+	}
 	/* Publish: the data file first, the meta last (a backup exists when
 	 * its meta does). */
 	path_in(final, sizeof(final), backups_dir, file);
@@ -1979,6 +2080,15 @@ cmd_capture(void)
 	if ((b.meta = strdup(meta)) == NULL)
 		die("out of memory");
 	meta_fill(&b);
+	if (plain_sha[0] != '\0') {
+		char v[32];
+
+		meta_set(&b, "encryption", "gpg");
+		meta_set(&b, "recipient", opt.encrypt_to);
+		meta_set(&b, "plain_sha256", plain_sha);
+		snprintf(v, sizeof(v), "%lld", plain_size);
+		meta_set(&b, "plain_size", v);
+	}
 	seq_save(num);
 	meta_save(&b);
 	say("captured %s: %lld bytes in %s ms, sha256 %s", id, s.size, dur, sha);
@@ -2056,6 +2166,22 @@ cmd_verify(const char *id)
 		    b->id, fetched ? "'s remote copy" : "", size, sha, b->size,
 		    b->sha256);
 		ok = 0;
+	} else if (b->encrypted) {
+		char plain[PATH_MAX];
+
+		switch (decrypt_to(b, path, plain, sizeof(plain), err, sizeof(err))) {
+		case 1:
+			say("%s: no secret key here to decrypt it; only its checksum was checked",
+			    b->id);
+			break;
+		case 0:
+			if (readable(b->type, plain, err, sizeof(err)) == -1)
+				ok = 0;
+			tmp_done(plain, 1);
+			break;
+		default:
+			ok = 0;
+		}
 	} else if (readable(b->type, path, err, sizeof(err)) == -1)
 		ok = 0;
 	if (fetched)
@@ -2178,6 +2304,17 @@ cmd_restore(const char *id)
 	}
 	backup_source(b, path, sizeof(path), &fetched);
 	check_sum_or_die(b, path);
+	if (b->encrypted) {
+		char plain[PATH_MAX];
+
+		if (decrypt_to(b, path, plain, sizeof(plain), err, sizeof(err)) != 0)
+			die("%s is encrypted and cannot be decrypted here: %s", b->id,
+			    err);
+		if (fetched)
+			tmp_done(path, 1);
+		snprintf(path, sizeof(path), "%s", plain);
+		fetched = 1;	/* the plaintext is a temp file: removed below */
+	}
 	say("restoring %s into %s", b->id, strcmp(b->type, "cmd") == 0 ?
 	    opt.cmd : db.redacted);
 	if (strcmp(b->type, "postgres") == 0) {
@@ -2503,6 +2640,10 @@ cmd_schedule(void)
 		shell_word(opt.to, w, sizeof(w));
 		o += snprintf(line + o, sizeof(line) - (size_t)o, " --to %s", w);
 	}
+	if (opt.encrypt_to != NULL) {
+		shell_word(opt.encrypt_to, w, sizeof(w));
+		o += snprintf(line + o, sizeof(line) - (size_t)o, " --encrypt-to %s", w);
+	}
 	if (opt.endpoint != NULL) {
 		shell_word(opt.endpoint, w, sizeof(w));
 		o += snprintf(line + o, sizeof(line) - (size_t)o, " --endpoint %s", w);
@@ -2536,7 +2677,7 @@ main(int argc, char **argv)
 {
 	enum { O_DB = 256, O_CMD, O_SCHEDULED, O_TO, O_ENDPOINT, O_MULTIPART,
 	    O_RETRY, O_REMOTE, O_CONFIRM, O_DAILY, O_WEEKLY, O_MANUAL, O_DRY,
-	    O_FORCE, O_AT };
+	    O_FORCE, O_AT, O_ENCRYPT };
 	static const struct option longopts[] = {
 		{ "app", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -2556,6 +2697,7 @@ main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, O_DRY },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "at", required_argument, NULL, O_AT },
+		{ "encrypt-to", required_argument, NULL, O_ENCRYPT },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *appdir = NULL, *cmd, *arg1, *arg2, *slash;
@@ -2591,6 +2733,13 @@ main(int argc, char **argv)
 		case O_DRY: opt.dry_run = 1; break;
 		case O_FORCE: opt.force = 1; break;
 		case O_AT: opt.at = optarg; break;
+		case O_ENCRYPT:
+			if (*optarg == '\0' || *optarg == '-' ||
+			    strchr(optarg, '\n') != NULL)
+				usage_error("--encrypt-to %s: give a gpg key (ID, fingerprint or e-mail)",
+				    optarg);
+			opt.encrypt_to = optarg;
+			break;
 		default: usage(stderr); return 2;
 		}
 	}
