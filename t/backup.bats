@@ -370,6 +370,48 @@ while n != 0 and not os.path.exists(stop):
 	[ "$(cat "$B/$id.raw")" = next ]
 }
 
+@test "kill -9 while the dump is verified, or between data and meta, leaves nothing listed and nothing behind" {
+	need_pg
+	db=$(new_db)
+	psql_db "$db" "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1000) g"
+	# pg_restore --list, the verify step, waits on a FIFO: a capture
+	# caught with its dump complete and fsynced but not yet checked.
+	mkdir "$TDIR/wrap"
+	mkfifo "$TDIR/verify.fifo"
+	cat >"$TDIR/wrap/pg_restore" <<-WRAP
+	#!/bin/sh
+	if [ "\$1" = --list ]; then touch '$TDIR/verifying'; read x <'$TDIR/verify.fifo'; fi
+	exec '$PG_BIN/pg_restore' "\$@"
+	WRAP
+	chmod +x "$TDIR/wrap/pg_restore"
+	PATH=$TDIR/wrap:$PATH "$BIN/dyno-backup" -a "$APP" capture --db "$(pg_url "$db")" \
+	    >>"$TDIR/bg.log" 2>&1 3>&- &
+	CAP_PID=$!
+	BG_PIDS+=("$CAP_PID")
+	wait_for 30 test -e "$TDIR/verifying"
+	tmp_nonempty
+	kill_tree "$CAP_PID"
+	BG_PIDS=()
+	[ "$(listed)" = "" ]
+	# The kill came between the data file's rename and its meta: a data
+	# file with no meta is no backup, and the next run removes it.
+	printf 'half published' >"$B/b007.dump"
+	[ "$(listed)" = "" ]
+	# prune will not run after a capture that never finished
+	run backup prune
+	[ "$status" -eq 1 ]
+	one_line_err
+	err_has 'stopped|failed'
+	[ -z "$(tmp_files)" ]
+	[ ! -e "$B/b007.dump" ]
+	run backup capture --db "$(pg_url "$db")"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(listed)" = b001 ]
+	[ -z "$(tmp_files)" ]
+	[ "$(ls "$B")" = "$(printf 'b001.dump\nb001.meta')" ]
+}
+
 @test "lock: a second capture while one runs exits 1 saying it is running; the first completes" {
 	start_fifo_capture
 	run backup capture --cmd 'echo second'
