@@ -6,26 +6,57 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
-#include <strings.h>
 
 #include "dyno.h"
 
-/* tchar from RFC 9110 section 5.6.2. */
+/* tchar from RFC 9110 section 5.6.2, as a table: names are checked per byte. */
+static const unsigned char tchar[256] = {
+	['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+	['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+	['`'] = 1, ['|'] = 1, ['~'] = 1,
+	['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+	['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+	['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+	['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+	['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+	['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+	['Y'] = 1, ['Z'] = 1,
+	['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+	['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+	['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+	['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+	['y'] = 1, ['z'] = 1,
+};
+
 static int
 is_tchar(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return 1;
-	if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
-		return 1;
-	return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	return tchar[c];
 }
 
+static unsigned char
+ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c | 0x20) : c;
+}
+
+/*
+ * Case-insensitive (ASCII) equality of s[0..len) and the string word.  It is
+ * called for every header against every name a caller knows, so it stops at
+ * the first differing byte instead of measuring word first.
+ */
 int
 http_token_eq(const char *s, size_t len, const char *word)
 {
-	return strlen(word) == len && strncasecmp(s, word, len) == 0;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (word[i] == '\0' || ascii_lower((unsigned char)s[i]) !=
+		    ascii_lower((unsigned char)word[i]))
+			return 0;
+	return word[len] == '\0';
 }
 
 /* Does a comma-separated list value hold token `word`? */
@@ -169,6 +200,9 @@ framing(struct http_msg *m)
 	for (i = 0; i < m->nheaders; i++) {
 		struct http_header *h = &m->headers[i];
 
+		/* Most fields are none of the three: their lengths say so. */
+		if (h->name_len != 10 && h->name_len != 14 && h->name_len != 17)
+			continue;
 		if (http_token_eq(h->name, h->name_len, "content-length")) {
 			if (n_cl++ > 0 || parse_content_length(h->value,
 			    h->value_len, &m->content_length) == -1)
@@ -222,7 +256,9 @@ http_parse_request(const char *buf, size_t len, struct http_msg *m)
 	size_t linelen, i;
 	int n, hosts = 0;
 
-	memset(m, 0, sizeof(*m));
+	/* Not the 100 header slots: parse_fields fills those it uses. */
+	memset(m, 0, offsetof(struct http_msg, headers));
+	m->nheaders = 0;
 	cr = memchr(buf, '\r', len);
 	if (cr == NULL) {
 		if (memchr(buf, '\n', len) != NULL)
@@ -266,8 +302,8 @@ http_parse_request(const char *buf, size_t len, struct http_msg *m)
 	if (m->has_te && m->minor == 0)
 		return m->error = 400, -1;
 	for (i = 0; i < m->nheaders; i++)
-		if (http_token_eq(m->headers[i].name, m->headers[i].name_len,
-		    "host")) {
+		if (m->headers[i].name_len == 4 && http_token_eq(m->headers[i].name,
+		    m->headers[i].name_len, "host")) {
 			hosts++;
 			m->host = m->headers[i].value;
 			m->host_len = m->headers[i].value_len;
@@ -286,7 +322,8 @@ http_parse_response(const char *buf, size_t len, struct http_msg *m)
 	size_t linelen;
 	int n;
 
-	memset(m, 0, sizeof(*m));
+	memset(m, 0, offsetof(struct http_msg, headers));
+	m->nheaders = 0;
 	cr = memchr(buf, '\r', len);
 	if (cr == NULL) {
 		if (memchr(buf, '\n', len) != NULL || len > HTTP_LINE_MAX)
