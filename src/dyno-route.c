@@ -99,6 +99,8 @@ struct client {
 	int64_t t_start, t_connect, t_connected, deadline;
 	enum timer timer;
 	int ev;				/* the interest the poller has now */
+	int flushq;			/* on the write-at-round-end list */
+	struct client *flush_next;
 };
 
 struct upstream {
@@ -111,6 +113,8 @@ struct upstream {
 	struct buf out, in;
 	int connecting, reused, got_bytes;
 	int ev;			/* the interest the poller has now */
+	int flushq;		/* on the write-at-round-end list */
+	struct upstream *flush_next;
 	int64_t idle_since;
 };
 
@@ -146,6 +150,14 @@ static int64_t counters_written;
 static struct tag listen_tag = { K_LISTEN }, signal_tag = { K_SIGNAL },
     watch_tag = { K_WATCH };
 static struct http_msg msg;	/* scratch: one parse at a time */
+/*
+ * Written at the end of the round, after every event of it was read: the
+ * requests to the dynos go out together, then the responses to the clients,
+ * as haproxy runs its tasks after its I/O.  Each dyno and client is woken
+ * once per round, not once per message; every wakeup could preempt us.
+ */
+static struct upstream *uflush_head, **uflush_tail = &uflush_head;
+static struct client *cflush_head, **cflush_tail = &cflush_head;
 /* Closed this round: one poll round may still hold events naming them. */
 static struct client *dead_clients;
 static struct upstream *dead_upstreams;
@@ -157,6 +169,53 @@ static void dispatch(struct client *c);
 static void request_finish(struct client *c);
 static void client_try_request(struct client *c);
 static void upstream_writable(struct upstream *u);
+static void client_writable(struct client *c);
+
+static void
+upstream_flush_later(struct upstream *u)
+{
+	if (u->flushq)
+		return;
+	u->flushq = 1;
+	u->flush_next = NULL;
+	*uflush_tail = u;
+	uflush_tail = &u->flush_next;
+}
+
+static void
+client_flush_later(struct client *c)
+{
+	if (c->flushq)
+		return;
+	c->flushq = 1;
+	c->flush_next = NULL;
+	*cflush_tail = c;
+	cflush_tail = &c->flush_next;
+}
+
+/* The round's writes; those they lead to (a pipelined request) too. */
+static void
+flush_round(void)
+{
+	while (uflush_head != NULL || cflush_head != NULL) {
+		while (uflush_head != NULL) {
+			struct upstream *u = uflush_head;
+			if ((uflush_head = u->flush_next) == NULL)
+				uflush_tail = &uflush_head;
+			u->flushq = 0;
+			if (u->fd >= 0)
+				upstream_writable(u);
+		}
+		while (cflush_head != NULL) {
+			struct client *c = cflush_head;
+			if ((cflush_head = c->flush_next) == NULL)
+				cflush_tail = &cflush_head;
+			c->flushq = 0;
+			if (c->fd >= 0)
+				client_writable(c);
+		}
+	}
+}
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -861,7 +920,7 @@ client_update(struct client *c)
 {
 	int ev = 0;
 
-	if (buf_pending(&c->out) > 0)
+	if (buf_pending(&c->out) > 0 && !c->flushq)
 		ev |= POLLER_OUT;
 	if (c->tunnel) {
 		if (c->up && buf_pending(&c->up->out) == 0)
@@ -1394,7 +1453,7 @@ upstream_update(struct upstream *u)
 	int ev = 0;
 	struct client *c = u->c;
 
-	if (u->connecting || buf_pending(&u->out) > 0)
+	if (u->connecting || (buf_pending(&u->out) > 0 && !u->flushq))
 		ev |= POLLER_OUT;
 	if (c == NULL)
 		ev |= POLLER_IN;	/* pooled: notice the dyno closing it */
@@ -1478,10 +1537,10 @@ upstream_attach(struct client *c, struct upstream *u)
 		set_deadline(c, T_CONNECT, clock_ms() + opt.connect_ms);
 	request_pump(c);
 	if (!u->connecting) {
-		/* Connected already (pooled): write now, not a round later. */
-		upstream_writable(u);
-		if (c->fd >= 0)
-			client_update(c);
+		/* Connected already (pooled): written at the end of this round,
+		 * with no wait for EPOLLOUT. */
+		upstream_flush_later(u);
+		client_update(c);
 		return;
 	}
 	upstream_update(u);
@@ -1880,9 +1939,10 @@ upstream_readable(struct upstream *u)
 		    c->resp == RESP_HEAD) {
 			set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
 		}
-		/* Write first: usually it all goes, and no interest changes. */
+		/* Written at the round's end: usually it all goes, and no
+		 * interest changes. */
 		if (buf_pending(&c->out) > 0)
-			client_writable(c);
+			client_flush_later(c);
 		else {
 			client_update(c);
 			upstream_update(u);
@@ -1932,7 +1992,7 @@ upstream_readable(struct upstream *u)
 		}
 	}
 	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
-	client_writable(c);	/* it updates both sides' interest */
+	client_flush_later(c);	/* it updates both sides' interest */
 }
 
 static void
@@ -2153,6 +2213,7 @@ event_loop(int sigfd)
 			}
 			}
 		}
+		flush_round();
 		graveyard_empty();
 		now = clock_ms();
 		if (now >= next_sweep)
@@ -2161,7 +2222,9 @@ event_loop(int sigfd)
 		while (queue_kick) {
 			queue_kick = 0;
 			queue_drain();
+			flush_round();
 		}
+		flush_round();
 		graveyard_empty();
 		counters_write(now);
 		if (draining && (clients == NULL || now >= drain_deadline))
