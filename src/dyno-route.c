@@ -77,8 +77,7 @@ struct client {
 	struct upstream *up;
 	struct backend *tried[8];
 	int ntries;
-	char *head;			/* the request head as the dyno gets it */
-	size_t headlen;
+	struct buf head;		/* the request head as the dyno gets it */
 	/* what the log line needs */
 	char method[24], host[256], reqid[201], fwd[256];
 	char path[PATH_LOG_MAX];
@@ -642,7 +641,7 @@ graveyard_empty(void)
 		dead_clients = c->dead_next;
 		buf_free(&c->in);
 		buf_free(&c->out);
-		free(c->head);
+		buf_free(&c->head);
 		free(c);
 	}
 	while (dead_upstreams != NULL) {
@@ -1210,9 +1209,9 @@ request_build(struct client *c, const struct http_msg *m)
 	buf_lit(&b, "\r\n");
 	if (b.data == NULL)
 		return -1;
-	free(c->head);
-	c->head = b.data;
-	c->headlen = b.len;
+	/* From the buffer free list, and back to it when done. */
+	buf_free(&c->head);
+	c->head = b;
 	return 0;
 }
 
@@ -1257,13 +1256,10 @@ request_start(struct client *c, int headlen)
 		/* The Upgrade header itself was stripped as hop-by-hop. */
 		for (i = 0; i < m->nheaders; i++)
 			if (NAME_IS(&m->headers[i], "upgrade")) {
-				struct buf b = { c->head, 0, c->headlen - 2,
-				    c->headlen };
-				buf_printf(&b, "Upgrade: %.*s\r\n\r\n",
+				c->head.len -= 2;	/* before the blank line */
+				buf_printf(&c->head, "Upgrade: %.*s\r\n\r\n",
 				    (int)m->headers[i].value_len,
 				    m->headers[i].value);
-				c->head = b.data;
-				c->headlen = b.len;
 			}
 	}
 	c->in.off += (size_t)headlen;
@@ -1528,7 +1524,8 @@ upstream_attach(struct client *c, struct upstream *u)
 	c->up = u;
 	u->got_bytes = 0;	/* per request: a pooled one answered before */
 	u->out.off = u->out.len = 0;
-	buf_append(&u->out, c->head, c->headlen);
+	buf_append(&u->out, c->head.data + c->head.off,
+	    buf_pending(&c->head));
 	c->t_connect = clock_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
@@ -1680,8 +1677,7 @@ request_finish(struct client *c)
 	}
 	c->req = REQ_NONE;
 	c->resp = RESP_NONE;
-	free(c->head);
-	c->head = NULL;
+	buf_free(&c->head);
 	queue_drain();
 	client_try_request(c);	/* a pipelined request may be waiting */
 }
