@@ -145,6 +145,10 @@ static const char *fixed_backends;
 static char routes_path[4096], counters_path[4096];
 static int counters_dirty;
 static int queue_kick;		/* a slot came free: drain the queue this round */
+#define LOG_FLUSH_MS 10		/* the longest a log line waits in stdio's buffer */
+static int log_unflushed;	/* stdout holds lines not yet written */
+static int64_t log_flushed;	/* when it was last flushed */
+static char logbuf[1 << 16];	/* stdout's buffer */
 static int64_t counters_written;
 static struct tag listen_tag = { K_LISTEN }, signal_tag = { K_SIGNAL },
     watch_tag = { K_WATCH };
@@ -533,6 +537,7 @@ log_request(struct client *c, const char *code, const char *desc)
 	t.cap++;
 	text_lit(&t, "\n");
 	fwrite(line, 1, t.len, stdout);
+	log_unflushed = 1;
 }
 
 static void
@@ -731,6 +736,7 @@ backends_load(const char *text, int from_routes)
 			log_event(stdout, "heroku", "router",
 			    "at=warning desc=\"cannot resolve %s for %s\"", addr,
 			    name);
+			log_unflushed = 1;
 			continue;
 		}
 		if (nbackends >= BACKENDS_MAX || (b = calloc(1, sizeof(*b))) == NULL)
@@ -1504,6 +1510,7 @@ connect_failed(struct client *c, int refused)
 		    "at=warning desc=\"%s %s, quarantined for %lldms\" dyno=%s",
 		    refused ? "connection refused by" : "cannot connect to",
 		    b->addrtext, (long long)opt.quarantine_ms, b->name);
+		log_unflushed = 1;
 	}
 	c->refused = refused;
 	upstream_discard(c);
@@ -2154,9 +2161,21 @@ event_loop(int sigfd)
 			wake = counters_written + 1000;
 		if (draining && drain_deadline < wake)
 			wake = drain_deadline;
+		/*
+		 * The log is written when stdio's 64 KiB buffer fills or
+		 * LOG_FLUSH_MS after the last write, not once per round: a
+		 * write(2) to a file per round of a few events cost the loop
+		 * more than the lines did.
+		 */
+		if (log_unflushed && now - log_flushed >= LOG_FLUSH_MS) {
+			fflush(stdout);
+			log_unflushed = 0;
+			log_flushed = now;
+		}
+		if (log_unflushed && log_flushed + LOG_FLUSH_MS < wake)
+			wake = log_flushed + LOG_FLUSH_MS;
 		timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 :
 		    (wake - now > INT_MAX ? INT_MAX : (int)(wake - now));
-		fflush(stdout);
 		n = poller_wait(poller, ev, 256, timeout);
 		if (n == -1 && errno != EINTR)
 			return 1;
@@ -2541,7 +2560,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "dyno-route: %s\n", strerror(errno));
 		return 1;
 	}
-	setvbuf(stdout, NULL, _IOFBF, 1 << 16);	/* flushed once per round */
+	/* Our own 64 KiB: with a NULL buffer glibc ignores the size and
+	 * takes st_blksize, 4 KiB for a file, so the log went out in 4 KiB
+	 * writes. */
+	setvbuf(stdout, logbuf, _IOFBF, sizeof(logbuf));	/* see LOG_FLUSH_MS */
 	rc = -1;
 	if (opt.workers > 1) {
 		for (i = 0; i < opt.workers; i++) {
