@@ -2211,8 +2211,14 @@ event_loop(int sigfd)
 				if ((ev[i].events & POLLER_OUT) &&
 				    buf_pending(&c->out) > 0)
 					client_writable(c);
-				else if (ev[i].events & POLLER_IN)
+				else if ((ev[i].events & POLLER_IN) &&
+				    !c->flushq)
 					client_readable(c);
+				/* With a response due at the round's end, what
+				 * it sent waits a round (level-triggered): a
+				 * client that hung up after its request gets
+				 * the answer first, as when it was written at
+				 * once, not a 499. */
 				break;
 			}
 			case K_UPSTREAM: {
