@@ -145,6 +145,12 @@ static const char *fixed_backends;
 static char routes_path[4096], counters_path[4096];
 static int counters_dirty;
 static int queue_kick;		/* a slot came free: drain the queue this round */
+/*
+ * The monotonic clock in ms, read once per poll round, not some ten times
+ * per request: every timeout is counted in whole ms, and a round takes
+ * well under one.
+ */
+static int64_t loop_ms;
 #define LOG_FLUSH_MS 10		/* the longest a log line waits in stdio's buffer */
 static int log_unflushed;	/* stdout holds lines not yet written */
 static int64_t log_flushed;	/* when it was last flushed */
@@ -221,6 +227,12 @@ flush_round(void)
 }
 
 /* ---- small helpers ------------------------------------------------------ */
+
+static int64_t
+now_ms(void)
+{
+	return loop_ms;
+}
 
 /*
  * Buffers of IO_CHUNK bytes come and go with every request; a small free
@@ -484,7 +496,7 @@ log_request(struct client *c, const char *code, const char *desc)
 {
 	char line[64 + 2048];
 	struct text t = { line, 0, 64 };
-	int64_t now = clock_ms();
+	int64_t now = now_ms();
 	long connect = c->t_connected && c->t_connect ?
 	    (long)(c->t_connected - c->t_connect) : 0;
 	long service = c->t_connected ? (long)(now - c->t_connected) : 0;
@@ -543,7 +555,7 @@ log_request(struct client *c, const char *code, const char *desc)
 static void
 backend_sample(struct backend *b, int ms)
 {
-	b->samples[b->sample_pos].at = clock_ms();
+	b->samples[b->sample_pos].at = now_ms();
 	b->samples[b->sample_pos].ms = ms;
 	b->sample_pos = (b->sample_pos + 1) % SAMPLES_MAX;
 	if (b->nsamples < SAMPLES_MAX)
@@ -825,7 +837,7 @@ backend_pick(struct client *c, int *full, int *none)
 {
 	struct backend *cand[BACKENDS_MAX];
 	size_t n = 0, i;
-	int64_t now = clock_ms();
+	int64_t now = now_ms();
 	struct backend *a, *b;
 
 	*full = *none = 0;
@@ -914,7 +926,7 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	    "Content-Length: %d\r\nConnection: close\r\n\r\n%s", status,
 	    status_text(status), n, body);
 	c->bytes += (uint64_t)n;
-	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 	client_update(c);
 }
 
@@ -999,7 +1011,7 @@ client_accept(void)
 		clients = c;
 		nclients++;
 		/* Slowloris: the first request's head must arrive in time too. */
-		set_deadline(c, T_HEADER, clock_ms() + opt.header_ms);
+		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
 		client_update(c);
 	}
 }
@@ -1229,7 +1241,7 @@ request_start(struct client *c, int headlen)
 	const char *upgrade = NULL;
 	size_t i;
 
-	c->t_start = clock_ms();
+	c->t_start = now_ms();
 	c->t_connect = c->t_connected = 0;
 	c->ntries = 0;
 	c->status = 0;
@@ -1324,14 +1336,14 @@ client_try_request(struct client *c)
 			client_close(c);
 			return;
 		}
-		set_deadline(c, T_KEEPALIVE, clock_ms() + opt.keepalive_ms);
+		set_deadline(c, T_KEEPALIVE, now_ms() + opt.keepalive_ms);
 		client_update(c);
 		return;
 	}
 	/* A new request began to arrive, after an idle spell or pipelined
 	 * behind the last one: its head has header_ms from now. */
 	if (c->timer != T_HEADER)
-		set_deadline(c, T_HEADER, clock_ms() + opt.header_ms);
+		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
 	n = http_parse_request(c->in.data + c->in.off, buf_pending(&c->in), &msg);
 	if (n == 0) {
 		if (buf_pending(&c->in) > HTTP_HEAD_MAX) {
@@ -1390,7 +1402,7 @@ client_readable(struct client *c)
 			return;
 		}
 		c->in.off = c->in.len;
-		set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+		set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 		upstream_update(c->up);
 		client_update(c);
 		return;
@@ -1405,7 +1417,7 @@ client_readable(struct client *c)
 			return;
 		}
 		set_deadline(c, c->timer, c->timer == T_IDLE ?
-		    clock_ms() + opt.idle_ms : c->deadline);
+		    now_ms() + opt.idle_ms : c->deadline);
 		upstream_update(c->up);
 	}
 	client_update(c);
@@ -1504,7 +1516,7 @@ connect_failed(struct client *c, int refused)
 	struct backend *b = c->up ? c->up->b : NULL;
 
 	if (b != NULL) {
-		b->quarantined_until = clock_ms() + opt.quarantine_ms;
+		b->quarantined_until = now_ms() + opt.quarantine_ms;
 		b->errors++;
 		log_event(stdout, "heroku", "router",
 		    "at=warning desc=\"%s %s, quarantined for %lldms\" dyno=%s",
@@ -1533,12 +1545,12 @@ upstream_attach(struct client *c, struct upstream *u)
 	u->out.off = u->out.len = 0;
 	buf_append(&u->out, c->head.data + c->head.off,
 	    buf_pending(&c->head));
-	c->t_connect = clock_ms();
+	c->t_connect = now_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
 		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
 	} else
-		set_deadline(c, T_CONNECT, clock_ms() + opt.connect_ms);
+		set_deadline(c, T_CONNECT, now_ms() + opt.connect_ms);
 	request_pump(c);
 	if (!u->connecting) {
 		/* Connected already (pooled): written at the end of this round,
@@ -1601,7 +1613,7 @@ dispatch(struct client *c)
 			upstream_attach(c, u);
 			return;
 		}
-		b->quarantined_until = clock_ms() + opt.quarantine_ms;
+		b->quarantined_until = now_ms() + opt.quarantine_ms;
 		b->errors++;
 		backend_done(b);
 		c->refused = refused;
@@ -1646,7 +1658,7 @@ upstream_pool(struct upstream *u)
 	buf_release(&u->out);
 	u->in.off = u->in.len = 0;
 	buf_release(&u->in);
-	u->idle_since = clock_ms();
+	u->idle_since = now_ms();
 	u->pool_next = b->idle;
 	b->idle = u;
 	upstream_update(u);
@@ -1660,7 +1672,7 @@ request_finish(struct client *c)
 	int reuse_up;
 
 	if (u && u->b) {
-		backend_sample(u->b, (int)(clock_ms() - (c->t_connected ?
+		backend_sample(u->b, (int)(now_ms() - (c->t_connected ?
 		    c->t_connected : c->t_start)));
 		if (c->status >= 500)
 			u->b->errors++;
@@ -1862,7 +1874,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 		/* Its other idle connections are likely dead too. */
 		backend_drop_pool(b);
 		if (!reused) {
-			b->quarantined_until = clock_ms() + opt.quarantine_ms;
+			b->quarantined_until = now_ms() + opt.quarantine_ms;
 			b->errors++;
 		}
 		upstream_discard(c);
@@ -1937,7 +1949,7 @@ upstream_readable(struct upstream *u)
 			u->in.off = u->in.len;
 			break;
 		}
-		set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+		set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 		if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
 		    c->resp == RESP_HEAD) {
 			set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
@@ -1994,7 +2006,7 @@ upstream_readable(struct upstream *u)
 			}
 		}
 	}
-	set_deadline(c, T_IDLE, clock_ms() + opt.idle_ms);
+	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 	client_flush_later(c);	/* it updates both sides' interest */
 }
 
@@ -2015,7 +2027,7 @@ upstream_writable(struct upstream *u)
 			return;
 		}
 		u->connecting = 0;
-		c->t_connected = clock_ms();
+		c->t_connected = now_ms();
 		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
 		request_pump(c);
 	}
@@ -2030,7 +2042,7 @@ upstream_writable(struct upstream *u)
 		u->out.off += (size_t)n;
 		if (c->req == REQ_BODY || c->tunnel)
 			set_deadline(c, c->tunnel ? T_IDLE : c->timer,
-			    c->tunnel ? clock_ms() + opt.idle_ms : c->deadline);
+			    c->tunnel ? now_ms() + opt.idle_ms : c->deadline);
 		if (buf_pending(&u->out) == 0 && c->req == REQ_BODY &&
 		    buf_pending(&c->in) > 0) {
 			if (request_pump(c) == -1) {
@@ -2125,7 +2137,7 @@ drain_begin(void)
 	if (draining)
 		return;
 	draining = 1;
-	drain_deadline = clock_ms() + opt.drain_ms;
+	drain_deadline = now_ms() + opt.drain_ms;
 	if (listen_fd >= 0) {
 		poller_del(poller, listen_fd);
 		close(listen_fd);
@@ -2154,7 +2166,7 @@ event_loop(int sigfd)
 			poller_set(poller, watchfd, POLLER_IN, &watch_tag);
 	}
 	for (;;) {
-		int64_t now = clock_ms(), wake = next_sweep;
+		int64_t now = loop_ms = clock_ms(), wake = next_sweep;
 		int n, i, timeout;
 
 		if (app_mode && counters_dirty && counters_written + 1000 < wake)
@@ -2179,6 +2191,7 @@ event_loop(int sigfd)
 		n = poller_wait(poller, ev, 256, timeout);
 		if (n == -1 && errno != EINTR)
 			return 1;
+		loop_ms = clock_ms();
 		for (i = 0; i < n; i++) {
 			struct tag *t = ev[i].data;
 
@@ -2236,7 +2249,7 @@ event_loop(int sigfd)
 		}
 		flush_round();
 		graveyard_empty();
-		now = clock_ms();
+		now = loop_ms = clock_ms();
 		if (now >= next_sweep)
 			sweep(now);
 		/* Not from backend_done itself: it runs inside dispatch. */
@@ -2602,6 +2615,7 @@ main(int argc, char **argv)
 			app_path(&app, counters_path, sizeof(counters_path),
 			    "run/router.%d", worker_index);
 	}
+	loop_ms = clock_ms();
 	if (app_mode)
 		routes_reload();
 	else
