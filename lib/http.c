@@ -302,8 +302,8 @@ http_parse_request(const char *buf, size_t len, struct http_msg *m)
 	if (m->has_te && m->minor == 0)
 		return m->error = 400, -1;
 	for (i = 0; i < m->nheaders; i++)
-		if (m->headers[i].name_len == 4 && http_token_eq(m->headers[i].name,
-		    m->headers[i].name_len, "host")) {
+		if (m->headers[i].name_len == 4 &&
+		    http_token_eq(m->headers[i].name, 4, "host")) {
 			hosts++;
 			m->host = m->headers[i].value;
 			m->host_len = m->headers[i].value_len;

@@ -151,7 +151,8 @@ static int queue_kick;		/* a slot came free: drain the queue this round */
  * well under one.
  */
 static int64_t loop_ms;
-#define LOG_FLUSH_MS 10		/* the longest a log line waits in stdio's buffer */
+/* The longest a log line waits in stdio's buffer. */
+#define LOG_FLUSH_MS 10
 static int log_unflushed;	/* stdout holds lines not yet written */
 static int64_t log_flushed;	/* when it was last flushed */
 static char logbuf[1 << 16];	/* stdout's buffer */
@@ -1274,7 +1275,7 @@ request_start(struct client *c, int headlen)
 		/* The Upgrade header itself was stripped as hop-by-hop. */
 		for (i = 0; i < m->nheaders; i++)
 			if (NAME_IS(&m->headers[i], "upgrade")) {
-				c->head.len -= 2;	/* before the blank line */
+				c->head.len -= 2;	/* the blank line */
 				buf_printf(&c->head, "Upgrade: %.*s\r\n\r\n",
 				    (int)m->headers[i].value_len,
 				    m->headers[i].value);
@@ -1770,7 +1771,8 @@ response_head(struct client *c, struct upstream *u)
 		/* Our status line, with the dyno's own reason phrase. */
 		const char *line = u->in.data + u->in.off - (size_t)n;
 		const char *cr = memchr(line, '\r', (size_t)n);
-		size_t rlen = cr && cr - line > 13 ? (size_t)(cr - line - 13) : 0;
+		size_t rlen = cr && cr - line > 13 ?
+		    (size_t)(cr - line - 13) : 0;
 		/* The parser took line[9..12) for three digits, m->status. */
 		buf_lit(o, "HTTP/1.1 ");
 		buf_put(o, line + 9, 3);
@@ -2582,7 +2584,7 @@ main(int argc, char **argv)
 	/* Our own 64 KiB: with a NULL buffer glibc ignores the size and
 	 * takes st_blksize, 4 KiB for a file, so the log went out in 4 KiB
 	 * writes. */
-	setvbuf(stdout, logbuf, _IOFBF, sizeof(logbuf));	/* see LOG_FLUSH_MS */
+	setvbuf(stdout, logbuf, _IOFBF, sizeof(logbuf));	/* LOG_FLUSH_MS */
 	rc = -1;
 	if (opt.workers > 1) {
 		for (i = 0; i < opt.workers; i++) {
