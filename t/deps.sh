@@ -16,7 +16,10 @@ have gzip    || need="$need gzip"
 have gpg     || need="$need gnupg"
 have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
-[ -e /usr/include/curl/curl.h ] || need="$need libcurl4-openssl-dev"
+# Debian keeps the header under the multiarch triplet.
+[ -e /usr/include/curl/curl.h ] ||
+    [ -e "/usr/include/$(cc -dumpmachine 2>/dev/null)/curl/curl.h" ] ||
+    need="$need libcurl4-openssl-dev"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" = 0 ] && have apt-get; then
 	echo "t/deps.sh: installing:$need" >&2
