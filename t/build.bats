@@ -4,7 +4,7 @@
 
 load helpers
 
-PROGS="dyno-run dyno-route dyno-scale dyno-health dyno-deploy"
+PROGS="dyno-run dyno-route dyno-scale dyno-health dyno-deploy dyno-backup"
 
 @test "every program has --help (exit 0) and a one-line usage error (exit 2)" {
 	for p in $PROGS; do
