@@ -1843,48 +1843,39 @@ decrypt_to(const struct backup *b, const char *path, char *out, size_t outlen,
 
 /* ---- capture ------------------------------------------------------------ */
 
+/* Strip the "*** ... ***" that zstd puts around its version line. */
+static void
+trim_stars(char *s)
+{
+	size_t n, lead = strspn(s, "* ");
+
+	memmove(s, s + lead, strlen(s + lead) + 1);
+	n = strlen(s);
+	while (n > 0 && (s[n - 1] == '*' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+/* The versions of the programs that make a backup, for its meta file. */
 static void
 tools_versions(int type, const char *compress, char *out, size_t outlen)
 {
-	char a[200] = "", c[200] = "";
+	char a[200] = "", c[200] = "", v[200];
 
 	if (type == DBURL_POSTGRES) {
 		char *argv[] = { "pg_dump", "--version", NULL };
 		first_line(argv, a, sizeof(a));
 	} else if (type == DBURL_SQLITE) {
 		char *argv[] = { "sqlite3", "--version", NULL };
-		char v[200];
 		first_line(argv, v, sizeof(v));
-		v[strcspn(v, " ")] = '\0';
+		v[strcspn(v, " ")] = '\0';	/* "3.40.1 2022-12-28 ..." */
 		snprintf(a, sizeof(a), "sqlite3 %s", v);
 		if (compress != NULL) {
 			char *argv2[] = { (char *)compress, "--version", NULL };
 			first_line(argv2, c, sizeof(c));
+			trim_stars(c);
 		}
 	}
 	snprintf(out, outlen, "%s%s%s", a, c[0] ? "; " : "", c);
-	for (char *p = out; *p != '\0'; p++)
-		if (*p == '*' && (p == out || p[-1] == ' ' || p[1] == ' ' ||
-		    p[1] == '\0'))
-			*p = ' ';
-	/* squeeze zstd's "*** zstd ... ***" decoration */
-	{
-		char *s = out, *d = out;
-		int space = 0;
-		for (; *s != '\0'; s++) {
-			if (*s == ' ') {
-				if (!space && d != out)
-					*d++ = ' ';
-				space = 1;
-			} else {
-				*d++ = *s;
-				space = 0;
-			}
-		}
-		while (d > out && d[-1] == ' ')
-			d--;
-		*d = '\0';
-	}
 }
 
 static int
