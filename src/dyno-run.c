@@ -1824,6 +1824,25 @@ main(int argc, char **argv)
 	}
 	app_path(&app, path, sizeof(path), "run/lock");
 	if ((lockfd = lock_take(path, &holder)) == -1) {
+		if (errno == EWOULDBLOCK && argc > 0 && holder > 0) {
+			/*
+			 * TYPE=COUNT while a supervisor runs: what dyno-scale
+			 * does, write the formation and tell the supervisor.
+			 */
+			if (release_load(err, sizeof(err)) == -1) {
+				fprintf(stderr, "dyno-run: %s\n", err);
+				return 1;
+			}
+			if (apply_formation_args(argc, argv) == -1)
+				return 1;
+			if (kill(holder, SIGHUP) == -1) {
+				fprintf(stderr, "dyno-run: formation saved, but the "
+				    "supervisor (pid %ld) cannot be told: %s\n",
+				    (long)holder, strerror(errno));
+				return 1;
+			}
+			return 0;
+		}
 		if (errno == EWOULDBLOCK)
 			fprintf(stderr, "dyno-run: another supervisor (pid %ld) "
 			    "runs %s\n", (long)holder, app.dir);

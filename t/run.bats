@@ -96,6 +96,24 @@ teardown() { common_teardown; }
 	[ "$(state web.1 state)" = up ]
 }
 
+@test "TYPE=COUNT while a supervisor runs acts like dyno-scale: formation written, supervisor told" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=1 worker=0
+	wait_for 10 has_routes 1
+	run "$BIN/dyno-run" -a "$APP" web=2 worker+1
+	[ "$status" -eq 0 ]
+	grep -qx 'web=2' "$APP/.dyno/formation"
+	grep -qx 'worker=1' "$APP/.dyno/formation"
+	wait_for 20 has_routes 2
+	wait_for 20 is_state worker.1 up
+	# A bad operand changes nothing and stops nothing.
+	run "$BIN/dyno-run" -a "$APP" nosuch=3
+	[ "$status" -ne 0 ]
+	grep -qx 'web=2' "$APP/.dyno/formation"
+	[ "$(state web.1 state)" = up ]
+	[ "$(state web.2 state)" = up ]
+}
+
 @test "a crash restarts at once, then with backoff visible in the timestamps" {
 	make_app 'worker: echo boom; exit 1'
 	start_run --backoff-cap 2s worker=1
