@@ -1971,13 +1971,13 @@ cmd_capture(void)
 		 */
 		snprintf(target, sizeof(target), ".tmp-%s.sqlite", id);
 		snprintf(raw, sizeof(raw), "%s/%s", backups_dir, target);
-		snprintf(backup_cmd, sizeof(backup_cmd), ".backup '%s'", raw);
-		if (strchr(raw, '\'') != NULL)
-			die("%s: the app's path holds a quote, which sqlite3's .backup cannot take",
-			    backups_dir);
+		/* run in backups/, so the name needs no quoting whatever the
+		 * app's path holds */
+		snprintf(backup_cmd, sizeof(backup_cmd), ".backup '%s'", target);
 		tmp_add(raw);
 		say("capturing %s from %s", id, db.redacted);
-		if (run(argv, NULL, NULL, -1, NULL, what, err, sizeof(err)) == -1)
+		if (run(argv, NULL, backups_dir, -1, NULL, what, err,
+		    sizeof(err)) == -1)
 			die("%s: %s", db.redacted, err);
 		snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", backups_dir, file);
 		fd = open_tmp(tmp);

@@ -1152,3 +1152,17 @@ s3_env() {
 	[ "$(listed)" = "b001 b002" ]
 	[ -z "$(tmp_files)" ]
 }
+
+@test "sqlite: an app path with a space and a quote captures and restores" {
+	need_sqlite
+	APP="$TDIR/it's my app"
+	B=$APP/.dyno/backups
+	mkdir "$APP"
+	sqlite3 "$APP/my data.db" "CREATE TABLE t(a); INSERT INTO t VALUES (7);"
+	backup capture --db 'my data.db'
+	[ "$(meta b001 database)" = "sqlite://$APP/my data.db" ]
+	sqlite3 "$APP/my data.db" "DELETE FROM t"
+	backup restore b001 --db 'sqlite:my data.db' --confirm "it's my app"
+	[ "$(sqlite3 "$APP/my data.db" 'SELECT a FROM t')" = 7 ]
+	[ -z "$(tmp_files)" ]
+}
