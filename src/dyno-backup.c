@@ -436,19 +436,79 @@ child_exec(char *const argv[], char **envp, const char *dir, int in, int out,
 }
 
 /*
- * Run argv with stdin from IN (-1: /dev/null) and stdout into SINK (NULL:
- * /dev/null), collecting the end of its stderr.  0 when it exits 0;
- * otherwise -1 with "WHAT failed (exit status N): its error line" in err.
+ * A file streamed into a child's stdin and checked on the way: everything
+ * but its last FEED_HOLD bytes goes in as it is read; those are read,
+ * hashed and sent only when the whole file has matched its sha256.  A
+ * child that applies what it reads in one transaction (pg_restore
+ * --single-transaction) is killed before the end on a mismatch, so
+ * nothing it did is kept.
+ */
+#define FEED_HOLD (64 * 1024)
+struct feed {
+	int fd;
+	long long size, pos;	/* bytes read and hashed */
+	const char *sha;	/* expected, hex */
+	struct sha256 s;
+	char *buf;
+	size_t off, len;
+	int bad;		/* the file did not match: say so, stop */
+};
+
+/* Fill f->buf when it is empty; -1 when the file is bad. */
+static int
+feed_fill(struct feed *f)
+{
+	long long want, hold = f->size < FEED_HOLD ? f->size : FEED_HOLD;
+	char sha[65];
+	ssize_t r;
+
+	if (f->off < f->len || f->pos == f->size)
+		return 0;
+	/* up to the held-back tail, then the tail in one go */
+	want = f->pos < f->size - hold ? f->size - hold - f->pos : hold;
+	if (want > IO_BUF)
+		want = IO_BUF;
+	f->off = f->len = 0;
+	while (f->len < (size_t)want) {
+		r = pread(f->fd, f->buf + f->len, (size_t)want - f->len,
+		    f->pos + (long long)f->len);
+		if (r <= 0) {
+			if (r == -1 && errno == EINTR && !interrupted)
+				continue;
+			f->bad = 1;
+			return -1;
+		}
+		f->len += (size_t)r;
+	}
+	sha256_update(&f->s, f->buf, f->len);
+	f->pos += (long long)f->len;
+	if (f->pos == f->size) {
+		sha256_hex(&f->s, sha);
+		if (strcmp(sha, f->sha) != 0) {
+			f->bad = 1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Run argv with stdin from IN (-1: /dev/null) or FEED, and stdout into
+ * SINK (NULL: /dev/null), collecting the end of its stderr.  0 when it
+ * exits 0; otherwise -1 with "WHAT failed (exit status N): its error
+ * line" in err.
  */
 static int
-run(char *const argv[], char **envp, const char *dir, int in,
-    struct sink *sink, const char *what, char *err, size_t errlen)
+run_io(char *const argv[], char **envp, const char *dir, int in,
+    struct feed *feed, struct sink *sink, const char *what, char *err,
+    size_t errlen)
 {
-	int outp[2] = { -1, -1 }, errp[2], status, open_fds;
+	int outp[2] = { -1, -1 }, errp[2], inp[2] = { -1, -1 }, status;
+	int open_fds;
 	char buf[IO_BUF > 65536 ? 65536 : IO_BUF], tail[ERRTAIL], line[512];
 	static char *big;
 	size_t tlen = 0;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	pid_t pid;
 	ssize_t r;
 	int failed_write = 0, saved_errno = 0;
@@ -456,30 +516,67 @@ run(char *const argv[], char **envp, const char *dir, int in,
 	if (big == NULL && (big = malloc(IO_BUF)) == NULL)
 		die("out of memory");
 	if (pipe2(errp, O_CLOEXEC) == -1 ||
-	    (sink != NULL && pipe2(outp, O_CLOEXEC) == -1))
+	    (sink != NULL && pipe2(outp, O_CLOEXEC) == -1) ||
+	    (feed != NULL && pipe2(inp, O_CLOEXEC) == -1))
 		die("pipe: %s", strerror(errno));
 	pid = fork();
 	if (pid == -1)
 		die("fork: %s", strerror(errno));
 	if (pid == 0)
-		child_exec(argv, envp, dir, in, sink != NULL ? outp[1] : -1,
-		    errp[1]);
+		child_exec(argv, envp, dir, feed != NULL ? inp[0] : in,
+		    sink != NULL ? outp[1] : -1, errp[1]);
 	current_child = pid;
 	close(errp[1]);
 	if (sink != NULL)
 		close(outp[1]);
+	if (feed != NULL) {
+		close(inp[0]);
+		if (fcntl(inp[1], F_SETFL, O_NONBLOCK) == -1)
+			die("fcntl: %s", strerror(errno));
+		sha256_init(&feed->s);
+		feed->pos = 0;
+		feed->off = feed->len = 0;
+		feed->bad = 0;
+		if ((feed->buf = malloc(IO_BUF)) == NULL)
+			die("out of memory");
+	}
 	pfd[0].fd = errp[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sink != NULL ? outp[0] : -1;
 	pfd[1].events = POLLIN;
-	open_fds = sink != NULL ? 2 : 1;
-	while (open_fds > 0) {
-		if (poll(pfd, 2, -1) == -1) {
+	pfd[2].fd = feed != NULL ? inp[1] : -1;
+	pfd[2].events = POLLOUT;
+	open_fds = 1 + (sink != NULL);
+	while (open_fds > 0 || pfd[2].fd >= 0) {
+		if (poll(pfd, 3, -1) == -1) {
 			if (errno == EINTR && !interrupted)
 				continue;
 			if (errno != EINTR)
 				die("poll: %s", strerror(errno));
 			break;
+		}
+		if (pfd[2].fd >= 0 && pfd[2].revents != 0) {
+			if (feed_fill(feed) == -1) {
+				/* Not the file it should be: the child must not
+				 * see its end, and goes with what it did. */
+				kill(pid, SIGKILL);
+				close(pfd[2].fd);
+				pfd[2].fd = -1;
+			} else if (feed->off == feed->len) {
+				close(pfd[2].fd);	/* all of it: EOF */
+				pfd[2].fd = -1;
+			} else {
+				r = write(pfd[2].fd, feed->buf + feed->off,
+				    feed->len - feed->off);
+				if (r > 0)
+					feed->off += (size_t)r;
+				else if (r == -1 && errno != EAGAIN &&
+				    errno != EINTR) {
+					/* the child left early; its status says why */
+					close(pfd[2].fd);
+					pfd[2].fd = -1;
+				}
+			}
 		}
 		if (pfd[1].fd >= 0 && pfd[1].revents != 0) {
 			r = read(pfd[1].fd, big, IO_BUF);
@@ -523,6 +620,12 @@ run(char *const argv[], char **envp, const char *dir, int in,
 		close(pfd[0].fd);
 	if (pfd[1].fd >= 0)
 		close(pfd[1].fd);
+	if (pfd[2].fd >= 0)
+		close(pfd[2].fd);
+	if (feed != NULL) {
+		free(feed->buf);
+		feed->buf = NULL;
+	}
 	while (waitpid(pid, &status, 0) == -1)
 		if (errno != EINTR)
 			die("waitpid: %s", strerror(errno));
@@ -531,6 +634,11 @@ run(char *const argv[], char **envp, const char *dir, int in,
 	if (failed_write) {
 		snprintf(err, errlen, "writing %s output: %s", what,
 		    strerror(saved_errno));
+		return -1;
+	}
+	if (feed != NULL && feed->bad) {
+		snprintf(err, errlen, "the file does not match its sha256 %s; %s was stopped before its end",
+		    feed->sha, what);
 		return -1;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -543,6 +651,13 @@ run(char *const argv[], char **envp, const char *dir, int in,
 		snprintf(err, errlen, "%s failed (exit status %d)%s%s", what,
 		    WEXITSTATUS(status), line[0] ? ": " : "", line);
 	return -1;
+}
+
+static int
+run(char *const argv[], char **envp, const char *dir, int in,
+    struct sink *sink, const char *what, char *err, size_t errlen)
+{
+	return run_io(argv, envp, dir, in, NULL, sink, what, err, errlen);
 }
 
 /* The first line a command prints, e.g. its --version; "" if it fails. */
@@ -2294,7 +2409,10 @@ cmd_restore(const char *id)
 		confirm_or_die(b, db.redacted);
 	}
 	backup_source(b, path, sizeof(path), &fetched);
-	check_sum_or_die(b, path);
+	/* A postgres backup is checked as it streams in (see struct feed);
+	 * a fetched copy was checked as it came. */
+	if (!fetched && (strcmp(b->type, "postgres") != 0 || b->encrypted))
+		check_sum_or_die(b, path);
 	if (b->encrypted) {
 		char plain[PATH_MAX];
 
@@ -2309,12 +2427,24 @@ cmd_restore(const char *id)
 	say("restoring %s into %s", b->id, strcmp(b->type, "cmd") == 0 ?
 	    opt.cmd : db.redacted);
 	if (strcmp(b->type, "postgres") == 0) {
+		/* From stdin: the archive was written to a pipe, so it has
+		 * no offsets to seek to and reads front to back. */
 		char *argv[] = { "pg_restore", "--clean", "--if-exists",
 		    "--single-transaction", "--no-owner", "--no-privileges",
-		    "--no-password", "--dbname", db.url, path, NULL };
-		if (run(argv, pg_env(&db), NULL, -1, NULL, "pg_restore", err,
-		    sizeof(err)) == -1)
+		    "--no-password", "--dbname", db.url, NULL };
+		struct feed f;
+		struct stat st;
+
+		memset(&f, 0, sizeof(f));
+		if ((f.fd = open(path, O_RDONLY | O_CLOEXEC)) == -1 ||
+		    fstat(f.fd, &st) == -1)
+			die("%s: %s", path, strerror(errno));
+		f.size = st.st_size;
+		f.sha = b->encrypted ? b->plain_sha256 : b->sha256;
+		if (run_io(argv, pg_env(&db), NULL, -1, &f, NULL, "pg_restore",
+		    err, sizeof(err)) == -1)
 			die("%s: %s; the database is as it was", b->id, err);
+		close(f.fd);
 	} else if (strcmp(b->type, "sqlite") == 0)
 		restore_sqlite(b, path, &db);
 	else {

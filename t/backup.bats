@@ -1166,3 +1166,30 @@ s3_env() {
 	[ "$(sqlite3 "$APP/my data.db" 'SELECT a FROM t')" = 7 ]
 	[ -z "$(tmp_files)" ]
 }
+
+@test "postgres: a restore from a corrupted dump stops before its end and leaves the database as it was" {
+	need_pg
+	db=$(new_db)
+	psql_db "$db" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 20000) g"
+	backup capture --db "$(pg_url "$db")"
+	psql_db "$db" "INSERT INTO t VALUES (0, 'after the backup')"
+	before=$(pg_sum "$db")
+	size=$(stat -c %s "$B/b001.dump")
+	for at in 300 $((size / 2)) $((size - 10)); do
+		cp "$B/b001.dump" "$TDIR/good.dump"
+		# one byte changed: early (the table of contents), mid-data, at the end
+		printf '\x5a' | dd of="$B/b001.dump" bs=1 seek="$at" conv=notrunc status=none
+		cmp -s "$B/b001.dump" "$TDIR/good.dump" && printf '\x5b' |
+		    dd of="$B/b001.dump" bs=1 seek="$at" conv=notrunc status=none
+		run backup restore b001 --db "$(pg_url "$db")" --confirm shop
+		echo "offset $at: $output"
+		[ "$status" -eq 1 ]
+		one_line_err
+		err_has 'as it was'
+		[ "$(pg_sum "$db")" = "$before" ]
+		cp "$TDIR/good.dump" "$B/b001.dump"
+	done
+	# and the intact file restores
+	backup restore b001 --db "$(pg_url "$db")" --confirm shop
+	[ "$(psql_db "$db" 'SELECT count(*) FROM t')" = 20000 ]
+}
