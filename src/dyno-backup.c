@@ -74,7 +74,8 @@ usage(FILE *fp)
 "       dyno-backup [-a APP] download [ID] [FILE | -] | delete ID\n"
 "       dyno-backup [-a APP] prune [--keep-daily N] [--keep-weekly N]\n"
 "                   [--keep-manual N] [--dry-run] [--force]\n"
-"       dyno-backup [-a APP] upload [ID] --to URL | schedule [--at HH:MM]\n");
+"       dyno-backup [-a APP] upload [ID] --to URL | import LOCATION\n"
+"       dyno-backup [-a APP] schedule [--at HH:MM]\n");
 }
 
 static void
@@ -1852,9 +1853,32 @@ upload(struct backup *b, const char *to, const char *endpoint, char *err,
 	meta_set(b, "remote_etag", q.etag[0] ? q.etag : "-");
 	iso_utc((long long)time(NULL), val, sizeof(val));
 	meta_set(b, "uploaded", val);
+	/*
+	 * The meta file goes beside the data, so that a new host can take
+	 * the backup back with `dyno-backup import` from the store alone.
+	 */
+	snprintf(name, sizeof(name), "%s-%s.meta", app_name, b->id);
+	remote_parse(to, name, endpoint, &r);
+	request_init(&q, "PUT", &r, NULL);
+	q.body_mem = b->meta;
+	q.body_len = (long long)strlen(b->meta);
+	{
+		struct sha256 ms;
+		sha256_init(&ms);
+		sha256_update(&ms, b->meta, strlen(b->meta));
+		sha256_hex(&ms, q.payload_sha);
+	}
+	if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
+		die("out of memory");
+	if (http_do(&r, &q) == -1) {
+		snprintf(err, errlen, "upload of the meta file to %s failed: %s",
+		    r.location, q.error);
+		free(q.resp);
+		return -1;
+	}
+	free(q.resp);
 	meta_save(b);
-	say("uploaded %s to %s (ETag %s)", b->id, r.location,
-	    q.etag[0] ? q.etag : "none");
+	say("uploaded %s to %s, and its meta file beside it", b->id, b->remote);
 	return 0;
 }
 
@@ -2587,6 +2611,89 @@ cmd_upload(const char *id)
 	return 0;
 }
 
+/*
+ * Take a backup back from the remote store onto this host (a new one, say):
+ * fetch the meta file that upload put beside the data and record it here.
+ * The data stays remote until verify, restore or download fetch it.
+ */
+static int
+cmd_import(const char *location)
+{
+	struct remote r;
+	struct request q;
+	struct backup b, *list;
+	char metaloc[4096], path[PATH_MAX], name[64], v[64];
+	const char *dash, *dot;
+	size_t n, i;
+	long num;
+	int lockfd;
+
+	if (location == NULL)
+		usage_error("import: where from? give the remote location list showed, e.g. s3://BUCKET/PREFIX/APP-b001.dump");
+	/* APP-bNNN.EXT (the data) or APP-bNNN.meta: the meta is beside it */
+	snprintf(metaloc, sizeof(metaloc), "%s", location);
+	dash = strrchr(metaloc, '-');
+	dot = dash != NULL ? strchr(dash, '.') : NULL;
+	if (dot == NULL || strchr(dash, '/') != NULL ||
+	    (size_t)(dot - dash - 1) >= sizeof(name))
+		die("import %s: not a backup's location (NAME-bNNN.ext)", location);
+	snprintf(name, sizeof(name), "%.*s", (int)(dot - dash - 1), dash + 1);
+	if (id_parse(name, &num) == -1)
+		die("import %s: not a backup's location (NAME-bNNN.ext)", location);
+	if (dot - metaloc + 6 > (int)sizeof(metaloc))
+		die("import %s: too long", location);
+	strcpy((char *)dot, ".meta");
+	remote_parse(metaloc, NULL, opt.endpoint, &r);
+	if (r.s3)
+		remote_check(metaloc);
+	request_init(&q, "GET", &r, NULL);
+	if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
+		die("out of memory");
+	if (http_do(&r, &q) == -1)
+		die("import: fetching %s: %s", r.location, q.error);
+	memset(&b, 0, sizeof(b));
+	b.meta = q.resp;
+	b.meta[q.resp_len] = '\0';
+	if (strlen(b.meta) != q.resp_len || q.resp_len == RESP_MAX)
+		die("import: %s is not a meta file", r.location);
+	meta_fill(&b);
+	if (kv_get(b.meta, "id", b.id, sizeof(b.id)) == -1 ||
+	    id_parse(b.id, &b.num) == -1 || b.num != num ||
+	    b.sha256[0] == '\0' || b.size <= 0 || b.remote[0] == '\0' ||
+	    strncmp(b.file, b.id, strlen(b.id)) != 0 ||
+	    b.file[strlen(b.id)] != '.' || strchr(b.file, '/') != NULL ||
+	    (strcmp(b.type, "postgres") != 0 && strcmp(b.type, "sqlite") != 0 &&
+	    strcmp(b.type, "cmd") != 0))
+		die("import: %s is not a dyno-backup meta file for %s", r.location,
+		    location);
+	if (opt.endpoint != NULL)
+		meta_set(&b, "remote_endpoint", opt.endpoint);
+	iso_utc((long long)time(NULL), v, sizeof(v));
+	meta_set(&b, "imported", v);
+	lockfd = backups_lock();
+	list = backups_load(&n);
+	for (i = 0; i < n; i++)
+		if (list[i].num == b.num) {
+			if (strcmp(list[i].sha256, b.sha256) == 0)
+				die("%s is already here", b.id);
+			die("%s here is another backup; import into another app directory",
+			    b.id);
+		}
+	backups_free(list, n);
+	/* IDs stay unique here: the next capture comes after it. */
+	if (next_num() <= b.num)
+		seq_save(b.num);
+	snprintf(name, sizeof(name), "%s.meta", b.id);
+	path_in(path, sizeof(path), backups_dir, name);
+	if (atomicfile_write(path, b.meta, strlen(b.meta), 0600, 1) == -1)
+		die("%s: %s", path, strerror(errno));
+	say("imported %s (%s, %lld bytes) from %s; its data stays at %s",
+	    b.id, b.type, b.size, r.location, b.remote);
+	free(b.meta);
+	close(lockfd);
+	return 0;
+}
+
 /* ---- prune -------------------------------------------------------------- */
 
 /*
@@ -2867,7 +2974,7 @@ main(int argc, char **argv)
 	scrub_argv(argc, argv);
 	nargs = argc - optind;
 	if (nargs < 1)
-		usage_error("which command? capture, list, info, verify, restore, download, delete, prune, upload or schedule");
+		usage_error("which command? capture, list, info, verify, restore, download, delete, prune, upload, import or schedule");
 	cmd = argv[optind];
 	arg1 = nargs > 1 ? argv[optind + 1] : NULL;
 	arg2 = nargs > 2 ? argv[optind + 2] : NULL;
@@ -2924,6 +3031,9 @@ main(int argc, char **argv)
 	} else if (strcmp(cmd, "upload") == 0) {
 		MAXARGS(1);
 		rc = cmd_upload(arg1);
+	} else if (strcmp(cmd, "import") == 0) {
+		MAXARGS(1);
+		rc = cmd_import(arg1);
 	} else if (strcmp(cmd, "schedule") == 0) {
 		MAXARGS(0);
 		rc = cmd_schedule();

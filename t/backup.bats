@@ -1193,3 +1193,44 @@ s3_env() {
 	backup restore b001 --db "$(pg_url "$db")" --confirm shop
 	[ "$(psql_db "$db" 'SELECT count(*) FROM t')" = 20000 ]
 }
+
+@test "import: a new host takes a backup back from S3 alone (meta beside the data) and restores it" {
+	need_moto
+	need_pg
+	s3_env
+	db=$(new_db)
+	psql_db "$db" "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 5000) g"
+	want=$(pg_sum "$db")
+	backup capture --db "$(pg_url "$db")" --to "s3://$BUCKET/dr" --endpoint "$ENDPOINT"
+	backup capture --db "$(pg_url "$db")" --to "s3://$BUCKET/dr" --endpoint "$ENDPOINT"
+	s3_get dr/shop-b002.meta "$TDIR/remote.meta"
+	grep -qx "sha256=$(meta b002 sha256)" "$TDIR/remote.meta"
+	grep -qx "remote=s3://$BUCKET/dr/shop-b002.dump" "$TDIR/remote.meta"
+	# The old host is gone; a new one, with another app name, has only the store.
+	APP=$TDIR/newhost
+	B=$APP/.dyno/backups
+	mkdir "$APP"
+	backup import "s3://$BUCKET/dr/shop-b002.dump" --endpoint "$ENDPOINT"
+	[ "$(listed)" = b002 ]
+	backup list | grep -qE "^b002 .* s3://$BUCKET/dr/shop-b002\.dump\$"
+	[ ! -e "$B/b002.dump" ]
+	run backup import "s3://$BUCKET/dr/shop-b002.meta" --endpoint "$ENDPOINT"
+	[ "$status" -eq 1 ]
+	one_line_err
+	err_has 'already here'
+	backup verify b002
+	db2=$(new_db)
+	backup restore b002 --db "$(pg_url "$db2")" --confirm newhost
+	[ "$(pg_sum "$db2")" = "$want" ]
+	# the next capture here does not reuse the imported ID
+	backup capture --cmd 'echo next'
+	[ "$(listed)" = "b002 b003" ]
+	# not a backup's location, or no meta there: one line, nothing written
+	run backup import "s3://$BUCKET/dr/nothing.dump" --endpoint "$ENDPOINT"
+	[ "$status" -eq 1 ]
+	one_line_err
+	run backup import "s3://$BUCKET/dr/shop-b009.dump" --endpoint "$ENDPOINT"
+	[ "$status" -eq 1 ]
+	one_line_err
+	[ "$(listed)" = "b002 b003" ]
+}
