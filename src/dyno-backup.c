@@ -1319,7 +1319,7 @@ remote_check(const char *to)
 	remote_parse(to, "x", opt.endpoint, &r);
 	if (r.s3 && (key == NULL || *key == '\0' || secret == NULL ||
 	    *secret == '\0'))
-		die("--to %s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", to);
+		die("%s: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", to);
 }
 
 struct request {
@@ -2626,7 +2626,7 @@ cmd_import(const char *location)
 	const char *dash, *dot;
 	size_t n, i;
 	long num;
-	int lockfd;
+	int lockfd, same;
 
 	if (location == NULL)
 		usage_error("import: where from? give the remote location list showed, e.g. s3://BUCKET/PREFIX/APP-b001.dump");
@@ -2672,14 +2672,17 @@ cmd_import(const char *location)
 	meta_set(&b, "imported", v);
 	lockfd = backups_lock();
 	list = backups_load(&n);
-	for (i = 0; i < n; i++)
-		if (list[i].num == b.num) {
-			if (strcmp(list[i].sha256, b.sha256) == 0)
-				die("%s is already here", b.id);
-			die("%s here is another backup; import into another app directory",
-			    b.id);
-		}
+	for (i = 0; i < n && list[i].num != b.num; i++)
+		;
+	same = i < n && strcmp(list[i].sha256, b.sha256) == 0;
 	backups_free(list, n);
+	if (i < n) {
+		free(b.meta);
+		if (same)
+			die("%s is already here", b.id);
+		die("%s here is another backup; import into another app directory",
+		    b.id);
+	}
 	/* IDs stay unique here: the next capture comes after it. */
 	if (next_num() <= b.num)
 		seq_save(b.num);
