@@ -30,6 +30,10 @@ teardown() {
 	PATH=$ORIG_PATH
 	exec 8>&-
 	for p in "${BG_PIDS[@]}"; do kill_tree "$p"; done
+	# gpg starts an agent per keyring, which outlives the test otherwise
+	for p in "$TDIR"/gnupg "$TDIR"/public-only; do
+		[ -d "$p" ] && GNUPGHOME=$p gpgconf --kill gpg-agent
+	done
 	for p in "${PEER_PIDS[@]}"; do stop_daemon "$p" || true; done
 	# A skipped test (no peer) has nothing worth keeping.
 	if [ -n "${BATS_TEST_SKIPPED:-}" ]; then
