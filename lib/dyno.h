@@ -172,6 +172,7 @@ int http_parse_request(const char *buf, size_t len, struct http_msg *m);
 int http_parse_response(const char *buf, size_t len, struct http_msg *m);
 int http_token_eq(const char *s, size_t len, const char *word);
 int http_list_has(const char *v, size_t len, const char *word);
+int http_list_has_n(const char *v, size_t len, const char *word, size_t wlen);
 void chunked_init(struct chunked *c);
 ssize_t chunked_feed(struct chunked *c, const char *buf, size_t len);
 int chunked_done(const struct chunked *c);

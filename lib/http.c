@@ -59,11 +59,11 @@ http_token_eq(const char *s, size_t len, const char *word)
 	return word[len] == '\0';
 }
 
-/* Does a comma-separated list value hold token `word`? */
+/* Does a comma-separated list value hold the wlen-byte token `word`? */
 int
-http_list_has(const char *v, size_t len, const char *word)
+http_list_has_n(const char *v, size_t len, const char *word, size_t wlen)
 {
-	size_t i = 0;
+	size_t i = 0, k;
 
 	while (i < len) {
 		size_t start, end;
@@ -76,10 +76,23 @@ http_list_has(const char *v, size_t len, const char *word)
 		end = i;
 		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
 			end--;
-		if (end > start && http_token_eq(v + start, end - start, word))
+		if (end - start != wlen || wlen == 0)
+			continue;
+		for (k = 0; k < wlen; k++)
+			if (ascii_lower((unsigned char)v[start + k]) !=
+			    ascii_lower((unsigned char)word[k]))
+				break;
+		if (k == wlen)
 			return 1;
 	}
 	return 0;
+}
+
+/* Does a comma-separated list value hold token `word`? */
+int
+http_list_has(const char *v, size_t len, const char *word)
+{
+	return http_list_has_n(v, len, word, strlen(word));
 }
 
 /* The last element of a list value, for Transfer-Encoding's final coding. */

@@ -1021,48 +1021,6 @@ client_accept(void)
 #define NAME_IS(h, lit) ((h)->name_len == sizeof(lit) - 1 && \
 	http_token_eq((h)->name, (h)->name_len, (lit)))
 
-/* ASCII case-insensitive equality of two n-byte strings. */
-static int
-bytes_ieq(const char *a, const char *b, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-		if (x >= 'A' && x <= 'Z')
-			x |= 0x20;
-		if (y >= 'A' && y <= 'Z')
-			y |= 0x20;
-		if (x != y)
-			return 0;
-	}
-	return 1;
-}
-
-/* Does the list value v name the header h?  http_list_has, with lengths. */
-static int
-list_names(const char *v, size_t len, const struct http_header *h)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		size_t start, end;
-
-		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < len && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end - start == h->name_len && end > start &&
-		    bytes_ieq(v + start, h->name, h->name_len))
-			return 1;
-	}
-	return 0;
-}
-
 static int
 is_connection(const struct http_header *h)
 {
@@ -1118,8 +1076,8 @@ is_hop_by_hop(const struct http_header *h, const struct http_msg *m,
 	}
 	/* ... and any field the Connection header names. */
 	for (i = 0; conn[i] >= 0; i++)
-		if (list_names(m->headers[conn[i]].value,
-		    m->headers[conn[i]].value_len, h))
+		if (http_list_has_n(m->headers[conn[i]].value,
+		    m->headers[conn[i]].value_len, h->name, h->name_len))
 			return 1;
 	return 0;
 }
