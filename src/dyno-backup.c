@@ -1087,33 +1087,61 @@ last_capture(const char *status, const char *error)
 /* ---- reading a stored backup back -------------------------------------- */
 
 /* sha256 of a file, in hex; -1 if it cannot be read. */
+/*
+ * sha256 (and md5 unless NULL) of LEN bytes of a file from OFF; -1 with
+ * errno when it cannot be read (EIO when it is shorter).
+ */
 static int
-file_sha256(const char *path, char out[65], long long *size)
+range_sums(int fd, long long off, long long len, char sha[65],
+    unsigned char md5[16])
 {
 	static char *buf;
 	struct sha256 s;
+	struct md5 m;
 	ssize_t r;
-	int fd;
 
 	if (buf == NULL && (buf = malloc(IO_BUF)) == NULL)
 		die("out of memory");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
 	sha256_init(&s);
-	*size = 0;
-	while ((r = read(fd, buf, IO_BUF)) != 0) {
-		if (r == -1) {
-			if (errno == EINTR && !interrupted)
-				continue;
-			close(fd);
+	md5_init(&m);
+	while (len > 0) {
+		r = pread(fd, buf, len < IO_BUF ? (size_t)len : IO_BUF, off);
+		if (r == -1 && errno == EINTR && !interrupted)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;
 			return -1;
 		}
 		sha256_update(&s, buf, (size_t)r);
-		*size += r;
+		if (md5 != NULL)
+			md5_update(&m, buf, (size_t)r);
+		off += r;
+		len -= r;
 	}
-	close(fd);
-	sha256_hex(&s, out);
+	sha256_hex(&s, sha);
+	if (md5 != NULL)
+		md5_final(&m, md5);
 	return 0;
+}
+
+/* sha256 of a whole file, in hex, and its size; -1 if it cannot be read. */
+static int
+file_sha256(const char *path, char out[65], long long *size)
+{
+	struct stat st;
+	int fd, rc;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1) {
+		close(fd);
+		return -1;
+	}
+	*size = st.st_size;
+	rc = range_sums(fd, 0, st.st_size, out, NULL);
+	close(fd);
+	return rc;
 }
 
 static const char *
@@ -1387,7 +1415,7 @@ req_write(char *p, size_t size, size_t nmemb, void *arg)
 		return 0;
 	if (q->out != NULL && q->status >= 200 && q->status < 300)
 		return sink_put(q->out, p, n) == -1 ? 0 : n;
-	if (q->resp != NULL && q->resp_len < RESP_MAX) {
+	if (q->resp_len < RESP_MAX) {
 		size_t take = RESP_MAX - q->resp_len < n ? RESP_MAX - q->resp_len : n;
 		memcpy(q->resp + q->resp_len, p, take);
 		q->resp_len += take;
@@ -1455,9 +1483,7 @@ req_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 static void
 s3_error_code(const struct request *q, char *out, size_t outlen)
 {
-	out[0] = '\0';
-	if (q->resp != NULL)
-		(void)xml_tag(q->resp, "Code", out, outlen);
+	(void)xml_tag(q->resp, "Code", out, outlen);	/* "" when none */
 }
 
 static void
@@ -1498,8 +1524,7 @@ http_do(const struct remote *r, struct request *q)
 		q->retry_after = -1;
 		q->length = -1;
 		q->resp_len = 0;
-		if (q->resp != NULL)
-			q->resp[0] = '\0';
+		q->resp[0] = '\0';
 		q->body_pos = 0;
 		if (q->out != NULL) {
 			/* a GET that is tried again starts its file over */
@@ -1602,11 +1627,28 @@ static void
 request_init(struct request *q, const char *method, const struct remote *r,
     const char *query)
 {
+	/* one request at a time: every answer body lands in this buffer */
+	static char resp[RESP_MAX + 1];
+
 	memset(q, 0, sizeof(*q));
 	q->method = method;
 	q->body_fd = -1;
+	q->resp = resp;
 	snprintf(q->url, sizeof(q->url), "%s%s%s", r->url, query ? "?" : "",
 	    query ? query : "");
+}
+
+/* A body from memory, with its sha256 for SigV4. */
+static void
+request_body(struct request *q, const char *text)
+{
+	struct sha256 s;
+
+	q->body_mem = text;
+	q->body_len = (long long)strlen(text);
+	sha256_init(&s);
+	sha256_update(&s, text, strlen(text));
+	sha256_hex(&s, q->payload_sha);
 }
 
 static void
@@ -1620,34 +1662,6 @@ hex(const unsigned char *p, size_t n, char *out)
 		out[i * 2 + 1] = d[p[i] & 15];
 	}
 	out[n * 2] = '\0';
-}
-
-/* sha256 and md5 of a range of a file. */
-static void
-range_sums(int fd, long long off, long long len, char sha[65],
-    unsigned char md5[16])
-{
-	static char *buf;
-	struct sha256 s;
-	struct md5 m;
-	ssize_t r;
-
-	if (buf == NULL && (buf = malloc(IO_BUF)) == NULL)
-		die("out of memory");
-	sha256_init(&s);
-	md5_init(&m);
-	while (len > 0) {
-		r = pread(fd, buf, len < IO_BUF ? (size_t)len : IO_BUF, off);
-		if (r <= 0)
-			die("reading the backup: %s", r == 0 ? "file shrank" :
-			    strerror(errno));
-		sha256_update(&s, buf, (size_t)r);
-		md5_update(&m, buf, (size_t)r);
-		off += r;
-		len -= r;
-	}
-	sha256_hex(&s, sha);
-	md5_final(&m, md5);
 }
 
 static void
@@ -1674,7 +1688,7 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
     char *etag, size_t etaglen, char *err, size_t errlen)
 {
 	struct request q;
-	char query[1024], uploadid[512], enc[1024], *xml = NULL, *resp;
+	char query[1100], uploadid[512], enc[1024], *xml = NULL;
 	unsigned char md5[16], *all;
 	char partmd5[33], *xp;
 	long nparts = (long)((size + part - 1) / part), i;
@@ -1685,17 +1699,15 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
 	if (nparts > PARTS_MAX)
 		die("--multipart-size %lld is too small for %lld bytes (S3 takes at most %d parts)",
 		    part, size, PARTS_MAX);
-	if ((resp = malloc(RESP_MAX + 1)) == NULL ||
-	    (all = malloc((size_t)nparts * 16)) == NULL)
+	if ((all = malloc((size_t)nparts * 16)) == NULL)
 		die("out of memory");
 	request_init(&q, "POST", r, "uploads=");
-	q.resp = resp;
-	q.body_mem = "";
+	request_body(&q, "");
 	if (http_do(r, &q) == -1) {
 		snprintf(err, errlen, "starting a multipart upload: %s", q.error);
 		goto out;
 	}
-	(void)xml_tag(resp, "UploadId", uploadid, sizeof(uploadid));
+	(void)xml_tag(q.resp, "UploadId", uploadid, sizeof(uploadid));
 	if (uploadid[0] == '\0') {
 		snprintf(err, errlen, "starting a multipart upload: no UploadId in the answer");
 		goto out;
@@ -1709,14 +1721,13 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
 		long long off = i * part;
 		long long len = size - off < part ? size - off : part;
 
-		request_init(&q, "PUT", r, NULL);
 		snprintf(query, sizeof(query), "partNumber=%ld&uploadId=%s", i + 1, enc);
-		snprintf(q.url, sizeof(q.url), "%s?%s", r->url, query);
-		q.resp = resp;
+		request_init(&q, "PUT", r, query);
 		q.body_fd = fd;
 		q.body_off = off;
 		q.body_len = len;
-		range_sums(fd, off, len, q.payload_sha, md5);
+		if (range_sums(fd, off, len, q.payload_sha, md5) == -1)
+			die("reading the backup: %s", strerror(errno));
 		hex(md5, 16, partmd5);
 		memcpy(all + i * 16, md5, 16);
 		say("uploading part %ld of %ld (%lld bytes)", i + 1, nparts, len);
@@ -1733,18 +1744,10 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
 		    i + 1, partmd5);
 	}
 	sprintf(xp, "</CompleteMultipartUpload>");
-	request_init(&q, "POST", r, NULL);
-	snprintf(q.url, sizeof(q.url), "%s?uploadId=%s", r->url, enc);
-	q.resp = resp;
-	q.body_mem = xml;
-	q.body_len = (long long)strlen(xml);
-	{
-		struct sha256 s;
-		sha256_init(&s);
-		sha256_update(&s, xml, strlen(xml));
-		sha256_hex(&s, q.payload_sha);
-	}
-	if (http_do(r, &q) == -1 || strstr(resp, "<Error>") != NULL) {
+	snprintf(query, sizeof(query), "uploadId=%s", enc);
+	request_init(&q, "POST", r, query);
+	request_body(&q, xml);
+	if (http_do(r, &q) == -1 || strstr(q.resp, "<Error>") != NULL) {
 		char code[128];
 		s3_error_code(&q, code, sizeof(code));
 		snprintf(err, errlen, "completing the multipart upload: %s",
@@ -1759,14 +1762,12 @@ s3_multipart(const struct remote *r, int fd, long long size, long long part,
 	rc = 0;
 	goto out;
 abort:
-	request_init(&q, "DELETE", r, NULL);
-	snprintf(q.url, sizeof(q.url), "%s?uploadId=%s", r->url, enc);
-	q.resp = resp;
+	snprintf(query, sizeof(query), "uploadId=%s", enc);
+	request_init(&q, "DELETE", r, query);
 	(void)http_do(r, &q);
 out:
 	free(xml);
 	free(all);
-	free(resp);
 	return rc;
 }
 
@@ -1803,7 +1804,8 @@ upload(struct backup *b, const char *to, const char *endpoint, char *err,
 		}
 	} else {
 		/* one PUT with a Content-Length: S3 refuses chunked bodies */
-		range_sums(fd, 0, b->size, sha, md5);
+		if (range_sums(fd, 0, b->size, sha, md5) == -1)
+			die("%s: %s", path, strerror(errno));
 		if (strcmp(sha, b->sha256) != 0) {
 			close(fd);
 			snprintf(err, errlen, "%s changed since it was captured (sha256 %s, meta says %s)",
@@ -1816,16 +1818,12 @@ upload(struct backup *b, const char *to, const char *endpoint, char *err,
 		q.body_fd = fd;
 		q.body_len = b->size;
 		snprintf(q.payload_sha, sizeof(q.payload_sha), "%s", sha);
-		if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
-			die("out of memory");
 		if (http_do(&r, &q) == -1) {
 			snprintf(err, errlen, "upload to %s failed: %s", r.location,
 			    q.error);
-			free(q.resp);
 			close(fd);
 			return -1;
 		}
-		free(q.resp);
 	}
 	close(fd);
 	/* What the store now holds: its size and ETag. */
@@ -1860,23 +1858,12 @@ upload(struct backup *b, const char *to, const char *endpoint, char *err,
 	snprintf(name, sizeof(name), "%s-%s.meta", app_name, b->id);
 	remote_parse(to, name, endpoint, &r);
 	request_init(&q, "PUT", &r, NULL);
-	q.body_mem = b->meta;
-	q.body_len = (long long)strlen(b->meta);
-	{
-		struct sha256 ms;
-		sha256_init(&ms);
-		sha256_update(&ms, b->meta, strlen(b->meta));
-		sha256_hex(&ms, q.payload_sha);
-	}
-	if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
-		die("out of memory");
+	request_body(&q, b->meta);
 	if (http_do(&r, &q) == -1) {
 		snprintf(err, errlen, "upload of the meta file to %s failed: %s",
 		    r.location, q.error);
-		free(q.resp);
 		return -1;
 	}
-	free(q.resp);
 	meta_save(b);
 	say("uploaded %s to %s, and its meta file beside it", b->id, b->remote);
 	return 0;
@@ -1903,12 +1890,9 @@ fetch_remote(struct backup *b, char *out, size_t outlen)
 	sink_init(&s, fd);
 	request_init(&q, "GET", &r, NULL);
 	q.out = &s;
-	if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
-		die("out of memory");
 	say("fetching %s from %s", b->id, r.location);
 	if (http_do(&r, &q) == -1)
 		die("fetching %s from %s: %s", b->id, r.location, q.error);
-	free(q.resp);
 	if (fsync(fd) == -1)
 		die("%s: %s", out, strerror(errno));
 	close(fd);
@@ -2647,15 +2631,13 @@ cmd_import(const char *location)
 	if (r.s3)
 		remote_check(metaloc);
 	request_init(&q, "GET", &r, NULL);
-	if ((q.resp = malloc(RESP_MAX + 1)) == NULL)
-		die("out of memory");
 	if (http_do(&r, &q) == -1)
 		die("import: fetching %s: %s", r.location, q.error);
-	memset(&b, 0, sizeof(b));
-	b.meta = q.resp;
-	b.meta[q.resp_len] = '\0';
-	if (strlen(b.meta) != q.resp_len || q.resp_len == RESP_MAX)
+	if (strlen(q.resp) != q.resp_len || q.resp_len == RESP_MAX)
 		die("import: %s is not a meta file", r.location);
+	memset(&b, 0, sizeof(b));
+	if ((b.meta = strdup(q.resp)) == NULL)
+		die("out of memory");
 	meta_fill(&b);
 	if (kv_get(b.meta, "id", b.id, sizeof(b.id)) == -1 ||
 	    id_parse(b.id, &b.num) == -1 || b.num != num ||
