@@ -55,6 +55,16 @@ def copy_body(rfile, h, out):
     def put(b):
         if out is not None:
             out(b)
+
+    def copy_exact(left):
+        while left:
+            b = rfile.read(min(left, 65536))
+            if not b:
+                return False
+            put(b)
+            left -= len(b)
+        return True
+
     if "chunked" in h.get("transfer-encoding", "").lower():
         while True:
             line = rfile.readline(65537)
@@ -71,21 +81,9 @@ def copy_body(rfile, h, out):
                     put(t)
                     if t in (b"\r\n", b"\n"):
                         return True
-            left = size + 2  # the data and its CRLF
-            while left:
-                b = rfile.read(min(left, 65536))
-                if not b:
-                    return False
-                put(b)
-                left -= len(b)
-    left = int(h.get("content-length", "0") or 0)
-    while left:
-        b = rfile.read(min(left, 65536))
-        if not b:
-            return False
-        put(b)
-        left -= len(b)
-    return True
+            if not copy_exact(size + 2):  # the data and its CRLF
+                return False
+    return copy_exact(int(h.get("content-length", "0") or 0))
 
 
 class Handler(socketserver.StreamRequestHandler):
