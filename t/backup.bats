@@ -1238,3 +1238,12 @@ s3_env() {
 	one_line_err
 	[ "$(listed)" = "b002 b003" ]
 }
+
+@test "s3: missing AWS keys are refused before anything is captured" {
+	run backup capture --cmd 'echo x' --to "s3://some-bucket/p"
+	[ "$status" -eq 1 ]
+	one_line_err
+	err_has 'AWS_ACCESS_KEY_ID'
+	[ "$(listed)" = "" ]
+	[ ! -e "$B/.last-capture" ]
+}
