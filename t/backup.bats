@@ -67,9 +67,6 @@ one_line_err() {
 	[ "$(grep -c . "$TDIR/err")" -eq 1 ] && grep -q '^dyno-backup: ' "$TDIR/err"
 }
 err_has() { grep -qiE -- "$1" "$TDIR/err"; }
-# fails CMD...: CMD fails (a bare "! CMD" never fails a bats test).
-fails() { ! "$@"; }
-
 meta() { sed -n "s/^$2=//p" "$B/$1.meta"; }
 # sha [FILE]: the SHA-256 of FILE, or of stdin.
 sha() { sha256sum ${1+"$1"} | cut -d' ' -f1; }

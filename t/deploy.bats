@@ -50,9 +50,6 @@ web_port() { sed -n '1s/.*://p' "$APP/.dyno/run/routes"; }
 # GET through the router; only the body.
 get() { curl -fsS --max-time 10 "http://127.0.0.1:$ROUTER_PORT$1"; }
 get_is() { [ "$(get "$1" 2>/dev/null)" = "$2" ]; }
-# fails CMD...: CMD fails (a bare "! CMD" never fails a bats test).
-fails() { ! "$@"; }
-
 # make_src DIR CODE [PROCFILE LINE...]: a source tree with the sample app.
 # CODE goes to code.txt, which the default web command exports as $CODE,
 # so /env?name=CODE tells which code a dyno runs.

@@ -7,6 +7,11 @@ BIN="$DYNO_ROOT/bin"
 SAMPLE_APP="$DYNO_ROOT/examples/app"
 
 now_ms() { date +%s%3N; }
+
+# fails COMMAND [ARG...]: succeed only if COMMAND fails.  Use it instead of a
+# bare "! cmd" mid-test: bats (set -e) ignores the status of a command that
+# starts with "!", so such a line can never fail the test.
+fails() { ! "$@"; }
 build_variant() { cat "$DYNO_ROOT/build/variant" 2>/dev/null; }
 
 # wait_for SECONDS COMMAND [ARG...]: poll COMMAND until it succeeds; fail
