@@ -1069,7 +1069,7 @@ s3_env() {
 
 @test "valgrind: capture, verify, list, download, upload, fetch, restore, prune and delete leak nothing" {
 	command -v valgrind >/dev/null || skip "valgrind is not installed"
-	[ "$(build_variant)" = default ] || skip "sanitizer builds do not run under valgrind"
+	[ "$(build_variant)" = default ] || skip "n/a: sanitizer builds do not run under valgrind"
 	need_pg
 	BACKUP_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file=$TDIR/vg.%p.log"
 	db=$(new_db)

@@ -7,7 +7,7 @@ teardown() { common_teardown; }
 
 @test "dyno-run is valgrind-clean through start, restart, adopt, reload and stop" {
 	command -v valgrind >/dev/null || skip "valgrind is not installed"
-	[ "$(build_variant)" = default ] || skip "sanitizer builds do not run under valgrind"
+	[ "$(build_variant)" = default ] || skip "n/a: sanitizer builds do not run under valgrind"
 	make_app 'web: ./app' 'worker: ./app --worker'
 	RUN_WRAP="valgrind -q --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect --error-exitcode=99 --log-file=$APP/vg.%p.log"
 	start_run --memory-interval 100ms web=2 worker=1
