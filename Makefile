@@ -1,7 +1,13 @@
 # dyno: build, test, install.  See README.md.
 #
 #   make                build every program into bin/
-#   make check          build, then run every test in t/ (SAN=1: under ASan+UBSan)
+#   make check          test dependencies (t/deps.sh), build, lint the man
+#                       pages, replay every fuzz corpus (make fuzz-replay),
+#                       then run every test in t/ (SAN=1: all of it under
+#                       ASan+UBSan)
+#   make fuzz-replay    each t/fuzz harness over its seeds in t/fuzz/corpus/,
+#                       built with $(CC) and the normal flags; fails on the
+#                       first input that breaks a harness's property
 #   make static         build with musl-gcc (package musl-tools)
 #   make install        PREFIX=/usr/local DESTDIR=
 #   make fuzz           libFuzzer harnesses from t/fuzz (clang)
@@ -65,11 +71,12 @@ examples/app: examples/app.c
 	$(CC) $(CSTD) -Wall -Wextra -Werror -O2 -pthread -o $@ $< -pthread
 
 # Test dependencies first (they include libcurl's headers, which the build
-# needs), then the build, the man page lint and every test.
+# needs), then the build, the man page lint, the fuzz seeds and every test.
 check:
 	@sh t/deps.sh
 	@$(MAKE) --no-print-directory all
 	mandoc -Tlint -Wwarning $(MANS)
+	@$(MAKE) --no-print-directory fuzz-replay
 	bash t/run-tests.sh $(BATS_FLAGS)
 
 # libcurl has no musl build in Debian, so dyno-health stays dynamic.
@@ -86,6 +93,19 @@ install: all
 	    d=$(DESTDIR)$(MANDIR)/$$(basename $$(dirname $$m)); \
 	    mkdir -p $$d && install -m 0644 $$m $$d/; done
 
+# Each harness t/fuzz/fuzz_NAME.c has its seeds in t/fuzz/corpus/NAME/.
+FUZZ_NAMES = $(patsubst t/fuzz/fuzz_%.c,%,$(wildcard t/fuzz/fuzz_*.c))
+REPLAYS    = $(FUZZ_NAMES:%=$(BUILD)/fuzz/replay_%)
+
+$(BUILD)/fuzz/replay_%: $(BUILD)/t/fuzz/fuzz_%.o $(BUILD)/t/fuzz/replay.o $(BUILD)/libdyno.a
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(LDFLAGS) -o $@ $^
+
+fuzz-replay: $(REPLAYS)
+	@for n in $(FUZZ_NAMES); do \
+	    $(BUILD)/fuzz/replay_$$n t/fuzz/corpus/$$n || exit 1; done
+
 FUZZERS = $(patsubst t/fuzz/%.c,build/fuzz/%,$(wildcard t/fuzz/fuzz_*.c))
 fuzz: $(FUZZERS)
 build/fuzz/%: t/fuzz/%.c $(LIB_SRC) lib/dyno.h
@@ -96,5 +116,5 @@ build/fuzz/%: t/fuzz/%.c $(LIB_SRC) lib/dyno.h
 clean:
 	rm -rf build bin examples/app
 
-.PHONY: all check static install fuzz clean
-.PRECIOUS: $(BUILD)/%.o $(BUILD)/src/%.o
+.PHONY: all check static install fuzz fuzz-replay clean
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/src/%.o $(BUILD)/t/fuzz/%.o
