@@ -173,6 +173,10 @@ int http_parse_response(const char *buf, size_t len, struct http_msg *m);
 int http_token_eq(const char *s, size_t len, const char *word);
 int http_list_has(const char *v, size_t len, const char *word);
 int http_list_has_n(const char *v, size_t len, const char *word, size_t wlen);
+void http_connection_headers(const struct http_msg *m, int *conn,
+    size_t max);	/* indexes of Connection headers, ended by -1 */
+int http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
+    const int *conn);	/* a field a proxy drops */
 void chunked_init(struct chunked *c);
 ssize_t chunked_feed(struct chunked *c, const char *buf, size_t len);
 int chunked_done(const struct chunked *c);

@@ -510,3 +510,69 @@ chunked_done(const struct chunked *c)
 {
 	return c->state == CH_DONE;
 }
+
+/* ---- what a proxy passes on ----------------------------------------------- */
+
+/* A header's name is the lowercase literal `lit`: lengths first, cheaply. */
+#define NAME_IS(h, lit) ((h)->name_len == sizeof(lit) - 1 && \
+	http_token_eq((h)->name, (h)->name_len, (lit)))
+
+/*
+ * Which of m's headers are Connection headers: their indexes in conn[],
+ * ended by -1.  Looked up once per message, not once per header.
+ */
+void
+http_connection_headers(const struct http_msg *m, int *conn, size_t max)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->nheaders && n + 1 < max; i++)
+		if (NAME_IS(&m->headers[i], "connection"))
+			conn[n++] = (int)i;
+	conn[n] = -1;
+}
+
+/*
+ * Is h one of m's hop-by-hop fields (RFC 9110 section 7.6.1), which a proxy
+ * drops: the fixed list, and any field a Connection header names?  conn is
+ * what http_connection_headers found for m.
+ */
+int
+http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
+    const int *conn)
+{
+	size_t i;
+
+	switch (h->name_len) {
+	case 2:
+		if (NAME_IS(h, "te"))
+			return 1;
+		break;
+	case 7:
+		if (NAME_IS(h, "trailer") || NAME_IS(h, "upgrade"))
+			return 1;
+		break;
+	case 10:
+		if (NAME_IS(h, "connection") || NAME_IS(h, "keep-alive"))
+			return 1;
+		break;
+	case 16:
+		if (NAME_IS(h, "proxy-connection"))
+			return 1;
+		break;
+	case 18:
+		if (NAME_IS(h, "proxy-authenticate"))
+			return 1;
+		break;
+	case 19:
+		if (NAME_IS(h, "proxy-authorization"))
+			return 1;
+		break;
+	}
+	/* ... and any field the Connection header names. */
+	for (i = 0; conn[i] >= 0; i++)
+		if (http_list_has_n(m->headers[conn[i]].value,
+		    m->headers[conn[i]].value_len, h->name, h->name_len))
+			return 1;
+	return 0;
+}

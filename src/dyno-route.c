@@ -1022,67 +1022,6 @@ client_accept(void)
 	http_token_eq((h)->name, (h)->name_len, (lit)))
 
 static int
-is_connection(const struct http_header *h)
-{
-	return NAME_IS(h, "connection");
-}
-
-/*
- * Which of m's headers are Connection headers: their indexes in conn[],
- * ended by -1.  Looked up once per message, not once per header.
- */
-static void
-connection_headers(const struct http_msg *m, int *conn, size_t max)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < m->nheaders && n + 1 < max; i++)
-		if (is_connection(&m->headers[i]))
-			conn[n++] = (int)i;
-	conn[n] = -1;
-}
-
-static int
-is_hop_by_hop(const struct http_header *h, const struct http_msg *m,
-    const int *conn)
-{
-	size_t i;
-
-	switch (h->name_len) {
-	case 2:
-		if (NAME_IS(h, "te"))
-			return 1;
-		break;
-	case 7:
-		if (NAME_IS(h, "trailer") || NAME_IS(h, "upgrade"))
-			return 1;
-		break;
-	case 10:
-		if (NAME_IS(h, "connection") || NAME_IS(h, "keep-alive"))
-			return 1;
-		break;
-	case 16:
-		if (NAME_IS(h, "proxy-connection"))
-			return 1;
-		break;
-	case 18:
-		if (NAME_IS(h, "proxy-authenticate"))
-			return 1;
-		break;
-	case 19:
-		if (NAME_IS(h, "proxy-authorization"))
-			return 1;
-		break;
-	}
-	/* ... and any field the Connection header names. */
-	for (i = 0; conn[i] >= 0; i++)
-		if (http_list_has_n(m->headers[conn[i]].value,
-		    m->headers[conn[i]].value_len, h->name, h->name_len))
-			return 1;
-	return 0;
-}
-
-static int
 visible_id(const char *v, size_t len)
 {
 	size_t i;
@@ -1108,7 +1047,7 @@ request_build(struct client *c, const struct http_msg *m)
 	buf_put(&b, m->method, m->method_len);
 	buf_lit(&b, " ");
 	buf_put(&b, m->target, m->target_len);
-	connection_headers(m, conn, sizeof(conn) / sizeof(conn[0]));
+	http_connection_headers(m, conn, sizeof(conn) / sizeof(conn[0]));
 	if (m->minor == 1)
 		buf_lit(&b, " HTTP/1.1\r\n");
 	else
@@ -1146,7 +1085,7 @@ request_build(struct client *c, const struct http_msg *m)
 			}
 			continue;
 		}
-		if (is_hop_by_hop(h, m, conn))
+		if (http_hop_by_hop(h, m, conn))
 			continue;
 		buf_header(&b, h);
 	}
@@ -1738,10 +1677,10 @@ response_head(struct client *c, struct upstream *u)
 		buf_put(o, line + 13, rlen);
 		buf_lit(o, "\r\n");
 	}
-	connection_headers(m, conn, sizeof(conn) / sizeof(conn[0]));
+	http_connection_headers(m, conn, sizeof(conn) / sizeof(conn[0]));
 	for (i = 0; i < m->nheaders; i++) {
 		const struct http_header *h = &m->headers[i];
-		if (is_hop_by_hop(h, m, conn))
+		if (http_hop_by_hop(h, m, conn))
 			continue;
 		if (c->minor == 0 && NAME_IS(h, "transfer-encoding"))
 			continue;
