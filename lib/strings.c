@@ -19,11 +19,11 @@ parse_long(const char *s, long min, long max, long *out)
 	}
 	errno = 0;
 	v = strtol(s, &end, 10);
-	if (errno != 0 || *end != '\0') {
+	if ((errno != 0 && errno != ERANGE) || *end != '\0') {
 		errno = EINVAL;
 		return -1;
 	}
-	if (v < min || v > max) {
+	if (errno == ERANGE || v < min || v > max) {	/* past long too */
 		errno = ERANGE;
 		return -1;
 	}
