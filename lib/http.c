@@ -534,8 +534,9 @@ http_connection_headers(const struct http_msg *m, int *conn, size_t max)
 
 /*
  * Is h one of m's hop-by-hop fields (RFC 9110 section 7.6.1), which a proxy
- * drops: the fixed list, and any field a Connection header names?  conn is
- * what http_connection_headers found for m.
+ * drops: the fixed list, and any field a Connection header names but Host,
+ * Content-Length and Transfer-Encoding?  conn is what
+ * http_connection_headers found for m.
  */
 int
 http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
@@ -569,7 +570,14 @@ http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
 			return 1;
 		break;
 	}
-	/* ... and any field the Connection header names. */
+	/*
+	 * ... and any field the Connection header names, but never one that
+	 * frames the message: the body goes on as it was framed, so a dyno
+	 * told "Connection: content-length" would read it as the next request.
+	 */
+	if (NAME_IS(h, "content-length") || NAME_IS(h, "transfer-encoding") ||
+	    NAME_IS(h, "host"))
+		return 0;
 	for (i = 0; conn[i] >= 0; i++)
 		if (http_list_has_n(m->headers[conn[i]].value,
 		    m->headers[conn[i]].value_len, h->name, h->name_len))
