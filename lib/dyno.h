@@ -99,6 +99,7 @@ int env_parse_config(struct env *e, const char *text, size_t len,
     const char *filename, char *err, size_t errlen);
 int env_parse_dotenv(struct env *e, const char *text, size_t len,
     const char *filename, char *err, size_t errlen);
+char *env_format_config(const struct env *e, size_t *len);	/* malloc'd */
 int env_copy(struct env *dst, const struct env *src);
 void env_free(struct env *e);
 int key_valid(const char *key, size_t len);

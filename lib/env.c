@@ -289,6 +289,45 @@ env_parse_dotenv(struct env *e, const char *text, size_t len, const char *file,
 	return 0;
 }
 
+/*
+ * The config file's text for e, env_parse_config's inverse: KEY=VALUE
+ * lines, newline and backslash escaped.  Returns a malloc'd buffer.
+ */
+char *
+env_format_config(const struct env *e, size_t *len)
+{
+	size_t cap = 64, n = 0, i;
+	char *out = malloc(cap);
+
+	for (i = 0; out != NULL && i < e->n; i++) {
+		const char *p;
+		for (p = e->vars[i]; ; p++) {
+			if (n + 3 > cap) {
+				char *nb = realloc(out, cap *= 2);
+				if (nb == NULL) {
+					free(out);
+					return NULL;
+				}
+				out = nb;
+			}
+			if (*p == '\0') {
+				out[n++] = '\n';
+				break;
+			}
+			if (*p == '\n') {
+				out[n++] = '\\';
+				out[n++] = 'n';
+			} else if (*p == '\\') {
+				out[n++] = '\\';
+				out[n++] = '\\';
+			} else
+				out[n++] = *p;
+		}
+	}
+	*len = n;
+	return out;
+}
+
 static int
 env_load(struct env *e, const char *path, char *err, size_t errlen,
     int (*parse)(struct env *, const char *, size_t, const char *, char *,

@@ -278,49 +278,13 @@ config_load(struct env *e)
 		die("%s", err);
 }
 
-/* The config file's text: KEY=VALUE lines, newline and backslash escaped. */
-static char *
-config_text(const struct env *e, size_t *len)
-{
-	size_t cap = 64, n = 0, i;
-	char *out = malloc(cap);
-
-	for (i = 0; out != NULL && i < e->n; i++) {
-		const char *p;
-		for (p = e->vars[i]; ; p++) {
-			if (n + 3 > cap) {
-				char *nb = realloc(out, cap *= 2);
-				if (nb == NULL) {
-					free(out);
-					return NULL;
-				}
-				out = nb;
-			}
-			if (*p == '\0') {
-				out[n++] = '\n';
-				break;
-			}
-			if (*p == '\n') {
-				out[n++] = '\\';
-				out[n++] = 'n';
-			} else if (*p == '\\') {
-				out[n++] = '\\';
-				out[n++] = '\\';
-			} else
-				out[n++] = *p;
-		}
-	}
-	*len = n;
-	return out;
-}
-
 static void
 config_save(const struct env *e)
 {
 	char path[4096], *text;
 	size_t len;
 
-	if ((text = config_text(e, &len)) == NULL)
+	if ((text = env_format_config(e, &len)) == NULL)
 		die("out of memory");
 	if (len > CONFIG_MAX)
 		die("config vars would take %zu bytes; at most %d", len, CONFIG_MAX);
@@ -1143,7 +1107,7 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	}
 	if (rs->from <= 0)
 		slug_store(builddir, sha);
-	if ((cfgtext = config_text(rs->config, &cfglen)) == NULL)
+	if ((cfgtext = env_format_config(rs->config, &cfglen)) == NULL)
 		die("out of memory");
 	snprintf(path, sizeof(path), "%s/config", builddir);
 	if (atomicfile_write(path, cfgtext, cfglen, 0600, 1) == -1)
@@ -1398,7 +1362,7 @@ config_change(int argc, char **argv, int set)
 			off += (size_t)snprintf(names + off, sizeof(names) - off,
 			    "%s%s", i ? ", " : "", key);
 	}
-	if ((text = config_text(&e, &len)) == NULL)
+	if ((text = env_format_config(&e, &len)) == NULL)
 		die("out of memory");
 	free(text);
 	if (len > CONFIG_MAX) {
