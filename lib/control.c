@@ -1,7 +1,8 @@
 /*
- * control.c: say one line to the supervisor through run/control.  The FIFO
- * is opened non-blocking for writing, which fails with ENXIO when no
- * supervisor holds it open: a command is never left waiting in a pipe.
+ * control.c: say one line to the supervisor through run/control, and the
+ * supervisor's side: cut what it reads into lines and lines into commands.
+ * The FIFO is opened non-blocking for writing, which fails with ENXIO when
+ * no supervisor holds it open: a command is never left waiting in a pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,4 +31,60 @@ control_send(const struct app *a, const char *line)
 	w = write(fd, buf, (size_t)n);	/* <= PIPE_BUF: atomic */
 	close(fd);
 	return w == n ? 0 : -1;
+}
+
+/*
+ * Take n bytes read from the FIFO; call fn with each whole, non-empty line
+ * (its newline and a CR before it dropped).  A line fn gets may be cut up
+ * by fn.  Bytes with no newline in a full buffer are dropped.
+ */
+void
+control_lines_feed(struct control_lines *cl, const char *data, size_t n,
+    void (*fn)(char *line, void *arg), void *arg)
+{
+	while (n > 0) {
+		size_t take = sizeof(cl->buf) - 1 - cl->len;
+		char *nl;
+
+		if (take > n)
+			take = n;
+		memcpy(cl->buf + cl->len, data, take);
+		data += take;
+		n -= take;
+		cl->len += take;
+		cl->buf[cl->len] = '\0';
+		while ((nl = strchr(cl->buf, '\n')) != NULL) {
+			*nl = '\0';
+			if (nl > cl->buf && nl[-1] == '\r')
+				nl[-1] = '\0';
+			if (cl->buf[0] != '\0')
+				fn(cl->buf, arg);
+			cl->len -= (size_t)(nl + 1 - cl->buf);
+			memmove(cl->buf, nl + 1, cl->len + 1);
+		}
+		if (cl->len == sizeof(cl->buf) - 1)	/* no newline in 4 KB */
+			cl->len = 0;
+	}
+}
+
+/*
+ * "reload", "restart [WHAT]" or "stop NAME": the verb, with *arg the rest
+ * after the first space (NULL if none); -1 for anything else.  The line is
+ * cut at that space.
+ */
+int
+control_parse(char *line, const char **arg)
+{
+	char *sp = strchr(line, ' ');
+
+	if (sp != NULL)
+		*sp++ = '\0';
+	*arg = sp;
+	if (strcmp(line, "reload") == 0 && sp == NULL)
+		return CONTROL_RELOAD;
+	if (strcmp(line, "restart") == 0)
+		return CONTROL_RESTART;
+	if (strcmp(line, "stop") == 0 && sp != NULL)
+		return CONTROL_STOP;
+	return -1;
 }

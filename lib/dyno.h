@@ -252,6 +252,14 @@ int routes_has(const struct app *a, const char *name);
 
 /* control.c: one line to the supervisor's FIFO (ENXIO: none is reading). */
 int control_send(const struct app *a, const char *line);
+struct control_lines {		/* the supervisor's side: bytes to lines */
+	char buf[4096];
+	size_t len;
+};
+void control_lines_feed(struct control_lines *cl, const char *data, size_t n,
+    void (*fn)(char *line, void *arg), void *arg);
+enum { CONTROL_RELOAD = 1, CONTROL_RESTART, CONTROL_STOP };
+int control_parse(char *line, const char **arg);	/* a verb, or -1 */
 
 /* app.c: the app directory and its .dyno state folder. */
 struct app {

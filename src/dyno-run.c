@@ -113,8 +113,7 @@ static int control_fd = -1;
  * costs milliseconds, so it runs after the replacement has been started. */
 static pid_t sweep_sids[DYNOS_MAX];
 static size_t nsweep;
-static char control_buf[4096];
-static size_t control_len;
+static struct control_lines control_in;
 
 static void dyno_stop(struct dyno *d, enum stop_reason why);
 
@@ -1030,51 +1029,41 @@ restart_matching(const char *what)
 }
 
 static void
-control_command(char *line)
+control_command(char *line, void *unused)
 {
-	char *arg = strchr(line, ' ');
+	const char *arg;
+	struct dyno *d;
 
-	if (arg != NULL)
-		*arg++ = '\0';
-	if (strcmp(line, "reload") == 0 && arg == NULL)
+	(void)unused;
+	switch (control_parse(line, &arg)) {
+	case CONTROL_RELOAD:
 		reload();
-	else if (strcmp(line, "restart") == 0)
+		break;
+	case CONTROL_RESTART:
 		restart_matching(arg ? arg : "all");
-	else if (strcmp(line, "stop") == 0 && arg != NULL) {
-		struct dyno *d = dyno_find(arg, 0);
-		if (d == NULL)
+		break;
+	case CONTROL_STOP:
+		if ((d = dyno_find(arg, 0)) == NULL)
 			log_event(stdout, "heroku", "supervisor",
 			    "stop: no dyno \"%s\"", arg);
 		else if (d->state != ST_STOPPING)	/* keep why it stops */
 			dyno_stop(d, STOP_HOLD);
-	} else
+		break;
+	default:
 		log_event(stdout, "heroku", "supervisor",
 		    "unknown control command \"%s\"", line);
+	}
 }
 
 static void
 control_read(void)
 {
-	ssize_t n;
-	char *nl;
+	char buf[4096];
+	ssize_t n = read(control_fd, buf, sizeof(buf));
 
-	n = read(control_fd, control_buf + control_len,
-	    sizeof(control_buf) - 1 - control_len);
-	if (n <= 0)
-		return;
-	control_len += (size_t)n;
-	control_buf[control_len] = '\0';
-	while ((nl = strchr(control_buf, '\n')) != NULL) {
-		*nl = '\0';
-		if (nl > control_buf && nl[-1] == '\r')
-			nl[-1] = '\0';
-		if (control_buf[0] != '\0')
-			control_command(control_buf);
-		control_len -= (size_t)(nl + 1 - control_buf);
-		memmove(control_buf, nl + 1, control_len + 1);
-	}
-	if (control_len == sizeof(control_buf) - 1)	/* no newline in 4 KB */
-		control_len = 0;
+	if (n > 0)
+		control_lines_feed(&control_in, buf, (size_t)n,
+		    control_command, NULL);
 }
 
 /* ---- routes ----------------------------------------------------------- */
