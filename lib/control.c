@@ -36,34 +36,35 @@ control_send(const struct app *a, const char *line)
 /*
  * Take n bytes read from the FIFO; call fn with each whole, non-empty line
  * (its newline and a CR before it dropped).  A line fn gets may be cut up
- * by fn.  Bytes with no newline in a full buffer are dropped.
+ * by fn.  A line with a NUL in it, or too long for the buffer, is dropped
+ * whole: it is no command, and neither is any piece of it.
  */
 void
 control_lines_feed(struct control_lines *cl, const char *data, size_t n,
     void (*fn)(char *line, void *arg), void *arg)
 {
-	while (n > 0) {
-		size_t take = sizeof(cl->buf) - 1 - cl->len;
-		char *nl;
+	size_t len;
 
-		if (take > n)
-			take = n;
-		memcpy(cl->buf + cl->len, data, take);
-		data += take;
-		n -= take;
-		cl->len += take;
-		cl->buf[cl->len] = '\0';
-		while ((nl = strchr(cl->buf, '\n')) != NULL) {
-			*nl = '\0';
-			if (nl > cl->buf && nl[-1] == '\r')
-				nl[-1] = '\0';
-			if (cl->buf[0] != '\0')
-				fn(cl->buf, arg);
-			cl->len -= (size_t)(nl + 1 - cl->buf);
-			memmove(cl->buf, nl + 1, cl->len + 1);
+	for (; n > 0; data++, n--) {
+		if (*data != '\n') {
+			if (cl->len < sizeof(cl->buf) - 2)
+				cl->buf[cl->len++] = *data;
+			else
+				cl->overlong = 1;
+			continue;
 		}
-		if (cl->len == sizeof(cl->buf) - 1)	/* no newline in 4 KB */
-			cl->len = 0;
+		len = cl->len;
+		cl->len = 0;
+		if (cl->overlong) {
+			cl->overlong = 0;
+			continue;
+		}
+		if (len > 0 && cl->buf[len - 1] == '\r')
+			len--;
+		if (len == 0 || memchr(cl->buf, '\0', len) != NULL)
+			continue;
+		cl->buf[len] = '\0';
+		fn(cl->buf, arg);
 	}
 }
 

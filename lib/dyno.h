@@ -255,6 +255,7 @@ int control_send(const struct app *a, const char *line);
 struct control_lines {		/* the supervisor's side: bytes to lines */
 	char buf[4096];
 	size_t len;
+	int overlong;		/* in a line too long to keep: drop it all */
 };
 void control_lines_feed(struct control_lines *cl, const char *data, size_t n,
     void (*fn)(char *line, void *arg), void *arg);
