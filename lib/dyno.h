@@ -249,6 +249,8 @@ struct dyno_info {
 };
 int dynos_list(const struct app *a, struct dyno_info **out, size_t *n);
 int routes_has(const struct app *a, const char *name);
+int route_parse(const char *line, size_t len, char *name, size_t namelen,
+    char *addr, size_t addrlen);	/* "NAME HOST:PORT" */
 
 /* control.c: one line to the supervisor's FIFO (ENXIO: none is reading). */
 int control_send(const struct app *a, const char *line);

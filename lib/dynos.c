@@ -4,6 +4,7 @@
  * Names with "~" are old processes on their way out; ".tmp." files are
  * writes in progress; run.N are one-off dynos.  See dyno(7).
  */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -106,4 +107,61 @@ routes_has(const struct app *a, const char *name)
 		if (strncmp(p, name, len) == 0 && p[len] == ' ')
 			return 1;
 	return 0;
+}
+
+static int
+route_blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/*
+ * One line of run/routes without its newline: "NAME HOST:PORT" (dyno(7)),
+ * NAME a dyno's name ([A-Za-z0-9_.-]) and PORT 1 to 65535.  Each field is
+ * copied whole or the line is refused: a name or address cut to fit would
+ * be another one.  Blanks around the fields are allowed; nothing else is.
+ */
+int
+route_parse(const char *line, size_t len, char *name, size_t namelen,
+    char *addr, size_t addrlen)
+{
+	size_t i = 0, n0, n1, a0, a1, colon = 0, port = 0;
+
+	while (i < len && route_blank(line[i]))
+		i++;
+	for (n0 = i; i < len && !route_blank(line[i]); i++)
+		if (!isalnum((unsigned char)line[i]) && line[i] != '_' &&
+		    line[i] != '-' && line[i] != '.')
+			goto bad;
+	n1 = i;
+	while (i < len && route_blank(line[i]))
+		i++;
+	for (a0 = i; i < len && !route_blank(line[i]); i++) {
+		if ((unsigned char)line[i] <= 0x20 || (unsigned char)line[i] >= 0x7f)
+			goto bad;
+		if (line[i] == ':')
+			colon = i;
+	}
+	a1 = i;
+	while (i < len && route_blank(line[i]))
+		i++;
+	if (i < len || n1 == n0 || n1 - n0 >= namelen ||
+	    n1 - n0 >= DYNO_NAME_MAX || a1 - a0 >= addrlen ||
+	    colon <= a0 || colon + 1 == a1 || a1 - colon > 6)
+		goto bad;
+	for (i = colon + 1; i < a1; i++) {
+		if (line[i] < '0' || line[i] > '9')
+			goto bad;
+		port = port * 10 + (size_t)(line[i] - '0');
+	}
+	if (port < 1 || port > 65535)
+		goto bad;
+	memcpy(name, line + n0, n1 - n0);
+	name[n1 - n0] = '\0';
+	memcpy(addr, line + a0, a1 - a0);
+	addr[a1 - a0] = '\0';
+	return 0;
+bad:
+	errno = EINVAL;
+	return -1;
 }

@@ -720,6 +720,7 @@ backends_load(const char *text, int from_routes)
 		backends[i]->gone = 2;	/* until seen again */
 	while (p != NULL && *p != '\0') {
 		char name[DYNO_NAME_MAX], addr[128], line[256];
+		const char *start = p;
 		const char *eol = from_routes ? strchr(p, '\n') : strchr(p, ',');
 		size_t len = eol ? (size_t)(eol - p) : strlen(p);
 		struct sockaddr_storage ss;
@@ -731,7 +732,8 @@ backends_load(const char *text, int from_routes)
 		if (line[0] == '\0')
 			continue;
 		if (from_routes) {
-			if (sscanf(line, "%63s %127s", name, addr) != 2)
+			if (route_parse(start, len, name, sizeof(name), addr,
+			    sizeof(addr)) == -1)
 				continue;
 		} else {
 			snprintf(addr, sizeof(addr), "%s", line);
