@@ -8,6 +8,7 @@
 #   make fuzz-replay    each t/fuzz harness over its seeds in t/fuzz/corpus/,
 #                       built with $(CC) and the normal flags; fails on the
 #                       first input that breaks a harness's property
+#                       (one harness: bats -f NAME t/fuzz/replay.bats)
 #   make static         build with musl-gcc (package musl-tools)
 #   make install        PREFIX=/usr/local DESTDIR=
 #   make fuzz           libFuzzer harnesses from t/fuzz (clang)
