@@ -76,7 +76,8 @@ procfile_line(struct procfile *pf, const char *p, size_t len, const char *file,
 	for (i++; i < len && (p[i] == ' ' || p[i] == '\t'); i++)
 		;
 	start = i;
-	while (len > start && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+	while (len > start && (p[len - 1] == ' ' || p[len - 1] == '\t' ||
+	    p[len - 1] == '\r'))	/* CRs of a doubly converted file too */
 		len--;
 	if (start == len)
 		return fail(err, errlen, file, lineno, "empty command");
