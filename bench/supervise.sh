@@ -12,11 +12,23 @@
 #      does every target round-robin (one kill of each per round, never two
 #      measurements at once), so drift of a shared machine hits all alike.
 #      Diagnostic: a second dyno-run started under `ulimit -n 1024`.
-#   2. idle RSS (VmRSS, and its private part RssAnon) with 1 supervised process; dyno-run also with 10 dynos
-#      (one process), runsv/s6 as one process's RSS x 10 (one per service).
-#   3. voluntary+nonvoluntary context switches over IDLE_S idle seconds.
-#   4. RSS and CPU (utime+stime) over CPU_S seconds with MANY dynos: one
-#      dyno-run worker=MANY, MANY runsv, MANY s6-supervise (sums).
+#   2. idle memory of the supervisors (not of what they supervise): PSS
+#      (/proc/PID/smaps_rollup: shared pages split among the processes
+#      mapping them) and RssAnon (private), with 1 service and with 10:
+#      one dyno-run worker=10 against 10 real runsv and 10 real
+#      s6-supervise processes.  VmRSS, which counts shared libc pages in
+#      full once per process, is a labelled row below them.  Floor: the
+#      same numbers for bsleeper itself.
+#   3. idle wakeups: voluntary+nonvoluntary context switches over IDLE_S
+#      idle seconds, dyno-run with its default flags (it samples memory
+#      every 5 s); dyno-run --memory-interval 60s --no-cycle as a second,
+#      labelled row.
+#   4. PSS, RssAnon, VmRSS and CPU (utime+stime) over CPU_S seconds with
+#      MANY services: one dyno-run worker=MANY (default flags), MANY runsv,
+#      MANY s6-supervise (sums).
+#   Only the respawn test (1.) runs dyno-run with non-default flags:
+#   --no-cycle --backoff-cap 0 --memory-interval 60s, so that a kill every
+#   GAP_MS restarts at once instead of backing off.
 #
 # Needs: cc, runsv (runit), s6-supervise (s6), bin/dyno-run (built if missing).
 # Binds nothing.  Every process it starts is stopped by pid on exit.
@@ -24,11 +36,13 @@
 # Usage: bench/supervise.sh            (env: KILLS GAP_MS IDLE_S CPU_S MANY)
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=bench/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"	# bench_commit
+ROOT=$BENCH_ROOT
 DYNO_RUN=${DYNO_RUN:-$ROOT/bin/dyno-run}
 KILLS=${KILLS:-20}
 GAP_MS=${GAP_MS:-1100}
-IDLE_S=${IDLE_S:-5}
+IDLE_S=${IDLE_S:-20}
 CPU_S=${CPU_S:-10}
 MANY=${MANY:-50}
 DYNO_FLAGS=(--no-cycle --backoff-cap 0 --memory-interval 60s)
@@ -145,6 +159,13 @@ anon() {	# sum of RssAnon in kB (private: heap, stack, data) of every pid
 	done
 	echo "$s"
 }
+pss() {		# sum of Pss in kB (shared pages split among their users)
+	local p s=0
+	for p; do
+		s=$((s + $(awk '/^Pss:/ {print $2}' "/proc/$p/smaps_rollup")))
+	done
+	echo "$s"
+}
 cpu() {		# sum of utime+stime in clock ticks of every pid given
 	local p s=0 st
 	for p; do
@@ -171,12 +192,13 @@ wait_quiet() {
 
 # ---- starters ----------------------------------------------------------------
 
-# dyno-run on a fresh app dir (APP, default appN) with worker=N; REPLY = pid.
-start_dyno() {
-	local n=$1 app=$T/${2:-app$1}
+# dyno-run on a fresh app dir APP with worker=N and FLAGS; REPLY = pid.
+start_dyno() {	# n app flag...
+	local n=$1 app=$T/$2
+	shift 2
 	mkdir -p "$app"
 	printf 'worker: exec %s\n' "$T/$PROG" >"$app/Procfile"
-	"$DYNO_RUN" -a "$app" "${DYNO_FLAGS[@]}" "worker=$n" \
+	"$DYNO_RUN" -a "$app" "$@" "worker=$n" \
 		>"$app.log" 2>&1 &
 	REPLY=$!
 	SUPS+=("$REPLY:dyno-run:$app")
@@ -204,39 +226,61 @@ kb2mb() { awk -v k="$1" 'BEGIN { printf "%.2f", k / 1024 }'; }
 field() { sed -n "s/.*\\<$1=\\([0-9.]*\\).*/\\1/p" <<<"$2" | head -n 1; }
 
 echo "supervise.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)"
-echo "  dyno-run $DYNO_RUN ${DYNO_FLAGS[*]}"
+echo "  commit $(bench_commit); dyno-run $DYNO_RUN (default flags; respawn: ${DYNO_FLAGS[*]})"
 echo "  runsv: runit $(dpkg-query -W -f='${Version}' runit 2>/dev/null || echo '?')," \
 	"s6-supervise: s6 $(dpkg-query -W -f='${Version}' s6 2>/dev/null || echo '?')"
 echo "  kills=$KILLS gap=${GAP_MS}ms idle=${IDLE_S}s cpu-window=${CPU_S}s many=$MANY"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-# ---- 1-3. one service each; dyno-run also with 10 ----------------------------
+# ---- 1-3. one service each, and ten ----------------------------------------
 
-# DN is a second dyno-run started under `ulimit -n 1024`, for a diagnostic:
-# its child closes fds 3..RLIMIT_NOFILE one at a time before exec
-# (lib/spawn.c), so its respawn time depends on the open-file limit.
+# D1/D10: the flags the respawn test needs (--backoff-cap 0: a kill every
+# GAP_MS restarts at once), and the old idle rows' flags.  E1/E10: dyno-run
+# with default flags, as a user runs it: the idle and memory rows.
+# DN is a second D1 started under `ulimit -n 1024`, for a diagnostic: the
+# respawn time of a child that closes its fds one by one depends on the
+# open-file limit (see lib/spawn.c).
 NOFILE_NOW=$(ulimit -n)
-echo "start: one service each, dyno-run also worker=10 and under ulimit -n 1024 ..."
-start_dyno 1;  D1=$REPLY
-start_dyno 10; D10=$REPLY
+echo "start: 1 and 10 services each, dyno-run with default and respawn flags ..."
+start_dyno 1 app1 "${DYNO_FLAGS[@]}";   D1=$REPLY
+start_dyno 10 app10 "${DYNO_FLAGS[@]}"; D10=$REPLY
+start_dyno 1 def1;                      E1=$REPLY
+start_dyno 10 def10;                    E10=$REPLY
 start_runsv 1; R1=$REPLY
 start_s6 1;    S1=$REPLY
+R10=("$R1") S10=("$S1")
+for ((i = 2; i <= 10; i++)); do
+	start_runsv "t$i"; R10+=("$REPLY")
+	start_s6 "t$i";    S10+=("$REPLY")
+done
 ulimit -S -n 1024
-start_dyno 1 app1n; DN=$REPLY
+start_dyno 1 app1n "${DYNO_FLAGS[@]}"; DN=$REPLY
 ulimit -S -n "$NOFILE_NOW"
-wait_kids "$D1" 1; wait_kids "$D10" 10; wait_kids "$R1" 1; wait_kids "$S1" 1
+wait_kids "$D1" 1; wait_kids "$D10" 10; wait_kids "$E1" 1; wait_kids "$E10" 10
+for p in "${R10[@]}" "${S10[@]}"; do wait_kids "$p" 1; done
 wait_kids "$DN" 1
-wait_quiet "$D1" "$D10" "$R1" "$S1" "$DN"
+wait_quiet "$D1" "$D10" "$E1" "$E10" "${R10[@]}" "${S10[@]}" "$DN"
+# The floor for memory: bsleeper, a C program that only pause()s.
+read -r FLOOR_PID _ 2>/dev/null <"/proc/$E1/task/$E1/children" || true
 echo "idle: ${IDLE_S} s ..."
-for v in D1 D10 R1 S1; do
-	eval "c0_$v=\$(ctxt \"\$$v\")"
-done
+c0_D10=$(ctxt "$D10"); c0_E1=$(ctxt "$E1"); c0_E10=$(ctxt "$E10")
+c0_R1=$(ctxt "$R1"); c0_S1=$(ctxt "$S1")
+c0_R10=$(ctxt "${R10[@]}"); c0_S10=$(ctxt "${S10[@]}")
 sleep "$IDLE_S"		# the idle window being measured
-for v in D1 D10 R1 S1; do
-	eval "CTX_$v=\$(( \$(ctxt \"\$$v\") - c0_$v ))"
-	eval "RSS_$v=\$(rss \"\$$v\")"
-	eval "ANON_$v=\$(anon \"\$$v\")"
-done
+CTX_D10=$(( $(ctxt "$D10") - c0_D10 ))
+CTX_E1=$(( $(ctxt "$E1") - c0_E1 )); CTX_E10=$(( $(ctxt "$E10") - c0_E10 ))
+CTX_R1=$(( $(ctxt "$R1") - c0_R1 )); CTX_S1=$(( $(ctxt "$S1") - c0_S1 ))
+CTX_R10=$(( $(ctxt "${R10[@]}") - c0_R10 )); CTX_S10=$(( $(ctxt "${S10[@]}") - c0_S10 ))
+PSS_E1=$(pss "$E1"); PSS_R1=$(pss "$R1"); PSS_S1=$(pss "$S1")
+PSS_E10=$(pss "$E10"); PSS_R10=$(pss "${R10[@]}"); PSS_S10=$(pss "${S10[@]}")
+ANON_E1=$(anon "$E1"); ANON_R1=$(anon "$R1"); ANON_S1=$(anon "$S1")
+ANON_E10=$(anon "$E10"); ANON_R10=$(anon "${R10[@]}"); ANON_S10=$(anon "${S10[@]}")
+RSS_E10=$(rss "$E10"); RSS_R10=$(rss "${R10[@]}"); RSS_S10=$(rss "${S10[@]}")
+FLOOR_PSS=- FLOOR_ANON=- FLOOR_RSS=-
+if [[ -n ${FLOOR_PID:-} ]]; then
+	FLOOR_PSS=$(pss "$FLOOR_PID"); FLOOR_ANON=$(anon "$FLOOR_PID")
+	FLOOR_RSS=$(rss "$FLOOR_PID")
+fi
 
 # One probe, round-robin: each round kills every target once, one at a time.
 echo "respawn: $KILLS rounds, each target killed ${GAP_MS} ms after its last respawn ..."
@@ -248,13 +292,13 @@ RESP_D=$(grep '^T2 ' "$T/probe.out")
 RESP_R=$(grep '^T3 ' "$T/probe.out")
 RESP_DN=$(grep '^T4 ' "$T/probe.out")
 RESP_S=$(grep '^T5 ' "$T/probe.out")
-RSS2_D1=$(rss "$D1"); RSS2_R1=$(rss "$R1"); RSS2_S1=$(rss "$S1")
+PSS2_D1=$(pss "$D1"); PSS2_R1=$(pss "$R1"); PSS2_S1=$(pss "$S1")
 stop_all
 
 # ---- 4. MANY services --------------------------------------------------------
 
-echo "many: dyno-run worker=$MANY, $MANY runsv, $MANY s6-supervise ..."
-start_dyno "$MANY"; DM=$REPLY
+echo "many: dyno-run worker=$MANY (default flags), $MANY runsv, $MANY s6-supervise ..."
+start_dyno "$MANY" "many"; DM=$REPLY
 RM=() SM=()
 for ((i = 1; i <= MANY; i++)); do
 	start_runsv "m$i"; RM+=("$REPLY")
@@ -273,6 +317,7 @@ CPUM_S=$(( ($(cpu "${SM[@]}") - u0_S) * 1000 / TICK ))
 CTXM_D=$(( $(ctxt "$DM") - c0_D ))
 CTXM_R=$(( $(ctxt "${RM[@]}") - c0_R ))
 CTXM_S=$(( $(ctxt "${SM[@]}") - c0_S ))
+PSSM_D=$(pss "$DM"); PSSM_R=$(pss "${RM[@]}"); PSSM_S=$(pss "${SM[@]}")
 RSSM_D=$(rss "$DM"); RSSM_R=$(rss "${RM[@]}"); RSSM_S=$(rss "${SM[@]}")
 ANONM_D=$(anon "$DM"); ANONM_R=$(anon "${RM[@]}"); ANONM_S=$(anon "${SM[@]}")
 stop_all
@@ -282,32 +327,44 @@ stop_all
 md() { field median "$1"; }
 mx() { field max "$1"; }
 row() {	# label dyno runsv s6 -> row with ratio dyno/runsv
-	printf '| %-46s | %10s | %10s | %12s | %10s |\n' "$1" "$2" "$3" "$4" "$(ratio "$2" "$3")"
+	printf '| %-60s | %10s | %10s | %12s | %10s |\n' "$1" "$2" "$3" "$4" "$(ratio "$2" "$3")"
 }
 echo
-printf '| %-46s | %10s | %10s | %12s | %10s |\n' metric dyno-run runsv s6-supervise "dyno/runsv"
-printf '|%s|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..48})" "$(printf -- '-%.0s' {1..11})" \
+echo "supervise.sh results, commit $(bench_commit)"
+echo
+printf '| %-60s | %10s | %10s | %12s | %10s |\n' metric dyno-run runsv s6-supervise "dyno/runsv"
+printf '|%s|%s:|%s:|%s:|%s:|\n' "$(printf -- '-%.0s' {1..62})" "$(printf -- '-%.0s' {1..11})" \
 	"$(printf -- '-%.0s' {1..11})" "$(printf -- '-%.0s' {1..13})" "$(printf -- '-%.0s' {1..11})"
-row "respawn median, ms (kill to exec'd child)" "$(md "$RESP_D")" "$(md "$RESP_R")" "$(md "$RESP_S")"
-row "respawn max, ms" "$(mx "$RESP_D")" "$(mx "$RESP_R")" "$(mx "$RESP_S")"
-row "respawn median above the sh floor, ms" \
+row "idle PSS, 1 service, kB" "$PSS_E1" "$PSS_R1" "$PSS_S1"
+row "idle PSS, 10 services, kB (10 runsv, 10 s6-supervise)" "$PSS_E10" "$PSS_R10" "$PSS_S10"
+row "idle RssAnon (private), 1 service, kB" "$ANON_E1" "$ANON_R1" "$ANON_S1"
+row "idle RssAnon, 10 services, kB" "$ANON_E10" "$ANON_R10" "$ANON_S10"
+row "idle VmRSS, 10 services, kB (shared pages once per process)" "$RSS_E10" "$RSS_R10" "$RSS_S10"
+row "wakeups (ctxt switches) in ${IDLE_S} s idle, 1 service" "$CTX_E1" "$CTX_R1" "$CTX_S1"
+row "wakeups in ${IDLE_S} s idle, 10 services" "$CTX_E10" "$CTX_R10" "$CTX_S10"
+row "  same, dyno-run --memory-interval 60s --no-cycle [1]" "$CTX_D10" "$CTX_R10" "$CTX_S10"
+row "PSS, $MANY services, kB (sum of processes)" "$PSSM_D" "$PSSM_R" "$PSSM_S"
+row "RssAnon, $MANY services, kB" "$ANONM_D" "$ANONM_R" "$ANONM_S"
+row "VmRSS, $MANY services, kB (shared pages once per process)" "$RSSM_D" "$RSSM_R" "$RSSM_S"
+row "CPU ms (utime+stime) in ${CPU_S} s, $MANY services" "$CPUM_D" "$CPUM_R" "$CPUM_S"
+row "wakeups (ctxt switches) in ${CPU_S} s, $MANY services" "$CTXM_D" "$CTXM_R" "$CTXM_S"
+row "processes, $MANY services" 1 "$MANY" "$MANY"
+row "respawn median, ms (kill to exec'd child) [1]" "$(md "$RESP_D")" "$(md "$RESP_R")" "$(md "$RESP_S")"
+row "respawn max, ms [1]" "$(mx "$RESP_D")" "$(mx "$RESP_R")" "$(mx "$RESP_S")"
+row "respawn median above the sh floor, ms [1]" \
 	"$(awk -v a="$(md "$RESP_D")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')" \
 	"$(awk -v a="$(md "$RESP_R")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')" \
 	"$(awk -v a="$(md "$RESP_S")" -v f="$(md "$RESP_FSH")" 'BEGIN { printf "%.2f", a - f }')"
-row "state file names new pid, median/max ms" "$(field smedian "$RESP_D")/$(field smax "$RESP_D")" "" ""
-# shellcheck disable=SC2153  # RSS_* are assigned through eval above
-row "idle RSS, 1 service, MB" "$(kb2mb "$RSS_D1")" "$(kb2mb "$RSS_R1")" "$(kb2mb "$RSS_S1")"
-row "idle RSS after $KILLS respawns, MB" "$(kb2mb "$RSS2_D1")" "$(kb2mb "$RSS2_R1")" "$(kb2mb "$RSS2_S1")"
-row "idle RSS, 10 services, MB (runsv/s6: 1x10)" "$(kb2mb "$RSS_D10")" "$(kb2mb $((RSS_R1 * 10)))" "$(kb2mb $((RSS_S1 * 10)))"
-row "  of which RssAnon (private), 1 service, kB" "$ANON_D1" "$ANON_R1" "$ANON_S1"
-row "  of which RssAnon, 10 services, kB" "$ANON_D10" $((ANON_R1 * 10)) $((ANON_S1 * 10))
-row "ctxt switches in ${IDLE_S} s idle, 1 service" "$CTX_D1" "$CTX_R1" "$CTX_S1"
-row "ctxt switches in ${IDLE_S} s idle, dyno-run x10" "$CTX_D10" "" ""
-row "RSS, $MANY services, MB (sum of processes)" "$(kb2mb "$RSSM_D")" "$(kb2mb "$RSSM_R")" "$(kb2mb "$RSSM_S")"
-row "  of which RssAnon, $MANY services, kB" "$ANONM_D" "$ANONM_R" "$ANONM_S"
-row "CPU ms (utime+stime) in ${CPU_S} s, $MANY services" "$CPUM_D" "$CPUM_R" "$CPUM_S"
-row "ctxt switches in ${CPU_S} s, $MANY services" "$CTXM_D" "$CTXM_R" "$CTXM_S"
-row "processes, $MANY services" 1 "$MANY" "$MANY"
+row "state file names new pid, median/max ms [1]" "$(field smedian "$RESP_D")/$(field smax "$RESP_D")" "" ""
+row "PSS after $KILLS respawns, 1 service, kB [1]" "$PSS2_D1" "$PSS2_R1" "$PSS2_S1"
+echo
+echo "dyno-run runs with default flags, except [1]: ${DYNO_FLAGS[*]}"
+echo "(--backoff-cap 0 so that a kill every ${GAP_MS} ms restarts at once) and the row marked 'same'."
+echo "PSS (from /proc/PID/smaps_rollup) charges each shared page to the processes mapping it"
+echo "in equal parts; RssAnon (/proc/PID/status) is private memory only; VmRSS counts every"
+echo "shared page in full in every process, so it overstates N small processes."
+echo "floor, memory: bsleeper (a C program that only pause()s): PSS $FLOOR_PSS kB," \
+	"RssAnon $FLOOR_ANON kB, VmRSS $FLOOR_RSS kB"
 echo
 echo "respawn, ms                median      max  (kill to exec'd child; same rounds as the table)"
 prow() { printf '  %-22s %8s %8s\n' "$1" "$(md "$2")" "$(mx "$2")"; }
