@@ -30,13 +30,13 @@
 # (the app binds INADDR_ANY on its ports: see examples/app.c).  Every
 # process it starts is stopped by pid on exit.
 #
-# Usage: bench/scale.sh     (env: ROUNDS=5 N=20 KEEP=1)
+# Usage: bench/scale.sh [ROUNDS]   (env: ROUNDS=5 N=20 KEEP=1)
 set -euo pipefail
 
 # shellcheck source=bench/common.sh
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ROOT=$BENCH_ROOT
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${1:-${ROUNDS:-5}}
 N=${N:-20}
 
 die() { echo "scale.sh: $*" >&2; exit 1; }
