@@ -314,7 +314,7 @@ teardown() { common_teardown; }
 	[ "$(state web.1 pid)" = "$p1" ]
 	[ "$(state web.2 pid)" = "$p2" ]
 	[ "$(state worker.1 pid)" = "$pw" ]
-	! log_has 'Starting process'
+	fails log_has 'Starting process'
 	[ "$(sort "$APP/.dyno/run/routes")" = "$routes_before" ]
 	# What the worker wrote while nobody read is not lost.
 	wait_for 10 log_has "app\[worker.1\]: worker worker.1 tick $((last + 1))$"
@@ -510,7 +510,8 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
 	SOMETHING_NEW=1 start_run
 	wait_for 10 log_has 'Adopted process'
+	[ "$(state web.1 pid)" = "$pid" ]
 	stop_run
-	! log_has 'Restarting'
+	fails log_has 'Restarting'
 	log_has "heroku\[web.1\]: Adopted process $pid"
 }
