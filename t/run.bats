@@ -5,6 +5,30 @@ load helpers
 
 teardown() { common_teardown; }
 
+# crashed_snapshot NAME: copy the state file to $APP/snap if it says crashed,
+# so the keys read after come from one version of it.
+crashed_snapshot() {
+	cp "$APP/.dyno/run/dynos/$1" "$APP/snap" 2>/dev/null &&
+	    grep -qx 'state=crashed' "$APP/snap"
+}
+
+# watch_routes / unwatch_routes: record in $APP/zero.log every moment (polled
+# every 50 ms) that run/routes lists no web dyno.
+watch_routes() {
+	rm -f "$APP/watch.stop" "$APP/zero.log"
+	( while [ ! -e "$APP/watch.stop" ] && kill -0 "$RUN_PID" 2>/dev/null; do
+		grep -q '^web\.' "$APP/.dyno/run/routes" ||
+		    echo "zero web routes" >>"$APP/zero.log"
+		sleep 0.05
+	done ) 3>&- &
+	WATCHER=$!
+}
+unwatch_routes() {
+	touch "$APP/watch.stop"
+	wait "$WATCHER"
+	[ ! -e "$APP/zero.log" ]
+}
+
 @test "no formation file: one web dyno, no worker (Heroku's default)" {
 	make_app 'web: ./app' 'worker: ./app --worker'
 	start_run
@@ -35,19 +59,54 @@ teardown() { common_teardown; }
 
 @test "state files, routes and modes follow dyno(7)" {
 	make_app 'web: ./app'
+	# Folders there already with other modes get dyno(7)'s; under a tight
+	# umask every file still gets the mode dyno(7) names.
+	mkdir -p "$APP/.dyno/run/dynos" "$APP/.dyno/run/logs" "$APP/.dyno/run/health"
+	chmod 755 "$APP/.dyno"
+	chmod 700 "$APP/.dyno/run"
+	chmod 777 "$APP/.dyno/run/dynos" "$APP/.dyno/run/logs"
+	chmod 711 "$APP/.dyno/run/health"
+	umask 077
 	start_run web=2
 	wait_for 10 has_routes 2
-	for k in name type state pid pid_start port release started restarts rss; do
-		[ -n "$(state web.1 $k)" ]
+	umask 022
+	# Keys in dyno(7)'s order (envsum, the config digest, is not in it yet).
+	for d in web.1 web.2; do
+		[ "$(cut -d= -f1 "$APP/.dyno/run/dynos/$d" | tr '\n' ' ')" = "name type state pid pid_start port release started restarts rss log next_start supervisor cgroup envsum command " ]
+		[ "$(state $d name)" = "$d" ]
+		[ "$(state $d type)" = web ]
+		[ "$(state $d state)" = up ]
+		[ "$(state $d pid_start)" = "$(cut -d' ' -f22 "/proc/$(state $d pid)/stat")" ]
+		[ "$(state $d port)" -ge "$PORT_BASE" ]
+		[ "$(state $d release)" = dev ]
+		[ "$(state $d started)" -le "$(date +%s)" ]
+		[ "$(state $d started)" -gt "$(( $(date +%s) - 60 ))" ]
+		[ "$(state $d restarts)" = 0 ]
+		[[ "$(state $d rss)" =~ ^[0-9]+$ ]]
+		[ "$(state $d next_start)" = 0 ]
+		[ "$(state $d supervisor)" = "$RUN_PID" ]
+		[ "$(state $d cgroup)" = "" ]
+		[ "$(state $d command)" = ./app ]
+		[[ "$(state $d log)" == "$APP/.dyno/run/logs/$d.$RUN_PID."* ]]
+		[ "$(stat -c %a "$APP/.dyno/run/dynos/$d")" = 644 ]
+		[ -p "$(state $d log)" ]
+		[ "$(stat -c %a "$(state $d log)")" = 600 ]
+		grep -qx "$d 127.0.0.1:$(state $d port)" "$APP/.dyno/run/routes"
 	done
-	[ "$(state web.1 release)" = dev ]
 	[ "$(state web.1 port)" != "$(state web.2 port)" ]
-	grep -q "^web.1 127.0.0.1:$(state web.1 port)$" "$APP/.dyno/run/routes"
 	[ "$(stat -c %a "$APP/.dyno")" = 700 ]
-	[ "$(stat -c %a "$APP/.dyno/run/control")" = 600 ]
+	[ "$(stat -c %a "$APP/.dyno/run")" = 755 ]
+	[ "$(stat -c %a "$APP/.dyno/run/dynos")" = 755 ]
+	[ "$(stat -c %a "$APP/.dyno/run/health")" = 755 ]
+	[ "$(stat -c %a "$APP/.dyno/run/logs")" = 700 ]
 	[ -p "$APP/.dyno/run/control" ]
-	[ "$(cat "$APP/.dyno/run/lock")" = "$RUN_PID" ]
+	[ "$(stat -c %a "$APP/.dyno/run/control")" = 600 ]
+	[ "$(stat -c %a "$APP/.dyno/run/lock")" = 644 ]
+	printf '%s\n' "$RUN_PID" | cmp - "$APP/.dyno/run/lock"
+	[ "$(stat -c %a "$APP/.dyno/run/routes")" = 644 ]
 	[ "$(stat -c %a "$APP/.dyno/formation")" = 644 ]
+	# Nothing else in the logs folder: one FIFO per live dyno.
+	[ "$(ls "$APP/.dyno/run/logs" | wc -l)" = 2 ]
 }
 
 @test "dyno output is logged as app[NAME], events as heroku[NAME]" {
@@ -114,20 +173,23 @@ teardown() { common_teardown; }
 	[ "$(state web.2 state)" = up ]
 }
 
-@test "a crash restarts at once, then with backoff visible in the timestamps" {
+@test "crash restarts come at most once a second, then back off doubling to --backoff-cap" {
 	make_app 'worker: echo boom; exit 1'
 	start_run --backoff-cap 2s worker=1
 	wait_for 20 log_count_ge 'heroku\[worker.1\]: Starting process' 5
 	log_has 'State changed from up to crashed'
-	# Seconds between consecutive starts: 1 (at most one start a second),
-	# then 1, 2, then the 2 s cap.
+	# Milliseconds between consecutive starts: at least 1 s (never two
+	# starts within a second), then 1 s, then 2 s, then the 2 s cap.  Only
+	# lower bounds, as a slow machine only waits longer; the cap is seen
+	# as less than the 4 s the next doubling would give.
 	mapfile -t gaps < <(grep 'heroku\[worker.1\]: Starting process' "$APP/out.log" |
-	    cut -c12-26 | awk -F: '{ t = $1*3600 + $2*60 + $3; if (NR > 1) printf "%d\n", (t - p) * 1000; p = t }')
+	    cut -c12-26 | awk -F: '{ t = $1*3600 + $2*60 + $3; if (NR > 1) { d = t - p; if (d < 0) d += 86400; printf "%d\n", d * 1000 } p = t }')
 	echo "gaps: ${gaps[*]}"
-	[ "${gaps[0]}" -ge 900 ] && [ "${gaps[0]}" -le 1500 ]
-	[ "${gaps[1]}" -ge 900 ] && [ "${gaps[1]}" -le 1500 ]
-	[ "${gaps[2]}" -ge 1900 ] && [ "${gaps[2]}" -le 2500 ]
-	[ "${gaps[3]}" -ge 1900 ] && [ "${gaps[3]}" -le 2500 ]
+	[ "${gaps[0]}" -ge 950 ]
+	[ "${gaps[1]}" -ge 950 ]
+	[ "${gaps[2]}" -ge 1950 ]
+	[ "${gaps[3]}" -ge 1950 ]
+	[ "${gaps[3]}" -lt 3950 ]
 }
 
 @test "a dyno that exits 0 is restarted too" {
@@ -139,10 +201,27 @@ teardown() { common_teardown; }
 
 @test "R10: a web dyno that never binds is killed and counted as a crash" {
 	make_app 'web: exec sleep 1000'
-	start_run --boot-timeout 1s
+	start_run --boot-timeout 1s --backoff-cap 60s
+	wait_for 10 is_state web.1 starting
+	pid=$(state web.1 pid)
 	wait_for 10 log_has 'heroku\[web.1\]: Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 1 seconds of launch'
 	wait_for 10 log_has 'heroku\[web.1\]: State changed from starting to crashed'
+	wait_for 10 pid_gone "$pid"
+	# Counted as crashes: the first restart is at once, the second waits
+	# 1 s, the third 2 s, and the state file says crashed meanwhile.
+	wait_for 30 log_count_ge 'heroku\[web.1\]: Starting process' 3
+	wait_for 10 crashed_snapshot web.1
+	grep -qx 'pid=0' "$APP/snap"
+	[ "$(sed -n 's/^restarts=//p' "$APP/snap")" -ge 2 ]
+	[ "$(sed -n 's/^next_start=//p' "$APP/snap")" -gt "$(sed -n 's/^started=//p' "$APP/snap")" ]
+	mapfile -t waits < <(awk '/heroku\[web.1\]: State changed from starting to crashed/ { c = $1 }
+	    /heroku\[web.1\]: Starting process/ && c { print c, $1; c = "" }' "$APP/out.log" |
+	    while read -r a b; do echo $(( $(date -d "$b" +%s%3N) - $(date -d "$a" +%s%3N) )); done)
+	echo "waits: ${waits[*]}"
+	[ "${waits[1]}" -ge 950 ]
 	[ "$(routes_count)" = 0 ]
+	[ "$(log_count 'heroku\[web.1\]: Error R10')" -ge 2 ]
+	[ "$(log_count 'heroku\[web.1\]: Stopping process with SIGKILL')" -ge 2 ]
 }
 
 @test "R12: SIGTERM ignored leads to SIGKILL after the grace" {
@@ -213,22 +292,18 @@ teardown() { common_teardown; }
 }
 
 @test "restart web.1 starts the new one first and never leaves zero routable" {
-	make_app 'web: ./app'
+	# A slow boot: a gap in the routes would last long enough to be seen.
+	make_app 'web: sleep 0.5; exec ./app'
 	start_run web=1
 	wait_for 10 has_routes 1
 	old=$(state web.1 pid)
 	oldport=$(state web.1 port)
 	# Watch the routes file the whole time the restart takes.
-	( while kill -0 "$RUN_PID" 2>/dev/null; do
-		c=$(grep -c . "$APP/.dyno/run/routes")
-		[ "$c" -ge 1 ] || echo "zero routes" >>"$APP/zero.log"
-	done ) &
-	watcher=$!
+	watch_routes
 	control restart web.1
 	wait_for 10 pid_gone "$old"
 	wait_for 10 is_state web.1 up
-	kill "$watcher"; wait "$watcher" 2>/dev/null || true
-	[ ! -e "$APP/zero.log" ]
+	unwatch_routes
 	[ "$(state web.1 pid)" != "$old" ]
 	[ "$(state web.1 port)" != "$oldport" ]
 	# The new dyno was up before the old one got SIGTERM.
@@ -248,10 +323,35 @@ teardown() { common_teardown; }
 	control restart web
 	wait_for 10 pid_gone "$w1"
 	wait_for 10 pid_gone "$w2"
+	wait_for 10 is_state web.1 up
+	wait_for 10 is_state web.2 up
+	n1=$(state web.1 pid); n2=$(state web.2 pid)
+	[ "$n1" != "$w1" ]
+	[ "$n2" != "$w2" ]
+	kill -0 "$n1"
+	kill -0 "$n2"
 	[ "$(state worker.1 pid)" = "$k1" ]
+	[ "$(log_count 'heroku\[worker.1\]: Starting process')" = 1 ]
 	control restart all
+	wait_for 10 pid_gone "$n1"
+	wait_for 10 pid_gone "$n2"
 	wait_for 10 pid_gone "$k1"
+	for d in web.1 web.2 worker.1; do
+		wait_for 10 is_state "$d" up
+		p=$(state "$d" pid)
+		[ "$p" != "$n1" ]
+		[ "$p" != "$n2" ]
+		[ "$p" != "$k1" ]
+		kill -0 "$p"
+	done
+	[ "$(log_count 'heroku\[web.1\]: Restarting$')" = 2 ]
+	[ "$(log_count 'heroku\[web.2\]: Restarting$')" = 2 ]
+	[ "$(log_count 'heroku\[worker.1\]: Restarting$')" = 1 ]
 	wait_for 10 has_routes 2
+	for d in web.1 web.2; do
+		grep -qx "$d 127.0.0.1:$(state "$d" port)" "$APP/.dyno/run/routes"
+		[ "$(curl -fsS "http://127.0.0.1:$(state "$d" port)/")" = "Hello from $d" ]
+	done
 }
 
 @test "reload after a formation edit reaches it; SIGHUP does the same" {
@@ -290,8 +390,36 @@ teardown() { common_teardown; }
 	wait_for 10 is_state web.2 down
 	pid_gone "$pid"
 	has_routes 1
+	grep -q '^web.1 ' "$APP/.dyno/run/routes"
+	[ "$(state web.2 pid)" = 0 ]
+	# Watch web.2's state file the whole time it is held, through a reload
+	# that replaces web.1 (new config), a SIGHUP and a restart of web.1.
+	( while [ ! -e "$APP/watch.stop" ] && kill -0 "$RUN_PID" 2>/dev/null; do
+		s=$(state web.2 state)
+		[ "$s" = down ] || echo "web.2 was [$s]" >>"$APP/held.log"
+		sleep 0.05
+	done ) 3>&- &
+	watcher=$!
+	one=$(state web.1 pid)
+	printf 'COLOR=green\n' > "$APP/.dyno/config"
+	control reload
+	wait_for 10 pid_gone "$one"
+	wait_for 10 is_state web.1 up
+	one=$(state web.1 pid)
+	kill -HUP "$RUN_PID"
+	control restart web.1
+	wait_for 10 pid_gone "$one"
+	wait_for 10 is_state web.1 up
+	touch "$APP/watch.stop"
+	wait "$watcher"
+	[ ! -e "$APP/held.log" ]
+	[ "$(log_count 'heroku\[web.2\]: Starting process')" = 1 ]
+	[ "$(state web.2 pid)" = 0 ]
+	[ "$(routes_count)" = 1 ]
+	grep -q '^web.1 ' "$APP/.dyno/run/routes"
 	control restart web.2
 	wait_for 10 has_routes 2
+	[ "$(curl -fsS "http://127.0.0.1:$(state web.2 port)/env?name=COLOR")" = green ]
 }
 
 @test "kill -9 of dyno-run: a new one adopts the same pids, restarts none, keeps output" {
@@ -424,13 +552,30 @@ teardown() { common_teardown; }
 }
 
 @test "cycling restarts a dyno after its lifetime, preboot-style" {
-	make_app 'web: ./app'
+	# A slow boot: a gap in the routes would last long enough to be seen.
+	make_app 'web: sleep 0.5; exec ./app'
 	start_run --cycle 2s --cycle-jitter 0
 	wait_for 10 has_routes 1
 	pid=$(state web.1 pid)
+	port=$(state web.1 port)
+	started=$(state web.1 started)
+	watch_routes
 	wait_for 10 log_has 'heroku\[web.1\]: Cycling'
 	wait_for 10 pid_gone "$pid"
-	wait_for 10 has_routes 1
+	wait_for 10 is_state web.1 up
+	unwatch_routes
+	[ "$(state web.1 pid)" != "$pid" ]
+	[ "$(state web.1 port)" != "$port" ]
+	# Not before its lifetime was over.
+	[ $(( $(state web.1 started) - started )) -ge 2 ]
+	# The new one was up before the old one heard SIGTERM.
+	cyc=$(grep -n 'heroku\[web.1\]: Cycling' "$APP/out.log" | head -1 | cut -d: -f1)
+	up=$(awk -v c="$cyc" 'NR > c && /heroku\[web.1\]: State changed from starting to up/ { print NR; exit }' "$APP/out.log")
+	term=$(awk -v c="$cyc" 'NR > c && /heroku\[web.1\]: Stopping all processes with SIGTERM/ { print NR; exit }' "$APP/out.log")
+	[ -n "$up" ]
+	[ -n "$term" ]
+	[ "$up" -lt "$term" ]
+	[ "$(curl -fsS "http://127.0.0.1:$(state web.1 port)/")" = "Hello from web.1" ]
 }
 
 @test "READY=1 goes to NOTIFY_SOCKET once the formation is up" {
