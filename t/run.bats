@@ -660,3 +660,159 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	fails log_has 'Restarting'
 	log_has "heroku\[web.1\]: Adopted process $pid"
 }
+
+@test "--backoff-reset: a dyno up that long has its earlier crashes forgotten" {
+	# Each run lasts 1.5 s, longer than the 1 s reset: every crash is a
+	# first crash and restarts at once.  Without the reset the waits
+	# would be 0, 1, 2, 4, then 8 s.
+	make_app 'worker: sleep 1.5; exit 1'
+	start_run --backoff-reset 1s --backoff-cap 60s worker=1
+	wait_for 60 log_count_ge 'heroku\[worker.1\]: Starting process' 6
+	mapfile -t waits < <(awk '/heroku\[worker.1\]: Process exited with status 1/ { c = $1 }
+	    /heroku\[worker.1\]: Starting process/ && c { print c, $1; c = "" }' "$APP/out.log" |
+	    while read -r a b; do echo $(( $(date -d "$b" +%s%3N) - $(date -d "$a" +%s%3N) )); done)
+	echo "waits: ${waits[*]}"
+	[ "${#waits[@]}" -ge 5 ]
+	[ "${waits[4]}" -lt 4000 ]
+}
+
+@test "--nofile sets the dynos' soft open-file limit, lowered to the hard one" {
+	make_app 'worker: exec sleep 1000'
+	start_run --nofile 4321 worker=1
+	wait_for 10 is_state worker.1 up
+	grep -Eq '^Max open files +4321 ' "/proc/$(state worker.1 pid)/limits"
+	# Above the hard limit it is lowered to it, for a one-off dyno too.
+	run bash -c 'ulimit -n 3000 && exec "$0" -a "$1" --nofile 9999 --one-off "ulimit -Sn; ulimit -Hn"' "$BIN/dyno-run" "$APP"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '3000\n3000')" ]
+	run "$BIN/dyno-run" -a "$APP" --nofile 0 --one-off true
+	[ "$status" -eq 2 ]
+	[[ "$output" == *'--nofile: invalid "0"'* ]]
+}
+
+@test "--max: TYPE=COUNT over it is refused, a formation over it is lowered" {
+	make_app 'web: ./app'
+	run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" --max 2 web=3
+	[ "$status" -eq 1 ]
+	[[ "$output" == *'web=3: at most 2 web dynos (see --max)'* ]]
+	[ ! -e "$APP/.dyno/formation" ]
+	run "$BIN/dyno-run" -a "$APP" --max 10001
+	[ "$status" -eq 2 ]
+	[[ "$output" == *'--max: invalid "10001"'* ]]
+	# A formation file written by hand above it runs only --max dynos.
+	mkdir -p "$APP/.dyno"
+	printf 'web=4\n' > "$APP/.dyno/formation"
+	start_run --max 2
+	wait_for 10 has_routes 2
+	wait_for 10 is_state web.2 up
+	[ ! -e "$APP/.dyno/run/dynos/web.3" ]
+	[ "$(log_count 'Starting process')" = 2 ]
+	grep -qx 'web=4' "$APP/.dyno/formation"
+}
+
+@test "--one-off --release DIR runs in that release folder, not current" {
+	make_app 'web: ./app'
+	for n in 7 8; do
+		mkdir -p "$APP/.dyno/releases/$n/app"
+		printf 'web: ./app\n' > "$APP/.dyno/releases/$n/Procfile"
+		printf 'NOTE=from v%s\n' "$n" > "$APP/.dyno/releases/$n/config"
+		printf 'version=%s\n' "$n" > "$APP/.dyno/releases/$n/meta"
+	done
+	ln -s releases/7 "$APP/.dyno/current"
+	run "$BIN/dyno-run" -a "$APP" --release "$APP/.dyno/releases/8" --one-off \
+	    "pwd; echo \"\$NOTE\"; sed -n s/^release=//p $APP/.dyno/run/dynos/run.1"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf '%s\nfrom v8\nv8' "$(realpath "$APP/.dyno/releases/8/app")")" ]
+	# Without it, current's release.
+	run "$BIN/dyno-run" -a "$APP" --one-off 'echo "$NOTE"'
+	[ "$output" = "from v7" ]
+	# Only with --one-off.
+	run "$BIN/dyno-run" -a "$APP" --release "$APP/.dyno/releases/8"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--release goes with --one-off"* ]]
+	run "$BIN/dyno-run" -a "$APP" --release "$APP/nosuch" --one-off true
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"release $APP/nosuch: No such file or directory"* ]]
+}
+
+@test "--no-cycle turns off a --cycle given before it" {
+	make_app 'worker: ./app --worker'
+	printf 'WORKER_INTERVAL_MS=100\n' > "$APP/.env"
+	start_run --cycle 1s --cycle-jitter 0 --no-cycle worker=1
+	wait_for 10 is_state worker.1 up
+	pid=$(state worker.1 pid)
+	# 25 ticks of 100 ms: well past the 1 s it would have cycled at.
+	wait_for 20 log_has 'app\[worker.1\]: worker worker.1 tick 25$'
+	fails log_has 'Cycling'
+	[ "$(state worker.1 pid)" = "$pid" ]
+	[ "$(log_count 'Starting process')" = 1 ]
+}
+
+@test "--app and --port-base long forms; DYNO_APP names the app without -a" {
+	make_app 'web: ./app'
+	port=$(pick_port)
+	"$BIN/dyno-run" --app "$APP" --port-base "$port" web=2 >>"$APP/out.log" 2>&1 3>&- &
+	RUN_PID=$!
+	wait_for 10 has_routes 2
+	[ "$(state web.1 port)" = "$port" ]
+	[ "$(state web.2 port)" -gt "$port" ]
+	[ "$(curl -fsS "http://127.0.0.1:$port/")" = "Hello from web.1" ]
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	run env DYNO_APP="$APP" "$BIN/dyno-run" --one-off 'echo "$DYNO in $(pwd)"'
+	[ "$status" -eq 0 ]
+	[ "$output" = "run.1 in $APP" ]
+}
+
+@test "a dyno gets only fds 0-2, default signals, and the documented environment" {
+	make_app 'web: ./app' 'worker: exec sleep 1000'
+	printf 'FROM_DOTENV=dotenv\nBOTH=dotenv\n' > "$APP/.env"
+	mkdir -p "$APP/.dyno"
+	printf 'FROM_CONFIG=config\nBOTH=config\n' > "$APP/.dyno/config"
+	# The supervisor starts with an inherited fd (7, not close-on-exec),
+	# SIGUSR2 blocked and SIGUSR1 ignored, and variables meant for it.
+	cat > "$APP/wrap" <<'PY'
+#!/usr/bin/python3
+import os, signal, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+os.execv(sys.argv[1], sys.argv[1:])
+PY
+	chmod +x "$APP/wrap"
+	RUN_WRAP="$APP/wrap" NOTIFY_SOCKET="$APP/nobody.sock" LISTEN_FDS=1 \
+	    LISTEN_PID=1 DYNO_APP=/nonexistent PORT=1 DYNO=bogus SUPERVISOR_MARK=kept \
+	    start_run web=1 worker=1 7>"$APP/inherited"
+	wait_for 10 has_routes 1
+	wait_for 10 is_state worker.1 up
+	# The wrapper worked: the supervisor itself has all three.
+	[ -e "/proc/$RUN_PID/fd/7" ]
+	grep -q '^SigIgn:.*[1-9a-f]' "/proc/$RUN_PID/status"
+	pid=$(state worker.1 pid)
+	[ "$(ls "/proc/$pid/fd" | sort -n | tr '\n' ' ')" = "0 1 2 " ]
+	[ "$(readlink "/proc/$pid/fd/0")" = /dev/null ]
+	[ "$(readlink "/proc/$pid/fd/1")" = "$(state worker.1 log)" ]
+	[ "$(readlink "/proc/$pid/fd/2")" = "$(state worker.1 log)" ]
+	grep -qx 'SigBlk:	0000000000000000' "/proc/$pid/status"
+	grep -qx 'SigIgn:	0000000000000000' "/proc/$pid/status"
+	tr '\0' '\n' < "/proc/$pid/environ" | sort > "$APP/worker.env"
+	cat "$APP/worker.env"
+	grep -qx 'DYNO=worker.1' "$APP/worker.env"
+	grep -qx 'FROM_DOTENV=dotenv' "$APP/worker.env"
+	grep -qx 'FROM_CONFIG=config' "$APP/worker.env"
+	grep -qx 'BOTH=config' "$APP/worker.env"
+	grep -qx 'SUPERVISOR_MARK=kept' "$APP/worker.env"
+	grep -qx "PATH=$PATH" "$APP/worker.env"
+	grep -qx "HOME=$HOME" "$APP/worker.env"
+	fails grep -Eq '^(PORT|NOTIFY_SOCKET|LISTEN_FDS|LISTEN_PID|DYNO_APP)=' "$APP/worker.env"
+	[ "$(grep -c '^DYNO=' "$APP/worker.env")" = 1 ]
+	# A web dyno: the same, plus its own PORT.
+	port=$(state web.1 port)
+	wpid=$(state web.1 pid)
+	tr '\0' '\n' < "/proc/$wpid/environ" > "$APP/web.env"
+	grep -qx "PORT=$port" "$APP/web.env"
+	grep -qx 'DYNO=web.1' "$APP/web.env"
+	[ "$(grep -c '^PORT=' "$APP/web.env")" = 1 ]
+	fails grep -Eq '^(NOTIFY_SOCKET|LISTEN_FDS|LISTEN_PID|DYNO_APP)=' "$APP/web.env"
+	grep -qx 'SigBlk:	0000000000000000' "/proc/$wpid/status"
+	[ "$(curl -fsS "http://127.0.0.1:$port/env?name=BOTH")" = config ]
+}
