@@ -581,19 +581,23 @@ unwatch_routes() {
 @test "READY=1 goes to NOTIFY_SOCKET once the formation is up" {
 	make_app 'web: ./app'
 	sock="$APP/notify.sock"
+	# The listener keeps the routes as they were when READY=1 came.
 	python3 -c '
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(sys.argv[1]); s.settimeout(20)
-open(sys.argv[2], "w").write(s.recv(4096).decode())
-' "$sock" "$APP/notify.out" &
+msg = s.recv(4096).decode()
+routes = open(sys.argv[3]).read()
+open(sys.argv[4], "w").write(routes)
+open(sys.argv[2], "w").write(msg)
+' "$sock" "$APP/notify.out" "$APP/.dyno/run/routes" "$APP/routes.at.ready" 3>&- &
 	listener=$!
 	wait_for 10 test -S "$sock"
 	NOTIFY_SOCKET="$sock" start_run web=2
 	wait_for 15 test -s "$APP/notify.out"
-	grep -q '^READY=1$' "$APP/notify.out"
-	has_routes 2
 	wait "$listener"
+	grep -q '^READY=1$' "$APP/notify.out"
+	[ "$(grep -c '^web\.[12] 127.0.0.1:' "$APP/routes.at.ready")" = 2 ]
 }
 
 @test "a second SIGINT kills every dyno at once" {
@@ -606,6 +610,11 @@ open(sys.argv[2], "w").write(s.recv(4096).decode())
 	kill -INT "$RUN_PID"
 	wait_for 10 pid_gone "$pid"
 	wait_for 10 pid_gone "$RUN_PID"
+	log_has 'Second interrupt: killing every dyno now'
+	status=0
+	wait "$RUN_PID" || status=$?
+	RUN_PID=
+	[ "$status" -eq 1 ]
 }
 
 @test "--cgroup gives each dyno its own cgroup and reads its memory.current" {
