@@ -354,6 +354,27 @@ unwatch_routes() {
 	done
 }
 
+@test "the control FIFO: a NUL or an overlong line is dropped, the next command still runs" {
+	make_app 'web: ./app'
+	start_run web=2
+	wait_for 10 has_routes 2
+	w1=$(state web.1 pid); w2=$(state web.2 pid)
+	# A NUL used to hold every later command until 4 KB piled up, and the
+	# tail of a line past the buffer ran as a command of its own.
+	printf 'x\0\nrestart web.1\n' > "$APP/.dyno/run/control"
+	wait_for 10 pid_gone "$w1"
+	wait_for 10 is_state web.1 up
+	# 4095 bytes fill the buffer: the old code ran what came after them.
+	w1=$(state web.1 pid)
+	long=$(head -c 4095 /dev/zero | tr '\0' a)
+	printf '%srestart web.2\nrestart web.1\n' "$long" > "$APP/.dyno/run/control"
+	# Commands run in order: once web.1 is replaced, the long line is done.
+	wait_for 10 pid_gone "$w1"
+	wait_for 10 is_state web.1 up
+	[ "$(state web.2 pid)" = "$w2" ]
+	[ "$(log_count 'heroku\[web.2\]: Restarting$')" = 0 ]
+}
+
 @test "reload after a formation edit reaches it; SIGHUP does the same" {
 	make_app 'web: ./app' 'worker: ./app --worker'
 	start_run web=1
