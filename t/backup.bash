@@ -2,12 +2,24 @@
 # after helpers.bash).  Started once per file; each is stopped by pid.
 #
 # Debian packages these tests need (CI installs them):
-#   postgresql-15 (or postgresql, which is 15 on bookworm), sqlite3,
+#   postgresql (any version), sqlite3,
 #   nginx-light (has the WebDAV module), zstd, gzip, python3, curl;
 #   moto's S3 server and boto3 from the machine's Python
 #   (pip install 'moto[server]' boto3); without it the S3 tests skip.
+# A test whose peer is missing skips, and its message says what is missing.
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# pg_bindir: the installed PostgreSQL's programs: the newest
+# /usr/lib/postgresql/VERSION/bin with an initdb (Debian and Ubuntu put
+# every version there), else pg_config's bindir when it has one.
+pg_bindir() {
+	local d
+	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+		[ -x "$d/initdb" ] && { echo "$d"; return 0; }
+	done
+	d=$(pg_config --bindir 2>/dev/null) && [ -x "$d/initdb" ] && echo "$d"
+}
+# Found once in setup_file (start_peers exports it).
+PG_BIN=${PG_BIN:-$(pg_bindir)}
 # The superuser's password: distinctive, so a grep for it finds leaks only.
 PG_PASSWORD=pgS3cretQz7w
 BUCKET=dyno-test
@@ -15,7 +27,7 @@ NGINX=/usr/sbin/nginx
 # The WebDAV user for /private/ on nginx.
 DAV_USER=dyno DAV_PASSWORD=davS3cretWq4
 
-# ---- PostgreSQL 15 ---------------------------------------------------------
+# ---- PostgreSQL ---------------------------------------------------------------
 
 # initdb and pg_ctl refuse root: run them as postgres, from a folder it may read.
 # runuser lives in /usr/sbin, which a user's PATH may lack.
@@ -25,11 +37,18 @@ as_postgres() {
 }
 
 # start_postgres: a private cluster on 127.0.0.1:$PG_PORT with scram auth,
-# so a wrong password really fails.  Leaves PG_DIR empty when there is no
-# PostgreSQL 15 here (the tests then skip).
+# so a wrong password really fails.  Leaves PG_PORT empty and PG_MISSING
+# saying why when it cannot start one (the tests then skip).
 start_postgres() {
-	PG_DIR= PG_PORT= PG_PID=
-	[ -x "$PG_BIN/initdb" ] && id postgres >/dev/null 2>&1 || return 0
+	PG_DIR= PG_PORT= PG_PID= PG_MISSING=
+	if [ ! -x "${PG_BIN:-/nonexistent}/initdb" ]; then
+		PG_MISSING="no initdb in ${PG_BIN:-/usr/lib/postgresql/*/bin nor in pg_config --bindir} (apt-get install postgresql)"
+		return 0
+	fi
+	if ! id postgres >/dev/null 2>&1; then
+		PG_MISSING="no user postgres to run $PG_BIN/initdb as"
+		return 0
+	fi
 	# Under /tmp itself: the bats folders may be closed to postgres.
 	PG_DIR=$(mktemp -d /tmp/dyno-pg.XXXXXX)
 	printf '%s\n' "$PG_PASSWORD" >"$PG_DIR/pwfile"
@@ -59,7 +78,7 @@ stop_postgres() {
 	rm -rf "$PG_DIR"
 }
 
-need_pg() { [ -n "${PG_PORT:-}" ] || skip "PostgreSQL 15 is not installed"; }
+need_pg() { [ -n "${PG_PORT:-}" ] || skip "PostgreSQL: ${PG_MISSING:-not started}"; }
 # pg_url DB [PASSWORD]: the URL dyno-backup is given.
 pg_url() { echo "postgres://postgres:${2:-$PG_PASSWORD}@127.0.0.1:$PG_PORT/$1"; }
 # psql_db DB SQL: one query's rows, unaligned, no headers.
@@ -85,18 +104,27 @@ pg_sum() {
 # go unauthenticated (INITIAL_NO_AUTH_ACTION_COUNT=3): they make an IAM user,
 # its s3:* policy and an access key.  Every later request must carry a good
 # SigV4 signature from that key, checked against the stored secret.  The
-# bucket is made with the new key, which proves the key works.
+# bucket is made with the new key, which proves the key works.  Two more
+# unauthenticated requests make the role "backup" (s3:*) that sts_creds
+# assumes.  Leaves AWS_SECRET empty and MOTO_MISSING saying why when it
+# cannot start moto (the S3 tests then skip).
 start_moto() {
 	# The machine's Python may be a pyenv one that a non-login PATH lacks.
 	if ! command -v moto_server >/dev/null &&
 	    [ -x "$HOME/.pyenv/shims/moto_server" ]; then
 		PATH="$HOME/.pyenv/shims:$PATH"
 	fi
-	MOTO_PORT= MOTO_PID= AWS_KEY= AWS_SECRET=
-	command -v moto_server >/dev/null && python3 -c 'import moto, boto3' \
-	    2>/dev/null || return 0
+	MOTO_PORT= MOTO_PID= AWS_KEY= AWS_SECRET= MOTO_MISSING=
+	if ! command -v moto_server >/dev/null; then
+		MOTO_MISSING="no moto_server on PATH nor in ~/.pyenv/shims (pip install 'moto[server]' boto3)"
+		return 0
+	fi
+	if ! python3 -c 'import moto, boto3' 2>/dev/null; then
+		MOTO_MISSING="$(command -v python3) cannot import moto and boto3 (pip install 'moto[server]' boto3)"
+		return 0
+	fi
 	MOTO_PORT=$(pick_port)
-	INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$MOTO_PORT" \
+	INITIAL_NO_AUTH_ACTION_COUNT=5 moto_server -H 127.0.0.1 -p "$MOTO_PORT" \
 	    >"$PEERS_DIR/moto.log" 2>&1 3>&- &
 	MOTO_PID=$!
 	wait_for 60 port_listening "$MOTO_PORT" || return 1
@@ -107,9 +135,17 @@ start_moto() {
 		iam = boto3.client("iam", aws_access_key_id="bootstrap",
 		                   aws_secret_access_key="bootstrap", **kw)
 		iam.create_user(UserName="dyno")
+		s3_only = json.dumps({"Version": "2012-10-17", "Statement": [
+		    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})
 		iam.put_user_policy(UserName="dyno", PolicyName="s3",
 		    PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-		        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+		        {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole"],
+		         "Resource": "*"}]}))
+		iam.create_role(RoleName="backup", AssumeRolePolicyDocument=json.dumps(
+		    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+		     "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}))
+		iam.put_role_policy(RoleName="backup", PolicyName="s3",
+		    PolicyDocument=s3_only)
 		k = iam.create_access_key(UserName="dyno")["AccessKey"]
 		s3 = boto3.client("s3", aws_access_key_id=k["AccessKeyId"],
 		                  aws_secret_access_key=k["SecretAccessKey"], **kw)
@@ -121,7 +157,21 @@ start_moto() {
 }
 
 stop_moto() { stop_daemon "${MOTO_PID:-}"; }
-need_moto() { [ -n "${AWS_SECRET:-}" ] || skip "moto_server not installed"; }
+need_moto() { [ -n "${AWS_SECRET:-}" ] || skip "S3: ${MOTO_MISSING:-moto_server not started}"; }
+
+# sts_creds: temporary credentials for the role "backup", from moto's STS
+# with the user's key: "KEY SECRET TOKEN" on one line.
+sts_creds() {
+	python3 - "$MOTO_PORT" "$AWS_KEY" "$AWS_SECRET" <<-'EOF'
+		import sys, boto3
+		sts = boto3.client("sts", endpoint_url="http://127.0.0.1:%s" % sys.argv[1],
+		                   region_name="us-east-1", aws_access_key_id=sys.argv[2],
+		                   aws_secret_access_key=sys.argv[3])
+		c = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/backup",
+		                    RoleSessionName="dyno-test")["Credentials"]
+		print(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+	EOF
+}
 
 # s3_req [CURL ARG...] URL: curl signed with KEY:SECRET (default the good
 # pair; S3_SECRET overrides the secret).  The body's hash goes in a header
@@ -153,12 +203,16 @@ s3_etag() {
 	    sed -n 's/^[Ee][Tt]ag: *"\{0,1\}\([^"]*\)"\{0,1\}\r\{0,1\}$/\1/p'
 }
 
-# start_flaky FAILURES: t/peers/flaky.py in front of moto on $FLAKY_PORT;
-# its per-request log is $TDIR/flaky.log.  Stopped by the test's teardown.
+# start_flaky FAILURES [STATUS [RETRY_AFTER [PORT]]]: t/peers/flaky.py in
+# front of moto on $FLAKY_PORT (PORT, or one picked), refusing the first
+# FAILURES requests with STATUS (503) and Retry-After: RETRY_AFTER (1; "-"
+# for none); its per-request log is $FLAKY_LOG ($TDIR/flaky.log).  Stopped
+# by the test's teardown.
 start_flaky() {
-	FLAKY_PORT=$(pick_port)
+	FLAKY_PORT=${4:-$(pick_port)}
+	FLAKY_LOG=${FLAKY_LOG:-$TDIR/flaky.log}
 	python3 "$DYNO_ROOT/t/peers/flaky.py" "$FLAKY_PORT" "$MOTO_PORT" "$1" \
-	    "$TDIR/flaky.log" >>"$TDIR/flaky.out" 2>&1 3>&- &
+	    "$FLAKY_LOG" "${2:-503}" "${3:-1}" >>"$TDIR/flaky.out" 2>&1 3>&- &
 	PEER_PIDS+=($!)
 	wait_for 10 port_listening "$FLAKY_PORT"
 }
@@ -187,17 +241,17 @@ start_nginx() {
 }
 
 stop_nginx() { stop_daemon "${NGINX_PID:-}"; }
-need_nginx() { [ -n "${NGINX_PORT:-}" ] || skip "nginx is not installed"; }
+need_nginx() { [ -n "${NGINX_PORT:-}" ] || skip "WebDAV: no $NGINX (apt-get install nginx-light)"; }
 
 # ---- all of them ---------------------------------------------------------------
 
 start_peers() {
 	PEERS_DIR=$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-peers.XXXXXX")
 	start_postgres && start_moto && start_nginx || return 1
-	export PG_DIR PG_PORT PG_PID PEERS_DIR MOTO_PORT MOTO_PID AWS_KEY \
-	    AWS_SECRET NGINX_PORT NGINX_PID NGINX_ROOT
-	# pg_dump and pg_restore of 15, whatever else PATH has.
-	export PATH="$PG_BIN:$PATH"
+	export PG_BIN PG_MISSING PG_DIR PG_PORT PG_PID PEERS_DIR MOTO_PORT \
+	    MOTO_PID MOTO_MISSING AWS_KEY AWS_SECRET NGINX_PORT NGINX_PID NGINX_ROOT
+	# pg_dump and pg_restore of that version, whatever else PATH has.
+	[ -z "$PG_BIN" ] || export PATH="$PG_BIN:$PATH"
 }
 
 stop_peers() {

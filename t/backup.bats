@@ -1,8 +1,10 @@
 #!/usr/bin/env bats
 # dyno-backup: capture, list, verify, restore, prune, download and upload,
-# against real peers on 127.0.0.1: PostgreSQL 15, the sqlite3 CLI, moto's
-# S3 (signatures checked), nginx WebDAV and a fault-injecting proxy.
-# The contract is backup-spec: exit 0/1/2, one stderr line on failure.
+# against real peers on 127.0.0.1: PostgreSQL (the newest installed), the
+# sqlite3 CLI, moto's S3 (signatures and session tokens checked), nginx
+# WebDAV and a fault-injecting proxy (t/peers/flaky.py).  A test whose peer
+# is missing skips and says which.  The contract is dyno-backup(1): exit
+# 0/1/2, one stderr line on failure.
 
 load helpers
 load backup

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """flaky.py: an HTTP fault injector for the upload retry tests.
 
-    flaky.py PORT UPSTREAM_PORT FAILURES LOG
+    flaky.py PORT UPSTREAM_PORT FAILURES LOG [STATUS [RETRY_AFTER]]
 
-Listens on 127.0.0.1:PORT.  The first FAILURES requests get 503 with
-Retry-After: 1 (their body read and thrown away first, so the client sees
-the answer and not a reset); every later request is passed to
+Listens on 127.0.0.1:PORT.  The first FAILURES requests get STATUS (503)
+with Retry-After: RETRY_AFTER (1; "-" sends none), their body read and
+thrown away first, so the client sees the answer and not a reset; every
+later request is passed to
 127.0.0.1:UPSTREAM_PORT byte for byte, Host header and all, so an AWS
 SigV4 signature made for this proxy's address still verifies upstream.
 Each request appends "METHOD PATH STATUS" to LOG.  Python stdlib only.
 """
+import http
 import socket
 import socketserver
 import sys
@@ -17,6 +19,13 @@ import threading
 
 PORT, UPSTREAM, FAILURES, LOG = (int(sys.argv[1]), int(sys.argv[2]),
                                  int(sys.argv[3]), sys.argv[4])
+STATUS = int(sys.argv[5]) if len(sys.argv) > 5 else 503
+RETRY_AFTER = sys.argv[6] if len(sys.argv) > 6 else "1"
+REFUSAL = ("HTTP/1.1 %d %s\r\n%sContent-Length: 0\r\n"
+           "Connection: close\r\n\r\n" % (
+               STATUS, http.HTTPStatus(STATUS).phrase,
+               "" if RETRY_AFTER == "-" else
+               "Retry-After: %s\r\n" % RETRY_AFTER)).encode("latin-1")
 lock = threading.Lock()
 seen = 0
 
@@ -110,11 +119,9 @@ class Handler(socketserver.StreamRequestHandler):
         if not expect:
             # Read what the client sends before answering.
             copy_body(self.rfile, h, None)
-        self.wfile.write(b"HTTP/1.1 503 Service Unavailable\r\n"
-                         b"Retry-After: 1\r\nContent-Length: 0\r\n"
-                         b"Connection: close\r\n\r\n")
+        self.wfile.write(REFUSAL)
         self.wfile.flush()
-        log(method, path, 503)
+        log(method, path, STATUS)
         # A client that was waiting for 100 Continue may still send its
         # body: drain until it closes, so closing here is never a reset.
         self.connection.shutdown(socket.SHUT_WR)
