@@ -301,53 +301,103 @@ while n != 0 and not os.path.exists(stop):
 	[ "$(listed | wc -w)" -eq 1 ]
 }
 
-@test "credentials: the database password is never in argv, meta or -v output; PGPASSWORD carries it" {
+# argv_with_secret: the processes whose command line holds the secret in
+# $TDIR/secret (a pattern file: a pattern in grep's own argv would match
+# grep itself).  The secret is this test's own, so only its processes count.
+argv_with_secret() {
+	grep -lFf "$TDIR/secret" /proc/[0-9]*/cmdline 2>/dev/null || true
+}
+# cmdline PID: its command line, the NULs between arguments as spaces.
+cmdline() { tr '\0' ' ' <"/proc/$1/cmdline" | sed 's/ $//'; }
+# release TOOL: let the wrapped TOOL, waiting on $TDIR/hold, go on.
+release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
+
+@test "credentials: a --db password is in no process's argv, no backups file, no message; PGPASSWORD carries it" {
 	need_pg
 	db=$(new_db)
 	psql_db "$db" "CREATE TABLE t (id int PRIMARY KEY, v text);
 	    INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 200) g"
 	before=$(pg_sum "$db")
-	set_config "$(pg_url "$db")"
+	# A user and password of this test alone, so a search of every
+	# process on the machine finds only ours.
+	user=dyno_$RANDOM
+	secret=Sk$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	printf '%s\n' "$secret" >"$TDIR/secret"
+	psql_db postgres "CREATE ROLE $user LOGIN SUPERUSER PASSWORD '$secret'"
+	url="postgres://$user:$secret@127.0.0.1:$PG_PORT/$db"
+	masked="postgres://$user:${secret//?/\*}@127.0.0.1:$PG_PORT/$db"
 	# pg_dump and pg_restore that note their argv and whether PGPASSWORD
-	# is set, then run the real ones.
+	# is set, then (for the dump and the restore, not --version or
+	# --list) wait on a FIFO while the test looks at every process's
+	# argv, then run the real ones.
 	mkdir "$TDIR/wrap"
+	mkfifo "$TDIR/hold"
 	for tool in pg_dump pg_restore; do
 		cat >"$TDIR/wrap/$tool" <<-EOF
 			#!/bin/sh
 			{ echo "== $tool"; printf '%s\n' "\$@"
 			  echo "PGPASSWORD=\${PGPASSWORD:+set}"; } >>'$TDIR/argv'
-			exec $PG_BIN/$tool "\$@"
+			case "\$1" in
+			--version|--list) ;;
+			*) touch '$TDIR/held.$tool'; read x <'$TDIR/hold' ;;
+			esac
+			exec '$PG_BIN/$tool' "\$@"
 		EOF
 		chmod +x "$TDIR/wrap/$tool"
 	done
 
-	PATH="$TDIR/wrap:$PATH" run backup -v capture
-	echo "$output"
-	[ "$status" -eq 0 ]
-	# -v: progress lines on stderr.
-	[ -s "$TDIR/err" ]
-	cat "$TDIR/argv"
+	PATH="$TDIR/wrap:$PATH" "$BIN/dyno-backup" -a "$APP" -v capture \
+	    --db "$url" >"$TDIR/cap.out" 2>"$TDIR/cap.err" 3>&- &
+	CAP_PID=$!
+	BG_PIDS+=("$CAP_PID")
+	wait_for 30 test -e "$TDIR/held.pg_dump"
+	# dyno-backup's own argv shows the URL masked; no process shows it.
+	cmdline "$CAP_PID"
+	[[ "$(cmdline "$CAP_PID")" == *" capture --db $masked" ]]
+	[ -z "$(argv_with_secret)" ]
+	release
+	rc=0
+	wait "$CAP_PID" || rc=$?
+	BG_PIDS=()
+	cat "$TDIR/cap.err" "$TDIR/argv"
+	[ "$rc" -eq 0 ]
 	grep -qx '== pg_dump' "$TDIR/argv"
 	grep -qx 'PGPASSWORD=set' "$TDIR/argv"
-	fails grep -qF "$PG_PASSWORD" "$TDIR/argv" "$TDIR/out" "$TDIR/err"
-	fails grep -rqF "$PG_PASSWORD" "$B"
+	# -v: progress lines on stderr, the URL masked there too.
+	grep -qF "postgres://$user:***@" "$TDIR/cap.err"
+	fails grep -qFf "$TDIR/secret" "$TDIR/argv" "$TDIR/cap.out" "$TDIR/cap.err"
+	fails grep -rqFf "$TDIR/secret" "$B"
+	[ "$(meta b001 database)" = "postgres://$user:***@127.0.0.1:$PG_PORT/$db" ]
 
-	PATH="$TDIR/wrap:$PATH" run backup -v verify b001
+	run backup -v verify b001
 	[ "$status" -eq 0 ]
-	fails grep -qF "$PG_PASSWORD" "$TDIR/out" "$TDIR/err"
+	fails grep -qFf "$TDIR/secret" "$TDIR/out" "$TDIR/err"
+
 	psql_db "$db" "DELETE FROM t"
-	PATH="$TDIR/wrap:$PATH" run backup -v restore b001 --confirm shop
-	echo "$output"
-	[ "$status" -eq 0 ]
+	PATH="$TDIR/wrap:$PATH" "$BIN/dyno-backup" -a "$APP" -v restore b001 \
+	    --db "$url" --confirm shop >"$TDIR/res.out" 2>"$TDIR/res.err" 3>&- &
+	RES_PID=$!
+	BG_PIDS+=("$RES_PID")
+	wait_for 30 test -e "$TDIR/held.pg_restore"
+	[[ "$(cmdline "$RES_PID")" == *" restore b001 --db $masked --confirm shop" ]]
+	[ -z "$(argv_with_secret)" ]
+	release
+	rc=0
+	wait "$RES_PID" || rc=$?
+	BG_PIDS=()
+	cat "$TDIR/res.err"
+	[ "$rc" -eq 0 ]
 	[ "$(pg_sum "$db")" = "$before" ]
 	grep -qx '== pg_restore' "$TDIR/argv"
-	fails grep -qF "$PG_PASSWORD" "$TDIR/argv" "$TDIR/out" "$TDIR/err"
+	fails grep -qFf "$TDIR/secret" "$TDIR/argv" "$TDIR/res.out" "$TDIR/res.err"
 	# pg_dump and the restoring pg_restore both had it.
 	[ "$(grep -c '^PGPASSWORD=set' "$TDIR/argv")" -ge 2 ]
+	fails grep -rqFf "$TDIR/secret" "$B"
 
 	for cmd in list info; do
 		run backup $cmd
-		fails grep -qF "$PG_PASSWORD" <<<"$output"
+		[ "$status" -eq 0 ]
+		fails grep -qFf "$TDIR/secret" <<<"$output"
 	done
 }
 
@@ -1103,7 +1153,9 @@ s3_env() {
 	backup prune --keep-manual 1
 	backup delete b002
 	cat "$TDIR"/vg.*.log >&2
-	! grep -q '^==' "$TDIR"/vg.*.log
+	# (a fork's error before its exec is in its own log, and does not
+	# change dyno-backup's exit status)
+	fails grep -q '^==' "$TDIR"/vg.*.log
 	# every run above really ran under valgrind (and so did each
 	# fork before its exec: valgrind opens a log for it too)
 	[ "$(grep -c '^\$ dyno-backup' "$TDIR/backup.log")" -eq "$runs" ]
