@@ -465,13 +465,14 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 	[ "$(ls "$B")" = "$(printf 'b001.dump\nb001.meta')" ]
 }
 
-@test "lock: a second capture while one runs exits 1 saying it is running; the first completes" {
+@test "lock: a second capture while one runs exits 1 naming the running pid; the first completes" {
 	start_fifo_capture
 	run backup capture --cmd 'echo second'
 	echo "$output"
 	[ "$status" -eq 1 ]
 	one_line_err
-	err_has running
+	err_has "pid $CAP_PID\) is running"
+	[ "$(cat "$B/.lock")" = "$CAP_PID" ]
 	# Let the first one finish: the FIFO's last writer goes away.
 	exec 8>&-
 	wait_for 20 pid_gone "$CAP_PID"
@@ -821,6 +822,40 @@ writer_consistency() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[ "$(sq_sum "$APP/data.db")" = "$before" ]
+}
+
+@test "sqlite: restore keeps the old file's owner and mode, and removes its -wal, -shm and -journal" {
+	need_sqlite
+	[ "$(id -u)" = 0 ] || skip "chown needs root"
+	make_sqlite "$APP/data.db"
+	before=$(sq_sum "$APP/data.db")
+	backup capture --db sqlite:data.db
+	sq "$APP/data.db" 'DELETE FROM t WHERE id > 5'
+	chown 65534:65534 "$APP/data.db"
+	chmod 640 "$APP/data.db"
+	# Left by the old database's writer; replayed into the new file they
+	# would spoil it.
+	for side in -wal -shm -journal; do echo stale >"$APP/data.db$side"; done
+	run backup restore b001 --db sqlite:data.db --confirm shop
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c '%a %u:%g' "$APP/data.db")" = "640 65534:65534" ]
+	[ "$(ls -A "$APP" | paste -sd' ')" = ".dyno data.db" ]
+	[ "$(sq_sum "$APP/data.db")" = "$before" ]
+}
+
+@test "prune: a corrupt backup is never counted as kept, so it goes" {
+	for n in 1 2 3; do backup capture --cmd "seq 1 ${n}000"; done
+	printf 'X' | dd of="$B/b002.raw" bs=1 seek=100 conv=notrunc status=none
+	run backup verify b002
+	[ "$status" -eq 1 ]
+	[ "$(meta b002 status)" = corrupt ]
+	# Two manual ones kept: the two newest completed, b003 and b001.
+	run backup prune --keep-manual 2
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(listed)" = "b001 b003" ]
+	[ -z "$(ls "$B" | grep '^b002')" ]
 }
 
 # ---- S3 (moto) -------------------------------------------------------------------
@@ -1225,7 +1260,7 @@ ended() { [ ! -e "/proc/$1" ] || grep -q '^State:.*zombie' "/proc/$1/status"; }
 
 # ---- schedule and usage --------------------------------------------------------------
 
-@test "schedule --at 02:30 prints one crontab line and installs nothing" {
+@test "schedule --at 02:30 prints one crontab line with the capture options and installs nothing; --db is refused" {
 	mkdir -p "$APP/.dyno"
 	before=$(find "$APP" -printf '%p %s %T@\n' | sort)
 	have_cron=$(command -v crontab || true)
@@ -1246,9 +1281,24 @@ ended() { [ ! -e "/proc/$1" ] || grep -q '^State:.*zombie' "/proc/$1/status"; }
 
 	run "$BIN/dyno-backup" -a . schedule --at 25:70
 	[ "$status" -eq 2 ]
+	# --db would put the password in the crontab.
+	run "$BIN/dyno-backup" -a . schedule --db "postgres://u:SchedPw1@127.0.0.1/x"
+	echo "$output"
+	[ "$status" -eq 2 ]
+	grep -q crontab <<<"$output"
+	fails grep -q SchedPw1 <<<"$output"
+	# The capture options it names go into the line.
+	run "$BIN/dyno-backup" -a . schedule --cmd 'pg_dumpall -c' \
+	    --endpoint http://127.0.0.1:9/ --keep-daily 3 --keep-weekly 2 --keep-manual 5
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == '0 2 * * * '* ]]
+	[[ "$output" == *" --cmd 'pg_dumpall -c'"* ]]
+	[[ "$output" == *" --endpoint http://127.0.0.1:9/"* ]]
+	[[ "$output" == *" --keep-daily 3 --keep-weekly 2 --keep-manual 5"* ]]
 }
 
-@test "usage: --help exits 0 and prints usage; an unknown command or option exits 2" {
+@test "usage: --help exits 0 and prints usage; an unknown command or option, or parts under 5M, exit 2" {
 	run "$BIN/dyno-backup" --help
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -1261,6 +1311,32 @@ ended() { [ ! -e "/proc/$1" ] || grep -q '^State:.*zombie' "/proc/$1/status"; }
 	[ "$status" -eq 2 ]
 	run "$BIN/dyno-backup" -a "$APP" prune --keep-daily many
 	[ "$status" -eq 2 ]
+	# S3 parts are at least 5 MiB; nothing is captured.
+	run "$BIN/dyno-backup" -a "$APP" capture --cmd 'echo x' --multipart-size 4M
+	echo "$output"
+	[ "$status" -eq 2 ]
+	grep -q 'at least 5M' <<<"$output"
+	[ "$(listed)" = "" ]
+}
+
+@test "options: --app DIR and --verbose work as -a and -v; without them a capture is silent" {
+	mkdir "$TDIR/elsewhere"
+	cd "$TDIR/elsewhere"
+	run "$BIN/dyno-backup" --app "$APP" --verbose capture --cmd 'echo long'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$B/b001.raw")" = long ]
+	[ -z "$(ls -A "$TDIR/elsewhere")" ]
+	# --verbose: what it does, on stderr, in lines of its own.
+	[ "${#lines[@]}" -ge 2 ]
+	grep -q '^dyno-backup: .*b001' <<<"$output"
+	run "$BIN/dyno-backup" --app="$APP" capture --cmd 'echo quiet'
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	[ "$(cat "$B/b002.raw")" = quiet ]
+	run "$BIN/dyno-backup" -h
+	[ "$status" -eq 0 ]
+	grep -q -- '--verbose' <<<"$output"
 }
 
 @test "valgrind: capture, verify, list, download, upload, fetch, restore, prune and delete leak nothing" {
