@@ -494,7 +494,7 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 # the program: OUTDIR/captured (after the --scheduled captures, each of which
 # pruned with keep 100/100/100), OUTDIR/pruned (after prune 7/4/10) and
 # OUTDIR/final (after one more scheduled capture, UNIX in OUTDIR/next,
-# pruning 7/4/10).
+# pruning 7/4/10) and OUTDIR/small (then pruned 3/1/2).
 expect_retention() {
 	python3 - "$1" "$2" <<-'EOF'
 		import sys, datetime as dt
@@ -536,11 +536,13 @@ expect_retention() {
 		t = max(b[1] for b in bs) + 86400
 		open(out + "/next", "w").write("%d\n" % t)
 		bs.append(("b%03d" % (len(open(events).readlines()) + 1), t, "scheduled"))
-		open(out + "/final", "w").write(ids(prune(bs, 7, 4, 10)))
+		bs = prune(bs, 7, 4, 10)
+		open(out + "/final", "w").write(ids(bs))
+		open(out + "/small", "w").write(ids(prune(bs, 3, 1, 2)))
 	EOF
 }
 
-@test "prune: 7 daily, 4 weekly (borg-style) and 10 manual kept over a faked 60-day calendar" {
+@test "prune: 7 daily, 4 weekly (borg-style) and 10 manual kept over a faked 60-day calendar; --keep-daily, --keep-weekly and --keep-manual set the counts" {
 	export TZ=UTC
 	# Daily scheduled captures at 03:00 for 60 days from Monday
 	# 2026-03-02, a second one at 21:00 on every tenth day (only the
@@ -600,6 +602,14 @@ expect_retention() {
 	echo "final: want $(cat "$TDIR/final")"
 	echo "       got  $(listed)"
 	[ "$(listed)" = "$(cat "$TDIR/final")" ]
+
+	# Smaller counts, each from its own flag.
+	run backup prune --keep-daily 3 --keep-weekly 1 --keep-manual 2
+	[ "$status" -eq 0 ]
+	echo "small: want $(cat "$TDIR/small")"
+	echo "       got  $(listed)"
+	[ "$(listed)" = "$(cat "$TDIR/small")" ]
+	[ "$(listed | wc -w)" -eq 6 ]
 }
 
 @test "prune: refuses after a failed capture unless --force; --dry-run deletes nothing; the newest stays" {
