@@ -4,8 +4,9 @@
 # Debian packages these tests need (CI installs them):
 #   postgresql (any version), sqlite3,
 #   nginx-light (has the WebDAV module), zstd, gzip, python3, curl;
-#   moto's S3 server and boto3 from the machine's Python
-#   (pip install 'moto[server]' boto3); without it the S3 tests skip.
+#   moto's S3 server and boto3 from the machine's Python, or from the venv
+#   .ci/run makes where it has none; without them the S3 tests skip (and
+#   CI fails on the skip).
 # A test whose peer is missing skips, and its message says what is missing.
 
 # pg_bindir: the installed PostgreSQL's programs: the newest
@@ -109,14 +110,19 @@ pg_sum() {
 # assumes.  Leaves AWS_SECRET empty and MOTO_MISSING saying why when it
 # cannot start moto (the S3 tests then skip).
 start_moto() {
-	# The machine's Python may be a pyenv one that a non-login PATH lacks.
+	# The machine's Python may be a pyenv one that a non-login PATH lacks;
+	# elsewhere .ci/run puts moto in a venv of its own.
+	local venv=$HOME/.local/share/dyno-test/venv
 	if ! command -v moto_server >/dev/null &&
 	    [ -x "$HOME/.pyenv/shims/moto_server" ]; then
 		PATH="$HOME/.pyenv/shims:$PATH"
+	elif ! command -v moto_server >/dev/null &&
+	    [ -x "$venv/bin/moto_server" ]; then
+		PATH="$venv/bin:$PATH"
 	fi
 	MOTO_PORT= MOTO_PID= AWS_KEY= AWS_SECRET= MOTO_MISSING=
 	if ! command -v moto_server >/dev/null; then
-		MOTO_MISSING="no moto_server on PATH nor in ~/.pyenv/shims (pip install 'moto[server]' boto3)"
+		MOTO_MISSING="no moto_server on PATH, in ~/.pyenv/shims or in $venv (.ci/run makes that venv: pip install 'moto[server]' boto3)"
 		return 0
 	fi
 	if ! python3 -c 'import moto, boto3' 2>/dev/null; then
