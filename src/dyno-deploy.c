@@ -459,6 +459,26 @@ tree_hash(struct sha256 *h, const char *root, const char *rel)
 }
 
 /*
+ * The built code's bytes must be on disk before a release can name them: a
+ * power cut after the release is published must not leave it empty files.
+ * The code was written by cp, tar or a buildpack, none of which syncs, so
+ * sync the file system it is on once (syncfs), rather than fsync each of
+ * possibly many thousand files.
+ */
+static int
+sync_tree(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int rc;
+
+	if (fd == -1)
+		return -1;
+	rc = syncfs(fd);
+	close(fd);
+	return rc;
+}
+
+/*
  * Move the built code into the slug store under its checksum, unless the
  * same code is there already, and leave a relative symlink in its place.
  */
@@ -474,6 +494,8 @@ slug_store(const char *builddir, const char *sha)
 	state_path(slug, sizeof(slug), "slugs/%s", sha);
 	if (access(slug, F_OK) == 0)
 		remove_tree(code);		/* stored once already */
+	else if (sync_tree(code) == -1)
+		die("cannot sync the built code %s: %s", code, strerror(errno));
 	else if (rename(code, slug) == -1)
 		die("cannot store the slug %s: %s", slug, strerror(errno));
 	else {
