@@ -14,6 +14,7 @@ have valgrind || need="$need valgrind"
 have sqlite3 || need="$need sqlite3"
 have gzip    || need="$need gzip"
 have gpg     || need="$need gnupg"
+have strace  || need="$need strace"
 have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 # Debian keeps the header under the multiarch triplet.
