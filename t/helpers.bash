@@ -164,6 +164,24 @@ stop_load() {
 	return 0
 }
 
+# start_post_load NAME URL: like start_load, but each request is a POST with
+# a body.  dyno-route sends a GET again to another dyno when one dies under
+# it, but a POST only when a reused connection closed unanswered, so a dyno
+# cut off mid-request can show here as a failure where GETs would hide it.
+start_post_load() {
+	local name=$1 url=$2
+	rm -f "$APP/load.stop"
+	(
+		while [ ! -e "$APP/load.stop" ]; do
+			curl -s -o /dev/null -w '%{http_code}\n' --max-time 30 \
+			    -H 'Content-Type: text/plain' --data-binary 'one=1&two=2' \
+			    "$url" >>"$APP/$name.codes" 2>/dev/null ||
+			    echo "curl-failed" >>"$APP/$name.codes"
+		done
+	) 3>&- &
+	LOAD_PIDS+=($!)
+}
+
 # Requests the load clients made, and those that did not get a 200.
 load_total() { cat "$APP"/*.codes 2>/dev/null | grep -c . || true; }
 load_failed() { cat "$APP"/*.codes 2>/dev/null | grep -vc '^200$' || true; }
