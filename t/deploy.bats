@@ -71,6 +71,9 @@ check_release() {
 	[ -f "$APP/.dyno/releases/$n/Procfile" ]
 	[ -f "$APP/.dyno/releases/$n/build.log" ]
 	[ "$(stat -c %a "$APP/.dyno/releases/$n/config")" = 600 ]
+	[ "$(stat -c %a "$APP/.dyno/releases/$n")" = 755 ]
+	[ "$(stat -c %a "$APP/.dyno/releases/$n/Procfile")" = 644 ]
+	[ "$(stat -c %a "$APP/.dyno/releases/$n/meta")" = 644 ]
 	[ -L "$APP/.dyno/releases/$n/app" ]
 	[[ "$(readlink "$APP/.dyno/releases/$n/app")" =~ ^\.\./\.\./slugs/[0-9a-f]{64}$ ]]
 	[ "$(meta "$n" version)" = "$n" ]
@@ -256,6 +259,7 @@ listed() { deploy releases | awk '{ print $1 }' | paste -sd' '; }
 	# No Procfile in the code: bin/release's default_process_types.
 	[ "$(cat "$APP/.dyno/releases/1/Procfile")" = "web: ./app" ]
 	[ -f "$APP/.dyno/cache/c-app/app.o" ]
+	[ "$(stat -c %a "$APP/.dyno/cache")" = 700 ]
 
 	run deploy --buildpack "$bp" "$APP/src"
 	echo "$output"
@@ -406,7 +410,10 @@ listed() { deploy releases | awk '{ print $1 }' | paste -sd' '; }
 	start_load b "http://127.0.0.1:$ROUTER_PORT/env?name=CODE"
 	start_load s1 "http://127.0.0.1:$ROUTER_PORT/slow?ms=500"
 	start_load s2 "http://127.0.0.1:$ROUTER_PORT/slow?ms=500"
-	wait_for 10 load_total_ge 20
+	# POSTs are never sent again: an old dyno stopped before it answered shows.
+	start_post_load p1 "http://127.0.0.1:$ROUTER_PORT/slow?ms=500"
+	start_post_load p2 "http://127.0.0.1:$ROUTER_PORT/slow?ms=200"
+	wait_for 30 load_total_ge 20
 	for i in $(seq 1 10); do
 		make_src "$APP/src" "c$i"
 		run deploy --wait "$APP/src"
@@ -416,12 +423,13 @@ listed() { deploy releases | awk '{ print $1 }' | paste -sd' '; }
 		[ "$(get '/env?name=CODE')" = "c$i" ]
 	done
 	n=$(load_total)
-	wait_for 10 load_total_ge $((n + 10))
+	wait_for 30 load_total_ge $((n + 10))
 	stop_load
 	echo "requests: $(load_total), failed: $(load_failed)"
 	sort "$APP"/*.codes | uniq -c
 	[ "$(load_failed)" = 0 ]
-	[ "$(grep -c 'path="/slow' "$APP/router.log")" -ge 10 ]
+	[ "$(cat "$APP"/p?.codes | grep -c '^200$')" -ge 10 ]
+	[ "$(grep -c 'method=POST path="/slow' "$APP/router.log")" -ge 10 ]
 	has_routes 4
 	for d in web.1 web.2 web.3 web.4; do
 		[ "$(state "$d" release)" = v11 ]
