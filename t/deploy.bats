@@ -677,3 +677,118 @@ listed() { deploy releases | awk '{ print $1 }' | paste -sd' '; }
 	[ -d "$APP/.dyno/slugs/$slug_c" ]
 	[ "$(cat "$APP/.dyno/current/app/code.txt")" = C ]
 }
+
+# The process is gone: no such pid, or a zombie nobody has reaped yet.
+dead() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+# PID waits, in the kernel's list, for a flock another process holds.
+lock_waiter() { grep -Eq "^[0-9]+: -> FLOCK +ADVISORY +WRITE +$1 " /proc/locks; }
+
+@test "--build-timeout: a longer build step is killed with its process group; nothing is released" {
+	make_app
+	make_src "$APP/src" one
+	run deploy "$APP/src"
+	[ "$status" -eq 0 ]
+	# A compile that leaves a child in its group and waits for it.
+	mkdir -p "$APP/bp/bin"
+	cat > "$APP/bp/bin/compile" <<-EOF
+		#!/bin/sh
+		echo \$\$ > "$APP/compile.pid"
+		sleep 31.7 &
+		echo \$! > "$APP/child.pid"
+		echo "-----> compiling for a long time"
+		wait
+	EOF
+	chmod +x "$APP/bp/bin/compile"
+	make_src "$APP/src" two
+	t0=$(now_ms)
+	run deploy --build-timeout 1s --buildpack "$APP/bp" "$APP/src"
+	t1=$(now_ms)
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"compiling for a long time"* ]]
+	[[ "$output" == *"$APP/bp/bin/compile timed out after 1s"* ]]
+	# Stopped at the timeout, not when the step would have ended.
+	[ $((t1 - t0)) -lt 20000 ]
+	wait_for 5 dead "$(cat "$APP/compile.pid")"
+	wait_for 5 dead "$(cat "$APP/child.pid")"
+	[ "$(current)" = releases/1 ]
+	[ "$(release_dirs)" = 1 ]
+	[ "$(slug_count)" = 1 ]
+	[ -z "$(ls "$APP/.dyno/tmp")" ]
+	[ "$(cat "$APP/.dyno/current/app/code.txt")" = one ]
+}
+
+@test "--no-wait: returns at the switch while the new dynos boot; the supervisor gets there alone" {
+	make_app
+	make_src "$APP/one" one
+	# v2's web dyno binds only once the test says go.
+	make_src "$APP/two" two \
+	    "web: while [ ! -e '$APP/go' ]; do sleep 0.05; done; export CODE=\$(cat code.txt); exec ./app"
+	run deploy "$APP/one"
+	[ "$status" -eq 0 ]
+	start_run --boot-timeout 60s
+	wait_for 10 has_routes 1
+	start_app_router
+	wait_for 10 get_is '/env?name=CODE' one
+	run deploy --no-wait --wait-timeout 5s "$APP/two"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[${#lines[@]} - 1]}" = "Released v2; the supervisor is replacing the dynos." ]
+	[[ "$output" != *"every dyno runs it"* ]]
+	[ "$(current)" = releases/2 ]
+	# It did not wait: v2 has not bound, v1 still answers.
+	fails up_in_release v2
+	get_is '/env?name=CODE' one
+	touch "$APP/go"
+	wait_for 20 get_is '/env?name=CODE' two
+	wait_for 10 state_is web.1 release v2
+}
+
+@test "deploy.lock: a second deploy waits for the first, then makes the next release" {
+	make_app
+	make_src "$APP/src" one
+	mkdir -p "$APP/bp/bin"
+	cat > "$APP/bp/bin/compile" <<-EOF
+		#!/bin/sh
+		echo \$\$ > "$APP/compile.pid"
+		echo "-----> compiling, waiting for $APP/go"
+		i=0
+		while [ ! -e "$APP/go" ] && [ \$i -lt 600 ]; do sleep 0.05; i=\$((i + 1)); done
+	EOF
+	chmod +x "$APP/bp/bin/compile"
+	"$BIN/dyno-deploy" -a "$APP" -m first --buildpack "$APP/bp" "$APP/src" \
+	    >"$APP/first.log" 2>&1 3>&- &
+	DEPLOY_PID=$!
+	wait_for 10 grep -q 'compiling, waiting' "$APP/first.log"
+	make_src "$APP/src2" two
+	"$BIN/dyno-deploy" -a "$APP" -m second "$APP/src2" >"$APP/second.log" 2>&1 3>&- &
+	second=$!
+	PEER_PIDS+=("$second")
+	# The kernel lists it as blocked behind the first; it has made nothing.
+	wait_for 10 lock_waiter "$second"
+	[ -z "$(release_dirs)" ]
+	[ "$(ls "$APP/.dyno/tmp")" = "build.1.$DEPLOY_PID" ]
+	touch "$APP/go"
+	wait "$DEPLOY_PID"
+	DEPLOY_PID=
+	wait "$second"
+	cat "$APP/first.log" "$APP/second.log"
+	[ "$(meta 1 description)" = first ]
+	[ "$(meta 2 description)" = second ]
+	[ "$(current)" = releases/2 ]
+	[ "$(cat "$APP/.dyno/current/app/code.txt")" = two ]
+	[ -z "$(ls "$APP/.dyno/tmp")" ]
+}
+
+@test "--app and --message, long forms, from another folder; a newline in the message is a space" {
+	make_app
+	make_src "$APP/src" one
+	cd "$BATS_TEST_TMPDIR"
+	run "$BIN/dyno-deploy" --app "$APP" --message $'two\nlines' "$APP/src"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(meta 1 description)" = "two lines" ]
+	check_release 1 "$APP/src" "two lines"
+	"$BIN/dyno-deploy" --app "$APP" releases | grep -q '^v1 .*  two lines  (current)$'
+	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
+}
