@@ -1523,6 +1523,12 @@ main(int argc, char **argv)
 		    appdir ? appdir : ".", strerror(errno));
 		return 1;
 	}
+	/* Too many operands is a usage error, found before .dyno is made. */
+	if (argc > 1 && strncmp(cmd, "config:", 7) != 0 &&
+	    !(strcmp(cmd, "rollback") == 0 && argc == 2)) {
+		usage(stderr);
+		return 2;
+	}
 	if (strcmp(cmd, "config") == 0 && argc == 1)
 		return config_show(show);
 	if (strcmp(cmd, "config:get") == 0) {

@@ -792,3 +792,33 @@ lock_waiter() { grep -Eq "^[0-9]+: -> FLOCK +ADVISORY +WRITE +$1 " /proc/locks; 
 	"$BIN/dyno-deploy" --app "$APP" releases | grep -q '^v1 .*  two lines  (current)$'
 	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
 }
+
+@test "-h and --help print the usage and exit 0; a bad option or value exits 2 and changes nothing" {
+	make_app
+	for h in -h --help; do
+		run deploy "$h"
+		[ "$status" -eq 0 ]
+		[[ "${lines[0]}" == 'usage: dyno-deploy '* ]]
+		[[ "$output" == *'--build-timeout DUR'* ]]
+	done
+	make_src "$APP/src" one
+	for args in '--bogus' '--keep 0' '--keep 100001' '--keep x' \
+	    '--build-timeout soon' '--build-timeout 0' '--wait-timeout -1s' \
+	    '--wait-timeout 5x'; do
+		# shellcheck disable=SC2086
+		run deploy $args "$APP/src"
+		echo "dyno-deploy $args -> $status: $output"
+		[ "$status" -eq 2 ]
+		# The message names the option at fault.
+		[[ "$output" == *"${args%% *}"* ]]
+	done
+	# Too many operands: a usage error too, and no .dyno made for it.
+	for args in 'releases extra' 'config extra' 'rollback v1 v2' "$APP/src $APP/src"; do
+		# shellcheck disable=SC2086
+		run deploy $args
+		echo "dyno-deploy $args -> $status: $output"
+		[ "$status" -eq 2 ]
+		[[ "${lines[0]}" == 'usage: dyno-deploy '* ]]
+	done
+	[ ! -e "$APP/.dyno" ]
+}
