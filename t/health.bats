@@ -346,3 +346,51 @@ with open(sys.argv[2], "a") as out:
 	[ "$status" -eq 1 ]
 	[ "$(cat hook.out)" = "down http://127.0.0.1:$closed/ H21" ]
 }
+
+@test "--app, the long form, names the app from another folder" {
+	make_app 'web: ./app'
+	start_run web=2
+	wait_for 10 has_routes 2
+	cd "$BATS_TEST_TMPDIR"
+	run "$BIN/dyno-health" --app "$APP" --once
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "${lines[1]}" =~ ^web\.1\ +ok\ +[0-9]+ms\ *$ ]]
+	[[ "${lines[2]}" =~ ^web\.2\ +ok\ +[0-9]+ms\ *$ ]]
+	hstate_is web.2 pid "$(state web.2 pid)"
+	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
+}
+
+@test "--once: H13 when a peer closes without answering, H19 when no connection opens in time" {
+	closed_early=$(pick_port)
+	full=$(pick_port)
+	# One peer accepts and closes at once; the other listens with its
+	# queue full and never accepts, so a new connection cannot open.
+	python3 -c '
+import socket, sys
+a = socket.socket(); a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+a.bind(("127.0.0.1", int(sys.argv[1]))); a.listen(16)
+b = socket.socket(); b.bind(("127.0.0.1", int(sys.argv[2]))); b.listen(0)
+fill = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", int(sys.argv[2])))
+    except BlockingIOError:
+        pass
+    fill.append(c)
+open(sys.argv[3], "w").close()
+while True:
+    conn, _ = a.accept()
+    conn.close()
+' "$closed_early" "$full" "$BATS_TEST_TMPDIR/ready" 3>&- &
+	PEER_PIDS+=($!)
+	wait_for 10 test -e "$BATS_TEST_TMPDIR/ready"
+	cd "$BATS_TEST_TMPDIR"
+	run "$BIN/dyno-health" --once --timeout 1s --url "http://127.0.0.1:$closed_early/" \
+	    --url "http://127.0.0.1:$full/"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "${lines[1]}" =~ ^http://127\.0\.0\.1:$closed_early/\ +fail\ +[0-9]+ms\ +H13\ connection\ closed\ without\ response$ ]]
+	[[ "${lines[2]}" =~ ^http://127\.0\.0\.1:$full/\ +fail\ +[0-9]+ms\ +H19\ no\ connection\ within\ 1000ms$ ]]
+}

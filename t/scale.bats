@@ -373,3 +373,30 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 	[ "$status" -eq 0 ]
 	grep -qx 'web=2' "$APP/.dyno/formation"
 }
+
+@test "--app, the long form, names the app from another folder" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	start_run web=1
+	wait_for 10 has_routes 1
+	cd "$BATS_TEST_TMPDIR"
+	run "$BIN/dyno-scale" --app "$APP" web=2 worker=1 --wait=20
+	echo "$output"
+	[ "$status" -eq 0 ]
+	formation_is web=2 worker=1
+	has_routes 2
+	run "$BIN/dyno-scale" --app "$APP" --porcelain
+	[ "$status" -eq 0 ]
+	[ "$(cut -f1 <<<"$output" | paste -sd' ')" = "web.1 web.2 worker.1" ]
+	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
+}
+
+@test "-h and --help print the usage and exit 0, and change nothing" {
+	make_app 'web: ./app'
+	for h in -h --help; do
+		run scale "$h"
+		[ "$status" -eq 0 ]
+		[[ "${lines[0]}" == 'usage: dyno-scale '* ]]
+		[[ "$output" == *'--down-every DUR'* ]]
+	done
+	[ ! -e "$APP/.dyno" ]
+}
