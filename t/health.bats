@@ -121,6 +121,10 @@ no_proc() { ! pgrep -fx "$1" >/dev/null; }
 	[ "$status" -eq 1 ]
 	[ "${#lines[@]}" -eq 2 ]
 	[[ "${lines[1]}" =~ ^worker\.1\ +fail\ +[0-9]+ms\ +H17\ exit\ status\ 3$ ]]
+	run health --once --type worker --exec 'kill -TERM $$'
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "${lines[1]}" =~ ^worker\.1\ +fail\ +[0-9]+ms\ +H17\ killed\ by\ signal\ 15$ ]]
 	# A probe that takes too long is a failure, and all of it is killed.
 	run health --once --type worker --timeout 300ms --exec "sleep 7.31; touch '$APP/late'"
 	echo "$output"
@@ -359,6 +363,9 @@ with open(sys.argv[2], "a") as out:
 	[[ "${lines[2]}" =~ ^web\.2\ +ok\ +[0-9]+ms\ *$ ]]
 	hstate_is web.2 pid "$(state web.2 pid)"
 	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
+	# The modes dyno(7) gives run/health and its files.
+	[ "$(stat -c %a "$APP/.dyno/run/health")" = 755 ]
+	[ "$(stat -c %a "$APP/.dyno/run/health/web.1")" = 644 ]
 }
 
 @test "--once: H13 when a peer closes without answering, H19 when no connection opens in time" {
