@@ -206,6 +206,9 @@ daemons_teardown() {
 	if [ -n "${APP:-}" ] && [ -d "$APP" ]; then
 		touch "$APP/load.stop"
 	fi
+	# A load loop's curl would outlive its subshell and write to the
+	# .codes files after the test: stop the children first.
+	for p in "${LOAD_PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; done
 	for p in "${LOAD_PIDS[@]}" "${PEER_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for p in "${LOAD_PIDS[@]}" "${PEER_PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	stop_daemon "${HEALTH_PID:-}"
