@@ -198,7 +198,8 @@ no_proc() { ! pgrep -fx "$1" >/dev/null; }
 	echo "gap: ${gap}ms"
 	# Not before the backoff is out; and asked again while it is 3s,
 	# not only once it would have doubled.
-	[ "$gap" -ge 2950 ] && [ "$gap" -lt 6000 ]
+	[ "$gap" -ge 2950 ]
+	[ "$gap" -lt 6000 ]
 	# Failing again so soon doubles the backoff.
 	wait_for 10 hlog_has 'backoff 6s'
 	[ "$(hlog_count 'heroku\[worker.1\]: Restarting')" = 2 ]

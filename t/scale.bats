@@ -223,7 +223,8 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 	[ "$status" -eq 1 ]
 	[ "${lines[0]}" = 'Scaling dynos... done, now running web at 2' ]
 	[ "${lines[1]}" = 'dyno-scale: formation not reached within 2s' ]
-	[ $((t1 - t0)) -ge 2000 ] && [ $((t1 - t0)) -lt 6000 ]
+	[ $((t1 - t0)) -ge 2000 ]
+	[ $((t1 - t0)) -lt 6000 ]
 	formation_is web=2
 	wait_for 10 is_state web.2 starting
 	has_routes 0
