@@ -34,7 +34,7 @@ start_app() {
 	PORT=$LAST_PORT DYNO=$1 "$SAMPLE_APP" >>"$T/$1.log" 2>&1 3>&- &
 	PIDS+=($!)
 	LAST_PID=$!
-	wait_for 5 port_listening "$LAST_PORT"
+	wait_for 30 port_listening "$LAST_PORT"
 }
 
 # start_backend NAME [FLAG...]: t/peers/backend.py; its port in $LAST_PORT.
@@ -45,7 +45,7 @@ start_backend() {
 	    >>"$T/$name.log" 2>&1 3>&- &
 	PIDS+=($!)
 	LAST_PID=$!
-	wait_for 5 test -s "$T/$name.port"
+	wait_for 30 test -s "$T/$name.port"
 	LAST_PORT=$(cat "$T/$name.port")
 }
 
@@ -55,7 +55,7 @@ start_router() {
 	"$BIN/dyno-route" -l "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
 	ROUTER_PID=$!
 	PIDS+=($!)
-	wait_for 5 port_listening "$RPORT"
+	wait_for 30 port_listening "$RPORT"
 }
 
 # An app directory whose run/routes holds the given lines.
@@ -78,6 +78,8 @@ router_log_has() { grep -qE -- "$1" "$LOG"; }
 raw() { python3 "$CLIENT" raw "$RPORT" "$@"; }
 # send FORMAT: printf FORMAT to the router as raw bytes.
 send() { printf "$1" | raw; }
+# send_wait SECONDS FORMAT: the same, waiting up to SECONDS for the close.
+send_wait() { printf "$2" | raw "$1"; }
 lines_ge() { [ -f "$1" ] && [ "$(grep -c . "$1")" -ge "$2" ]; }
 vmrss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 # ESTABLISHED connections to 127.0.0.1:PORT (state 01 in /proc/net/tcp).
@@ -115,7 +117,7 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 	run python3 "$CLIENT" load "$RPORT" 8 40 /
 	echo "$output" >&2
 	[ "$status" -eq 0 ]
-	! grep -q failed <<<"$output"
+	fails grep -q failed <<<"$output"
 	slow=$(awk '$1 == "slow" { print $2 }' <<<"$output")
 	fast1=$(awk '$1 == "fast.1" { print $2 }' <<<"$output")
 	fast2=$(awk '$1 == "fast.2" { print $2 }' <<<"$output")
@@ -134,14 +136,14 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 	# Enough requests that the kill lands well inside the loop.
 	python3 "$CLIENT" loop "$RPORT" 3000 / > "$T/codes" 2>&1 3>&- &
 	loop=$!
-	wait_for 10 lines_ge "$T/codes" 60
+	wait_for 30 lines_ge "$T/codes" 60
 	kill -KILL "$victim"
 	wait "$loop"
 	[ "$(grep -c . "$T/codes")" -eq 3000 ]
 	[ "$(grep -vc '^200 ' "$T/codes")" -eq 0 ]
 	# web.2 served before the kill, and only web.1 and web.3 at the end.
 	grep -q '^200 web.2$' "$T/codes"
-	! tail -n 50 "$T/codes" | grep -q web.2
+	[ "$(tail -n 50 "$T/codes" | grep -c web.2)" -eq 0 ]
 }
 
 # ---- the routes file ------------------------------------------------------------
@@ -152,16 +154,16 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 	start_app web.3; p3=$LAST_PORT
 	make_routes_app "web.1 127.0.0.1:$p1"
 	start_router -a "$APPDIR"
-	wait_for 5 grep -qx "$ROUTER_PID" "$APPDIR/.dyno/run/router.pid"
+	wait_for 10 grep -qx "$ROUTER_PID" "$APPDIR/.dyno/run/router.pid"
 	# One keep-alive client asks on until web.2 answers on the same connection.
-	python3 "$CLIENT" watch "$RPORT" web.2 10 > "$T/watch" 2>&1 3>&- &
+	python3 "$CLIENT" watch "$RPORT" web.2 60 > "$T/watch" 2>&1 3>&- &
 	watcher=$!
-	wait_for 5 lines_ge "$T/watch" 10
+	wait_for 30 lines_ge "$T/watch" 10
 	write_routes "web.2 127.0.0.1:$p2"
 	wait "$watcher"
 	head -n 1 "$T/watch" | grep -qx web.1
 	tail -n 1 "$T/watch" | grep -qx web.2
-	! grep -vqE '^web\.[12]$' "$T/watch"
+	fails grep -vqE '^web\.[12]$' "$T/watch"
 	# Rewritten in place and not closed, inotify says nothing: only SIGHUP.
 	run python3 "$CLIENT" hup "$APPDIR/.dyno/run/routes" "$ROUTER_PID" \
 	    "$RPORT" web.3 "web.3 127.0.0.1:$p3\n"
@@ -172,23 +174,24 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 	make_routes_app
 	start_router -a "$APPDIR"
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
-	wait_for 5 router_log_has 'at=error code=H14 .*status=503'
+	wait_for 10 router_log_has 'at=error code=H14 .*status=503'
 
 	gone1=$(pick_port)
 	gone2=$(pick_port)
 	start_router -b "127.0.0.1:$gone1,127.0.0.1:$gone2"
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
-	wait_for 5 router_log_has 'at=error code=H21 .*status=503'
+	wait_for 10 router_log_has 'at=error code=H21 .*status=503'
 }
 
 @test "a full dyno with no queue room: 503 H11" {
 	start_app web.1
 	start_router -b "127.0.0.1:$LAST_PORT" --max-inflight 1 --queue 0
 	curl -s -o "$T/slow" -w '%{http_code}' \
-	    "http://127.0.0.1:$RPORT/slow?ms=1500" > "$T/slow.code" 3>&- &
+	    "http://127.0.0.1:$RPORT/slow?ms=4000" > "$T/slow.code" 3>&- &
 	slow=$!
-	wait_for 5 code_is 503 "http://127.0.0.1:$RPORT/"
-	wait_for 5 router_log_has 'at=error code=H11 desc="Backlog too deep".*status=503'
+	wait_for 20 has_conn_to "$LAST_PORT"
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 503 ]
+	wait_for 10 router_log_has 'at=error code=H11 desc="Backlog too deep".*status=503'
 	wait "$slow"
 	[ "$(cat "$T/slow.code")" = 200 ]
 }
@@ -196,16 +199,17 @@ has_conn_to() { [ "$(conns_to "$1")" -ge 1 ]; }
 @test "a slot freed by a failed request goes to the next one queued" {
 	start_app web.1; p1=$LAST_PORT
 	start_router -b "127.0.0.1:$p1" --max-inflight 1 --queue 10
-	python3 "$CLIENT" reset "$RPORT" "/slow?ms=5000" 300 3>&- &
+	python3 "$CLIENT" reset "$RPORT" "/slow?ms=30000" 300 3>&- &
 	reset=$!
-	wait_for 5 has_conn_to "$p1"
-	# Queued behind the slow one, whose client gives up 300 ms in.
-	t=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' \
+	wait_for 20 has_conn_to "$p1"
+	# Queued behind the slow one, whose client gives up 300 ms in: served
+	# then, not when the dyno ends the slow one 30 s in.
+	t=$(curl -sS -m 60 -o /dev/null -w '%{http_code} %{time_total}' \
 	    "http://127.0.0.1:$RPORT/")
 	wait "$reset"
 	echo "queued: $t" >&2
 	[ "${t% *}" = 200 ]
-	awk -v t="${t#* }" 'BEGIN { exit !(t < 1.5) }'
+	awk -v t="${t#* }" 'BEGIN { exit !(t < 15) }'
 }
 
 # ---- strict parsing ------------------------------------------------------------
@@ -246,7 +250,7 @@ expect_reject() {
 	# The router is still fine.  The dyno saw only the two heads whose
 	# bodies went bad as they streamed, and of course no /smuggled.
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
-	wait_for 5 router_log_has 'at=error code=H26 desc="Request Error"'
+	wait_for 10 router_log_has 'at=error code=H26 desc="Request Error"'
 	cat "$T/web.1.log" >&2
 	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST / HTTP/1.1 POST / HTTP/1.1 GET / HTTP/1.1 " ]
 }
@@ -265,7 +269,7 @@ expect_reject() {
 	ok=$(head -c 8000 /dev/zero | tr '\0' a)
 	run send "GET /$ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
-	wait_for 5 router_log_has 'code=H25'
+	wait_for 10 router_log_has 'code=H25'
 }
 
 # ---- what the dyno sees, and what comes back -----------------------------------
@@ -274,7 +278,7 @@ expect_reject() {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
 	[ "$(code "http://127.0.0.1:$RPORT/bad")" = 502 ]
-	wait_for 5 router_log_has 'at=error code=H17 desc="Poorly formatted HTTP response" method=GET path="/bad".* status=502'
+	wait_for 10 router_log_has 'at=error code=H17 desc="Poorly formatted HTTP response" method=GET path="/bad".* status=502'
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
 }
 
@@ -285,7 +289,8 @@ expect_reject() {
 	curl -sS -H 'X-Forwarded-For: 10.1.2.3' -H 'X-Request-Id: my-id.123' \
 	    -H 'Connection: X-Foo' -H 'X-Foo: 1' -H 'Keep-Alive: 5' \
 	    -H 'Proxy-Connection: x' -H 'TE: trailers' -H 'X-Kept: yes' \
-	    "http://127.0.0.1:$RPORT/" > "$T/seen"
+	    -H 'Proxy-Authorization: Basic eDp5' -H 'Trailer: X-T' \
+	    -H 'Upgrade: h2c' "http://127.0.0.1:$RPORT/" > "$T/seen"
 	t1=$(now_ms)
 	cat "$T/seen" >&2
 	grep -qx 'h: X-Forwarded-For: 10.1.2.3, 127.0.0.1' "$T/seen"
@@ -296,10 +301,10 @@ expect_reject() {
 	grep -qx 'h: X-Kept: yes' "$T/seen"
 	start=$(sed -n 's/^h: X-Request-Start: //p' "$T/seen")
 	[ "$start" -ge "$t0" ] && [ "$start" -le "$t1" ]
-	! grep -qiE '^h: (X-Foo|Keep-Alive|Proxy-Connection|TE):' "$T/seen"
+	fails grep -qiE '^h: (X-Foo|Keep-Alive|Proxy-Connection|TE|Proxy-Authorization|Trailer|Upgrade):' "$T/seen"
 	# Only the router's own Connection header, if any.
-	! grep -qi '^h: Connection: .*X-Foo' "$T/seen"
-	wait_for 5 router_log_has 'request_id=my-id.123 fwd="10.1.2.3, 127.0.0.1"'
+	fails grep -qi '^h: Connection: .*X-Foo' "$T/seen"
+	wait_for 10 router_log_has 'request_id=my-id.123 fwd="10.1.2.3, 127.0.0.1"'
 
 	# An id over 200 characters, or with a space, is replaced by a fresh one.
 	long=$(head -c 201 /dev/zero | tr '\0' i)
@@ -316,8 +321,8 @@ expect_reject() {
 	curl -sS -D "$T/head" -o /dev/null "http://127.0.0.1:$RPORT/hop"
 	cat "$T/head" >&2
 	grep -q '^X-Dyno: web.1' "$T/head"
-	! grep -qiE '^(X-Secret|Keep-Alive):' "$T/head"
-	! grep -qi '^Connection: X-Secret' "$T/head"
+	fails grep -qiE '^(X-Secret|Keep-Alive|Proxy-Authenticate|Proxy-Connection|Trailer|Upgrade|TE):' "$T/head"
+	fails grep -qi '^Connection: X-Secret' "$T/head"
 }
 
 @test "keep-alive: 200 requests on one connection; pipelined requests in order" {
@@ -351,23 +356,33 @@ expect_reject() {
 	[ "$(cat "$T/resp")" = "hello world" ]
 }
 
-@test "Expect: 100-continue gets its 100 from the dyno, no 1 s wait" {
+@test "Expect: 100-continue gets its 100 from the dyno, and the body goes at once" {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
 	head -c 3000000 /dev/urandom > "$T/body"
 	sum=$(sha256sum "$T/body" | cut -d' ' -f1)
-	t=$(curl -sS -v -H 'Expect: 100-continue' --data-binary @"$T/body" \
-	    -o "$T/out" -w '%{time_total}' "http://127.0.0.1:$RPORT/" 2>"$T/err")
+	# curl sends the body when the 100 comes, or when it gives up waiting
+	# for it: 1 s by default, 20 s here, so a lost 100 shows as 20 s.
+	t=$(curl -sS -v -H 'Expect: 100-continue' --expect100-timeout 20 \
+	    --data-binary @"$T/body" -o "$T/out" -w '%{time_total}' \
+	    "http://127.0.0.1:$RPORT/" 2>"$T/err")
 	echo "time $t" >&2
 	grep -q '< HTTP/1.1 100 Continue' "$T/err"
 	grep -qx 'h: Expect: 100-continue' "$T/out"
 	grep -qx "body_sha256=$sum" "$T/out"
-	awk -v t="$t" 'BEGIN { exit !(t < 0.9) }'
+	awk -v t="$t" 'BEGIN { exit !(t < 15) }'
 }
 
 @test "HEAD, 204 and 304 responses carry no body" {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
+	# A dyno that sends a body to a HEAD anyway: the client gets the head.
+	run send 'HEAD /head-body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
+	echo "$output" >&2
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	grep -q '^Content-Length: 9' <<<"$output"
+	fails grep -q 'head-body' <<<"$output"
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
 	run send 'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: x\r\n\r\nGET /?last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
 	echo "$output" >&2
 	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 4 ]
@@ -382,7 +397,7 @@ expect_reject() {
 	run send 'HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'
 	echo "$output" >&2
 	grep -q '^Content-Length: 17' <<<"$output"
-	! grep -q 'Hello' <<<"$output"
+	fails grep -q 'Hello' <<<"$output"
 	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
 }
 
@@ -393,22 +408,23 @@ expect_reject() {
 	echo "$output" >&2
 	[ "${lines[0]}" = "HTTP/1.1 101 Switching Protocols" ]
 	[ "${lines[1]}" = "echo ok" ]
-	[[ "${lines[2]}" == "closed in 0."* ]]
+	[[ "${lines[2]}" == "closed in "* ]]	# else "open" after 5 s
 	# The dyno may end it too: the client hears so at once.
 	run python3 "$CLIENT" ws "$RPORT" dyno-closes
 	[ "${lines[1]}" = "echo ok" ]
-	[[ "${lines[2]}" == "closed in 0."* ]]
+	[[ "${lines[2]}" == "closed in "* ]]
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
 	# A tunnel's end is its normal end, logged once as a 101.
-	wait_for 5 eval '[ "$(grep -c "at=info method=GET path=\"/chat\" .* status=101 " "$LOG")" -eq 2 ]'
-	! router_log_has 'at=error'
+	wait_for 10 eval '[ "$(grep -c "at=info method=GET path=\"/chat\" .* status=101 " "$LOG")" -eq 2 ]'
+	fails router_log_has 'at=error'
 }
 
 @test "a client that resets mid-request: H27 499 at once, and no spinning" {
 	start_app web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
-	python3 "$CLIENT" reset "$RPORT" "/slow?ms=2000" 200
-	wait_for 2 router_log_has 'at=error code=H27 .* path="/slow\?ms=2000" .*status=499'
+	python3 "$CLIENT" reset "$RPORT" "/slow?ms=30000" 200
+	# At once: not when the dyno answers, 30 s in.
+	wait_for 10 router_log_has 'at=error code=H27 .* path="/slow\?ms=30000" .*status=499'
 	# With the dyno still busy, an idle router uses no CPU.
 	t0=$(awk '{ print $14 + $15 }' "/proc/$ROUTER_PID/stat")
 	sleep 1	# measuring an interval, not waiting for anything
@@ -423,30 +439,36 @@ expect_reject() {
 	start_app web.1
 	start_router -b "127.0.0.1:$LAST_PORT" --service-timeout 1s
 	t0=$(now_ms)
-	[ "$(code "http://127.0.0.1:$RPORT/slow?ms=3000")" = 503 ]
+	[ "$(code -m 60 "http://127.0.0.1:$RPORT/slow?ms=30000")" = 503 ]
 	t=$(( $(now_ms) - t0 ))
-	[ "$t" -ge 900 ] && [ "$t" -lt 2500 ]
-	wait_for 5 router_log_has 'at=error code=H12 desc="Request timeout" method=GET path="/slow\?ms=3000"'
+	echo "${t}ms" >&2
+	# Its 1 s, not the dyno's 30.
+	[ "$t" -ge 1000 ] && [ "$t" -lt 15000 ]
+	wait_for 10 router_log_has 'at=error code=H12 desc="Request timeout" method=GET path="/slow\?ms=30000"'
 }
 
 @test "--header-timeout: 300 slowloris connections cost others nothing and get 408" {
 	start_app web.1
-	start_router -b "127.0.0.1:$LAST_PORT" --header-timeout 1s
+	start_router -b "127.0.0.1:$LAST_PORT" --header-timeout 3s
 	python3 "$CLIENT" slowloris "$RPORT" 300 "$T/ready" > "$T/slow" 2>&1 3>&- &
 	loris=$!
-	wait_for 10 test -e "$T/ready"
-	t=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' "http://127.0.0.1:$RPORT/")
-	echo "during: $t" >&2
-	[ "${t% *}" = 200 ]
-	awk -v t="${t#* }" 'BEGIN { exit !(t < 0.5) }'
+	wait_for 20 test -e "$T/ready"
+	run curl -sS -m 30 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$RPORT/"
+	served=$(now_ms)
+	[ "$output" = 200 ]
 	wait "$loris"
 	cat "$T/slow" >&2
 	grep -q '^closed=300 got408=300 ' "$T/slow"
+	# Served while they all still waited: before the first 408.
+	first=$(sed -n 's/.*first_close=\([0-9]*\).*/\1/p' "$T/slow")
+	echo "served ${served}, first 408 ${first}" >&2
+	[ "$served" -lt "$first" ]
+	# ... and they all got it from the timeout, not the client's own 15 s.
 	last=$(sed -n 's/.*last_ms=//p' "$T/slow")
-	[ "$last" -lt 4000 ]
-	wait_for 5 router_log_has 'code=H28'
+	[ "$last" -lt 12000 ]
+	wait_for 10 router_log_has 'code=H28'
 	# A pipelined head that never ends behind a whole request: the same.
-	run send 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Half: '
+	run send_wait 20 'GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nX-Half: '
 	echo "$output" >&2
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
 	grep -q '^HTTP/1.1 408 ' <<<"$output"
@@ -457,17 +479,17 @@ expect_reject() {
 	start_app web.1; p1=$LAST_PORT
 	make_routes_app "web.1 127.0.0.1:$p1"
 	start_router -a "$APPDIR"
-	wait_for 5 test -s "$APPDIR/.dyno/run/router.pid"
+	wait_for 10 test -s "$APPDIR/.dyno/run/router.pid"
 	curl -s -o "$T/body" -w '%{http_code}' \
 	    "http://127.0.0.1:$RPORT/slow?ms=1500" > "$T/code" 3>&- &
 	client=$!
-	wait_for 5 has_conn_to "$p1"
+	wait_for 20 has_conn_to "$p1"
 	kill -TERM "$ROUTER_PID"
-	wait_for 5 port_closed "$RPORT"
+	wait_for 10 port_closed "$RPORT"
 	wait "$client"
 	[ "$(cat "$T/code")" = 200 ]
 	grep -q 'slow 1500ms from web.1' "$T/body"
-	wait_for 5 pid_gone "$ROUTER_PID"
+	wait_for 20 pid_gone "$ROUTER_PID"
 	run wait "$ROUTER_PID"
 	[ "$status" -eq 0 ]
 	[ ! -e "$APPDIR/.dyno/run/router.pid" ]
@@ -515,7 +537,7 @@ max_rss_while() {
 	start_app web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
 	curl -sS -o /dev/null "http://127.0.0.1:$RPORT/"
-	wait_for 5 router_log_has 'at=info'
+	wait_for 10 router_log_has 'at=info'
 	grep -E "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+\+00:00 heroku\[router\]: at=info method=GET path=\"/\" host=127\.0\.0\.1:$RPORT request_id=[0-9a-f-]{36} fwd=\"127\.0\.0\.1\" dyno=127\.0\.0\.1:$LAST_PORT connect=[0-9]+ms service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http$" "$LOG"
 }
 
@@ -527,9 +549,9 @@ max_rss_while() {
 	python3 "$CLIENT" loop "$RPORT" 50 / > "$T/codes"
 	[ "$(grep -c '^200 ' "$T/codes")" -eq 50 ]
 	# Rewritten at most once a second: wait for the last of the traffic.
-	wait_for 5 counted_total_is 50
+	wait_for 10 counted_total_is 50
 	for d in "web.1 addr=127.0.0.1:$p1" "web.2 addr=127.0.0.1:$p2"; do
-		wait_for 5 grep -Eq "^dyno=$d inflight=0 total=[0-9]+ errors=0 requests_1m=[0-9]+ p50_ms=[0-9]+ p95_ms=[0-9]+ p99_ms=[0-9]+ gone=0$" "$APPDIR/.dyno/run/router"
+		wait_for 10 grep -Eq "^dyno=$d inflight=0 total=[0-9]+ errors=0 requests_1m=[0-9]+ p50_ms=[0-9]+ p95_ms=[0-9]+ p99_ms=[0-9]+ gone=0$" "$APPDIR/.dyno/run/router"
 	done
 	grep -qx 'queue=0 clients=0' "$APPDIR/.dyno/run/router"
 }
@@ -537,12 +559,12 @@ max_rss_while() {
 @test "-w 2: two workers serve, and SIGTERM stops them all" {
 	start_app web.1
 	start_router -b "127.0.0.1:$LAST_PORT" -w 2
-	wait_for 5 eval '[ "$(pgrep -c -P "$ROUTER_PID")" -eq 2 ]'
+	wait_for 10 eval '[ "$(pgrep -c -P "$ROUTER_PID")" -eq 2 ]'
 	python3 "$CLIENT" loop "$RPORT" 50 / > "$T/codes"
 	[ "$(grep -c '^200 web.1$' "$T/codes")" -eq 50 ]
 	workers=$(pgrep -P "$ROUTER_PID" | tr '\n' ' ')
 	kill -TERM "$ROUTER_PID"
-	wait_for 5 pid_gone "$ROUTER_PID"
+	wait_for 10 pid_gone "$ROUTER_PID"
 	for w in $workers; do pid_gone "$w"; done
 	run wait "$ROUTER_PID"
 	[ "$status" -eq 0 ]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """backend.py: a test dyno for t/route.bats that shows what the router sent.
 
-    backend.py PORTFILE [--name NAME] [--delay-ms N]
+    backend.py PORTFILE [--name NAME] [--delay-ms N] [--close | --blackhole]
 
 Listens on 127.0.0.1 on a port of the kernel's choosing and writes that port
 to PORTFILE (by rename, so a reader never sees half of it).  A thread per
@@ -15,14 +15,23 @@ chunked) and never held whole.  Every response carries X-Dyno: NAME.
     /download?bytes=N N zero bytes, Content-Length framed
     /chunked          a chunked response of three chunks
     /bad              a response no HTTP parser should accept, then close
+    /hop              hop-by-hop headers the router must not pass on
+    /head-body        a body even to a HEAD request (a dyno that errs)
+    /stall            Content-Length: 10 and 3 bytes of it, then nothing
+                      until the peer closes
+    /cut              Content-Length: 10 and 3 bytes of it, then close
     Upgrade: websocket   101, then every byte read is written back;
                       a read of just "close-now" closes instead
 
 --delay-ms delays every response: a slow dyno.  An Expect: 100-continue
-request gets "100 Continue" before its body is read.
+request gets "100 Continue" before its body is read.  --close reads each
+request head, prints its line and closes without a word: a dyno that dies
+under every request.  --blackhole never accepts, and fills its own accept
+queue first, so a connect to it hangs until the caller gives up.
 """
 import hashlib
 import os
+import select
 import socket
 import sys
 import threading
@@ -30,6 +39,7 @@ import time
 
 NAME = "backend"
 DELAY = 0.0
+CLOSE = False
 ZEROS = bytes(1 << 20)
 
 
@@ -112,6 +122,8 @@ def serve_one(conn):
         headers[k.decode().strip().lower()] = v.decode().strip()
     path = target.decode()
     print(lines[0].decode(errors="replace"), flush=True)
+    if CLOSE:
+        return False
     keep = version == b"HTTP/1.1" and \
         "close" not in headers.get("connection", "").lower()
 
@@ -158,8 +170,20 @@ def serve_one(conn):
         return False
     if path.startswith("/hop"):
         respond(sock, method, 200, b"hop\n",
-                b"Connection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n")
+                b"Connection: X-Secret\r\nX-Secret: 1\r\nKeep-Alive: 5\r\n"
+                b"Proxy-Authenticate: Basic\r\nProxy-Connection: x\r\n"
+                b"Trailer: X-T\r\nUpgrade: h2c\r\nTE: trailers\r\n")
         return keep
+    if path.startswith("/head-body"):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Dyno: %s\r\nContent-Length: 9\r\n"
+                     b"\r\nhead-body" % NAME.encode())
+        return False
+    if path.startswith("/stall") or path.startswith("/cut"):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Dyno: %s\r\nContent-Length: 10"
+                     b"\r\n\r\nabc" % NAME.encode())
+        while path.startswith("/stall") and sock.recv(65536):
+            pass
+        return False
     out = [b"name=" + NAME.encode(), b"line=" + lines[0]]
     out += [b"h: " + l for l in lines[1:]]
     out.append(b"body_len=%d" % length)
@@ -181,7 +205,8 @@ def serve(sock):
 
 
 def main():
-    global NAME, DELAY
+    global NAME, DELAY, CLOSE
+    blackhole = False
     args = sys.argv[1:]
     portfile = args.pop(0)
     while args:
@@ -190,15 +215,33 @@ def main():
             NAME = args.pop(0)
         elif flag == "--delay-ms":
             DELAY = int(args.pop(0)) / 1000
+        elif flag == "--close":
+            CLOSE = True
+        elif flag == "--blackhole":
+            blackhole = True
         else:
             sys.exit("backend.py: unknown flag " + flag)
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.bind(("127.0.0.1", 0))
-    lsock.listen(1024)
+    if blackhole:
+        # A backlog of 0 queues one connection; fill it, and the SYNs of
+        # any later connect are dropped: it hangs, as to a lost host.
+        lsock.listen(0)
+        fill = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(lsock.getsockname())
+            fill.append(s)
+        select.select([], fill[:1], [], 5)  # the one queued is in
+    else:
+        lsock.listen(1024)
     with open(portfile + ".tmp", "w") as f:
         f.write("%d\n" % lsock.getsockname()[1])
     os.rename(portfile + ".tmp", portfile)
+    while blackhole:
+        time.sleep(3600)
     while True:
         sock, _ = lsock.accept()
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

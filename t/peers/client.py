@@ -18,7 +18,9 @@
                                          closing it (so no inotify event),
                                          SIGHUP PID, wait for NAME to answer
     client.py slowloris PORT N READY     N connections that each send half a
-                                         head; touch READY; wait for them
+                                         head; touch READY; wait for them;
+                                         first_close is when the first was
+                                         closed, in ms since the Epoch
     client.py ws PORT [dyno-closes]      Upgrade: websocket, echo bytes, then
                                          the client (or the dyno) closes
     client.py reset PORT PATH MS         GET PATH, and MS later close with RST
@@ -161,7 +163,7 @@ def slowloris(port, n, ready):
         socks.append(s)
     start = time.time()
     open(ready, "w").close()
-    closed, got408, last = 0, 0, 0.0
+    closed, got408, last, first = 0, 0, 0.0, 0.0
     while closed < n and time.time() < start + 15:
         for key, _ in sel.select(timeout=1):
             s, data = key.data
@@ -175,9 +177,11 @@ def slowloris(port, n, ready):
             closed += 1
             got408 += key.data[1].startswith(b"HTTP/1.1 408 ")
             last = time.time() - start
+            first = first or time.time()
             sel.unregister(s)
             s.close()
-    print("closed=%d got408=%d last_ms=%d" % (closed, got408, last * 1000))
+    print("closed=%d got408=%d first_close=%d last_ms=%d" %
+          (closed, got408, first * 1000, last * 1000))
 
 
 def ws(port, dyno_closes):
