@@ -52,7 +52,7 @@ start_backend() {
 # start_router ARG...: dyno-route on a free port ($RPORT), output in $LOG.
 start_router() {
 	RPORT=$(pick_port)
-	"$BIN/dyno-route" -l "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
+	"$BIN/dyno-route" --listen "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
 	ROUTER_PID=$!
 	PIDS+=($!)
 	wait_for 30 port_listening "$RPORT"
@@ -556,16 +556,209 @@ max_rss_while() {
 	grep -qx 'queue=0 clients=0' "$APPDIR/.dyno/run/router"
 }
 
-@test "-w 2: two workers serve, and SIGTERM stops them all" {
-	start_app web.1
-	start_router -b "127.0.0.1:$LAST_PORT" -w 2
-	wait_for 10 eval '[ "$(pgrep -c -P "$ROUTER_PID")" -eq 2 ]'
-	python3 "$CLIENT" loop "$RPORT" 50 / > "$T/codes"
+# worker_total I: the requests worker I has counted, from run/router.I.
+worker_total() {
+	sed -n 's/^dyno=web.1 .* total=\([0-9]*\) .*/\1/p' \
+	    "$APPDIR/.dyno/run/router.$1" 2>/dev/null
+}
+worker_total_is() { [ "$(worker_total "$1")" = "$2" ]; }
+children() { pgrep -P "$ROUTER_PID" | sort | tr '\n' ' '; }
+children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
+
+@test "--workers 2: each worker takes connections, a killed one is replaced, SIGTERM stops them all" {
+	start_app web.1; p1=$LAST_PORT
+	make_routes_app "web.1 127.0.0.1:$p1"
+	start_router --app "$APPDIR" --workers 2
+	wait_for 10 children_count_is 2
+	read -r w1 w2 <<<"$(children)"
+	# With one worker stopped, the other must take every connection.
+	kill -STOP "$w1"
+	python3 "$CLIENT" loop "$RPORT" 20 / > "$T/codes"
+	kill -CONT "$w1"
+	kill -STOP "$w2"
+	python3 "$CLIENT" loop "$RPORT" 30 / >> "$T/codes"
+	kill -CONT "$w2"
 	[ "$(grep -c '^200 web.1$' "$T/codes")" -eq 50 ]
-	workers=$(pgrep -P "$ROUTER_PID" | tr '\n' ' ')
+	# Each counted its own: one worker 20, the other 30.
+	wait_for 10 eval '[ "$(worker_total 1) $(worker_total 2)" = "20 30" ] ||
+	    [ "$(worker_total 1) $(worker_total 2)" = "30 20" ]'
+	# A worker killed is replaced, and the new one serves.
+	[ "$(worker_total 1)" = 20 ] && { old=$w1 other=$w2 i=1; } ||
+	    { old=$w2 other=$w1 i=2; }
+	kill -KILL "$old"
+	wait_for 10 router_log_has "at=error desc=\"worker $i exited, restarting\""
+	wait_for 10 eval 'children_count_is 2 && [[ " $(children)" != *" $old "* ]]'
+	kill -STOP "$other"
+	python3 "$CLIENT" loop "$RPORT" 5 / > "$T/codes2"
+	kill -CONT "$other"
+	[ "$(grep -c '^200 web.1$' "$T/codes2")" -eq 5 ]
+	wait_for 10 worker_total_is "$i" 5
+	# SIGTERM to the first process stops every worker, and it exits 0.
+	workers=$(children)
 	kill -TERM "$ROUTER_PID"
-	wait_for 10 pid_gone "$ROUTER_PID"
+	wait_for 20 pid_gone "$ROUTER_PID"
 	for w in $workers; do pid_gone "$w"; done
 	run wait "$ROUTER_PID"
 	[ "$status" -eq 0 ]
+}
+
+@test "a dyno that closes without a response: 503 H13, or a cut response; only a GET is sent again, to another dyno" {
+	start_backend good; good=$LAST_PORT
+	start_backend dying --close; dying=$LAST_PORT
+	make_routes_app "good 127.0.0.1:$good"
+	start_router --app "$APPDIR"
+	# A request in flight on good, so the next goes to the idle dying dyno
+	# (fewest in flight of the two) whenever it is not quarantined.
+	curl -s -m 60 -o /dev/null "http://127.0.0.1:$RPORT/slow?ms=30000" 3>&- &
+	PIDS+=($!)
+	wait_for 20 has_conn_to "$good"
+	write_routes "good 127.0.0.1:$good" "dying 127.0.0.1:$dying"
+	wait_for 20 grep -q "^dyno=dying " "$APPDIR/.dyno/run/router"
+	run curl -sS -m 30 -X POST -w '\n%{http_code}' "http://127.0.0.1:$RPORT/"
+	echo "$output" >&2
+	[ "${lines[0]}" = "503 Service Unavailable: Connection closed without response" ]
+	[ "${lines[1]}" = 503 ]
+	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=POST path="/" .* dyno=dying .*status=503'
+	[ "$(grep -c '^POST / HTTP/1.1$' "$T/dying.log")" -eq 1 ]
+	fails grep -q '^POST ' "$T/good.log"
+	# A GET the dying dyno took is sent again, to good.
+	run curl -sS -m 30 -w '\n%{http_code}' "http://127.0.0.1:$RPORT/?get"
+	echo "$output" >&2
+	grep -qx 'name=good' <<<"$output"
+	[ "${lines[${#lines[@]}-1]}" = 200 ]
+	[ "$(grep -c '^GET /?get HTTP/1.1$' "$T/dying.log")" -eq 1 ]
+	[ "$(grep -c '^GET /?get HTTP/1.1$' "$T/good.log")" -eq 1 ]
+	wait_for 10 router_log_has 'at=info method=GET path="/\?get" .* dyno=good .*status=200'
+	# Once the response has begun, the client's connection is closed instead.
+	run send_wait 20 'GET /cut HTTP/1.1\r\nHost: x\r\n\r\n'
+	echo "$output" >&2
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	[ "${lines[${#lines[@]}-2]}" = abc ]
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+	fails grep -q '^HTTP/1.1 503' <<<"$output"
+	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=GET path="/cut" .*status=200'
+}
+
+@test "--retries 2: a request is tried on two different dynos, then 503 H21" {
+	for i in 1 2 3 4; do gone[i]=127.0.0.1:$(pick_port); done
+	start_router --backends "${gone[1]},${gone[2]},${gone[3]},${gone[4]}" --retries 2
+	run curl -sS -m 30 -w '\n%{http_code}' "http://127.0.0.1:$RPORT/"
+	[ "${lines[1]}" = 503 ]
+	wait_for 10 router_log_has 'at=error code=H21 desc="Backend connection refused" .*status=503'
+	cat "$LOG" >&2
+	# Each try refused and quarantined, and logged: two, on two dynos.
+	[ "$(grep -c 'at=warning desc="connection refused by' "$LOG")" -eq 2 ]
+	[ "$(grep -o 'connection refused by [0-9.:]*' "$LOG" | sort -u | wc -l)" -eq 2 ]
+}
+
+@test "--retries 4: three refusing dynos and one up: every request gets through" {
+	start_backend web.1; up=127.0.0.1:$LAST_PORT
+	for i in 1 2 3; do gone[i]=127.0.0.1:$(pick_port); done
+	start_router --backends "${gone[1]},${gone[2]},$up,${gone[3]}" --retries 4
+	python3 "$CLIENT" loop "$RPORT" 10 / > "$T/codes"
+	[ "$(grep -c '^200 web.1$' "$T/codes")" -eq 10 ]
+	fails router_log_has 'at=error'
+}
+
+@test "--connect-timeout: a dyno that never takes the connect: quarantined, 503 H19; another dyno then serves" {
+	start_backend hole --blackhole; hole=127.0.0.1:$LAST_PORT
+	start_router --backends "$hole" --connect-timeout 300ms
+	t0=$(now_ms)
+	run curl -sS -m 10 -w '\n%{http_code}' "http://127.0.0.1:$RPORT/"
+	t=$(( $(now_ms) - t0 ))
+	echo "$output, ${t}ms" >&2
+	[ "${lines[0]}" = "503 Service Unavailable: Backend connection timeout" ]
+	[ "${lines[1]}" = 503 ]
+	# Its 300 ms, not the 5 s default.
+	[ "$t" -ge 300 ] && [ "$t" -lt 4000 ]
+	wait_for 10 router_log_has "at=warning desc=\"cannot connect to $hole, quarantined for 5000ms\""
+	wait_for 10 router_log_has 'at=error code=H19 desc="Backend connection timeout" .*status=503'
+	# With a dyno that is up as well, the connect that hangs is given up
+	# on and the request goes there: every one gets through.
+	start_backend web.1
+	start_router --backends "$hole,127.0.0.1:$LAST_PORT" --connect-timeout 300ms
+	python3 "$CLIENT" loop "$RPORT" 5 / > "$T/codes"
+	[ "$(grep -c '^200 web.1$' "$T/codes")" -eq 5 ]
+}
+
+@test "--idle-timeout: a response that stalls is cut off (H15); an unused pooled dyno connection is closed" {
+	start_backend web.1; p1=$LAST_PORT
+	start_router --backends "127.0.0.1:$p1" --idle-timeout 300ms
+	run send_wait 20 'GET /stall HTTP/1.1\r\nHost: x\r\n\r\n'
+	echo "$output" >&2
+	# The head and the 3 bytes that came, then the close: the response
+	# had begun, so no 503 page.
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	[ "${lines[${#lines[@]}-2]}" = abc ]
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+	fails grep -q '^HTTP/1.1 503' <<<"$output"
+	wait_for 10 router_log_has 'at=error code=H15 desc="Idle connection" method=GET path="/stall"'
+	# A whole request leaves its connection to the dyno in the pool; 300 ms
+	# unused, it is closed (the default would keep it 55 s).
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+	wait_for 10 eval '[ "$(conns_to "$p1")" -eq 0 ]'
+}
+
+@test "--keepalive-timeout: an idle client connection is closed without a word" {
+	start_backend web.1
+	start_router --backends "127.0.0.1:$LAST_PORT" --keepalive-timeout 300ms
+	# raw waits 8 s for the close: the default would keep it 90 s, and even
+	# the 10 s header timeout would not have closed it yet.
+	run send_wait 8 'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+	echo "$output" >&2
+	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
+	grep -qx 'name=web.1' <<<"$output"
+	[ "$(grep -c '^HTTP/1.1 ' <<<"$output")" -eq 1 ]
+	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
+	wait_for 10 router_log_has 'at=info method=GET path="/" .*status=200'
+	fails router_log_has 'at=error'
+}
+
+@test "--drain-timeout: after SIGTERM a short request finishes (Connection: close), a long one is cut at the limit, exit 0" {
+	start_backend web.1; p1=$LAST_PORT
+	start_router --backends "127.0.0.1:$p1" --drain-timeout 6s
+	curl -s -m 90 -D "$T/short.head" -o "$T/short" -w '%{http_code}' \
+	    "http://127.0.0.1:$RPORT/slow?ms=2000" > "$T/short.code" 3>&- &
+	short=$!
+	curl -s -m 90 -o "$T/long" -w '%{http_code}' \
+	    "http://127.0.0.1:$RPORT/slow?ms=60000" > "$T/long.code" 3>&- &
+	long=$!
+	wait_for 20 eval '[ "$(conns_to "$p1")" -ge 2 ]'
+	t0=$(now_ms)
+	kill -TERM "$ROUTER_PID"
+	wait_for 40 pid_gone "$ROUTER_PID"
+	t=$(( $(now_ms) - t0 ))
+	echo "router exited ${t}ms after SIGTERM" >&2
+	run wait "$ROUTER_PID"
+	[ "$status" -eq 0 ]
+	wait "$short"
+	[ "$(cat "$T/short.code")" = 200 ]
+	grep -qx 'line=GET /slow?ms=2000 HTTP/1.1' "$T/short"
+	grep -qi '^Connection: close' "$T/short.head"
+	run wait "$long"
+	[ "$(cat "$T/long.code")" = 000 ]
+	# It waited out the limit, and not the long request's 60 s.
+	[ "$t" -ge 5500 ] && [ "$t" -lt 30000 ]
+}
+
+@test "--proto https: X-Forwarded-Proto gets it after the client's value; logged as protocol=https" {
+	start_backend web.1
+	start_router --backends "127.0.0.1:$LAST_PORT" --proto https
+	curl -sS -H 'X-Forwarded-Proto: http' "http://127.0.0.1:$RPORT/" > "$T/seen"
+	cat "$T/seen" >&2
+	grep -qx 'h: X-Forwarded-Proto: http, https' "$T/seen"
+	[ "$(grep -c '^h: X-Forwarded-Proto:' "$T/seen")" -eq 1 ]
+	wait_for 10 router_log_has 'at=info method=GET path="/" .*status=200 bytes=[0-9]+ protocol=https$'
+}
+
+@test "--user: after binding the router runs as that user; an unknown user exits 1" {
+	[ "$(id -u)" = 0 ] || skip "needs root"
+	start_backend web.1
+	start_router --backends "127.0.0.1:$LAST_PORT" --user nobody
+	[ "$(sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$ROUTER_PID/status")" = "$(id -u nobody)" ]
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+	run "$BIN/dyno-route" --backends "127.0.0.1:$LAST_PORT" \
+	    --listen "127.0.0.1:$(pick_port)" --user no-such-user-here
+	[ "$status" -eq 1 ]
+	[ "$output" = 'dyno-route: no such user "no-such-user-here"' ]
 }
