@@ -92,7 +92,9 @@ struct client {
 	enum resp_mode resp_mode;
 	int64_t resp_left;
 	struct chunked resp_ch;
-	int status, resp_keepalive, refused, resends;
+	int status, resp_keepalive, resends;
+	int refused;			/* how the last try failed: 0 timed out,
+					 * 1 refused, 2 closed with no answer */
 	int logged;			/* this request's line is out */
 	uint64_t bytes;
 	int64_t t_start, t_connect, t_connected, deadline;
@@ -1485,6 +1487,9 @@ dispatch(struct client *c)
 			}
 			if (full)
 				client_error(c, 503, "H11", "Backlog too deep");
+			else if (c->ntries > 0 && c->refused == 2)
+				client_error(c, 503, "H13",
+				    "Connection closed without response");
 			else if (c->ntries > 0 && c->refused)
 				client_error(c, 503, "H21",
 				    "Backend connection refused");
@@ -1772,6 +1777,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 		struct backend *b = u->b;
 		int reused = u->reused;
 		c->resends++;
+		c->refused = 2;	/* if no dyno is left, H13 says what happened */
 		/* Its other idle connections are likely dead too. */
 		backend_drop_pool(b);
 		if (!reused) {

@@ -637,6 +637,13 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	[ "${lines[${#lines[@]}-1]}" = '<<closed>>' ]
 	fails grep -q '^HTTP/1.1 503' <<<"$output"
 	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=GET path="/cut" .*status=200'
+	# A GET with no other dyno to go to: H13 too, not a connect error.
+	start_router --backends "127.0.0.1:$dying"
+	run curl -sS -m 30 -w '\n%{http_code}' "http://127.0.0.1:$RPORT/?only"
+	[ "${lines[0]}" = "503 Service Unavailable: Connection closed without response" ]
+	[ "${lines[1]}" = 503 ]
+	[ "$(grep -c '^GET /?only HTTP/1.1$' "$T/dying.log")" -eq 1 ]
+	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=GET path="/\?only" .*status=503'
 }
 
 @test "--retries 2: a request is tried on two different dynos, then 503 H21" {
