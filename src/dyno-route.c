@@ -913,6 +913,10 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	if (c->up != NULL && c->up->b != NULL)
 		c->up->b->errors++;
 	c->status = status;
+	n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
+	    status_text(status), code ? ": " : "", code ? desc : "");
+	if (c->resp != RESP_BODY && c->resp != RESP_DONE)
+		c->bytes = (uint64_t)n;	/* the log counts our page's body */
 	log_request(c, code, desc);
 	upstream_discard(c);
 	queue_remove(c);
@@ -925,12 +929,9 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	}
 	c->resp = RESP_DONE;
 	c->in.off = c->in.len;	/* whatever else it sent is not read */
-	n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
-	    status_text(status), code ? ": " : "", code ? desc : "");
 	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %d\r\nConnection: close\r\n\r\n%s", status,
 	    status_text(status), n, body);
-	c->bytes += (uint64_t)n;
 	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 	client_update(c);
 }
