@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The build itself: every program answers --help, make install lays out
-# programs and man pages, and every man page is lint-clean.
+# programs and man pages, every man page is lint-clean, and every option
+# of every --help is passed to its program by some test.
 
 load helpers
 
@@ -36,4 +37,10 @@ PROGS="dyno-run dyno-route dyno-scale dyno-health dyno-deploy dyno-backup"
 	run mandoc -Tlint -Wwarning "$DYNO_ROOT"/man/man*/*
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
+}
+
+@test "every option of every --help is passed to its program by some test (t/options.sh)" {
+	run bash "$DYNO_ROOT/t/options.sh"
+	echo "$output"
+	[ "$status" -eq 0 ]
 }
