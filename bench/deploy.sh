@@ -99,25 +99,6 @@ stop_load() {	# pids: SIGINT makes wrk print its results and exit
 	for p; do kill -INT "$p" 2>/dev/null || true; done
 	for p; do wait "$p" || true; done
 }
-# wrk output -> "reqs rps p50_ms p99_ms non2xx sockerrs"
-wrk_parse() {
-	awk '
-	function ms(v) {
-		if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-		if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-		if (v ~ /m$/) return substr(v, 1, length(v) - 1) * 60000
-		if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
-		return v + 0
-	}
-	/requests in/ { reqs = $1 }
-	/^Requests\/sec:/ { rps = $2 }
-	$1 == "50%" { p50 = ms($2) }
-	$1 == "99%" { p99 = ms($2) }
-	/Non-2xx or 3xx responses:/ { non2xx = $NF }
-	/Socket errors:/ { gsub(",", ""); serr = $4 + $6 + $8 + $10 }
-	END { printf "%d %s %.3f %.3f %d %d\n", reqs, rps, p50, p99, non2xx, serr }
-	' "$1"
-}
 
 mkdir -p "$T/src" "$T/app"
 cp "$ROOT/examples/app" "$T/src/app"

@@ -40,7 +40,7 @@
 set -euo pipefail
 
 # shellcheck source=bench/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/common.sh"	# bench_commit
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"	# bench_commit, wrk_parse
 ROOT=$BENCH_ROOT
 ROUTER=${ROUTER:-$ROOT/bin/dyno-route}
 ROUNDS=${ROUNDS:-3}
@@ -256,27 +256,6 @@ for t in haproxy nginx dyno; do
 	(( $(log_lines "$(log_of "$t")") > before )) || die "$t logged no line for GET /echo"
 	printf '  %-8s %s\n' "$t" "$body"
 done
-
-
-# wrk output -> "reqs rps p50_ms p99_ms non2xx sockerrs"
-wrk_parse() {
-	awk '
-	function ms(v) {
-		if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-		if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-		if (v ~ /m$/) return substr(v, 1, length(v) - 1) * 60000
-		if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
-		return v + 0
-	}
-	/requests in/ { reqs = $1 }
-	/^Requests\/sec:/ { rps = $2 }
-	$1 == "50%" { p50 = ms($2) }
-	$1 == "99%" { p99 = ms($2) }
-	/Non-2xx or 3xx responses:/ { non2xx = $NF }
-	/Socket errors:/ { gsub(",", ""); serr = $4 + $6 + $8 + $10 }
-	END { printf "%s %s %.3f %.3f %d %d\n", reqs, rps, p50, p99, non2xx, serr }
-	' "$1"
-}
 
 echo "route.sh: $(date -u +%FT%TZ), commit $(bench_commit), $(nproc) cores," \
 	"wrk -t1 -c$CONNS -d$DUR, $ROUNDS rounds; router $(sha256sum "$ROUTER_BIN" | cut -c1-12)"
