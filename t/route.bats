@@ -255,6 +255,25 @@ expect_reject() {
 	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST / HTTP/1.1 POST / HTTP/1.1 GET / HTTP/1.1 " ]
 }
 
+@test "a Connection header naming Content-Length or Transfer-Encoding does not unframe the body" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	# Stripping the named field after framing by it made the dyno read the
+	# body as a second request that the router never parsed or logged.
+	smuggled='GET /admin HTTP/1.1\r\nHost: a\r\n\r\n'
+	got=$(send_wait 3 "POST /cl HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 32\r\n\r\n$smuggled")
+	echo "$got" >&2
+	grep -q '^body_len=32' <<<"$got"
+	grep -qi '^h: Content-Length: 32' <<<"$got"
+	got=$(send_wait 3 "POST /te HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n$smuggled\r\n0\r\n\r\n")
+	echo "$got" >&2
+	grep -q '^body_len=32' <<<"$got"
+	grep -qi '^h: Transfer-Encoding: chunked' <<<"$got"
+	cat "$T/web.1.log" >&2
+	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST /cl HTTP/1.1 POST /te HTTP/1.1 " ]
+	fails router_log_has 'path="/admin"'
+}
+
 @test "size limits answer 414 and 431 and close" {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
@@ -300,7 +319,8 @@ expect_reject() {
 	grep -qx 'h: Via: 1.1 dyno-route' "$T/seen"
 	grep -qx 'h: X-Kept: yes' "$T/seen"
 	start=$(sed -n 's/^h: X-Request-Start: //p' "$T/seen")
-	[ "$start" -ge "$t0" ] && [ "$start" -le "$t1" ]
+	[ "$start" -ge "$t0" ]
+	[ "$start" -le "$t1" ]
 	fails grep -qiE '^h: (X-Foo|Keep-Alive|Proxy-Connection|TE|Proxy-Authorization|Trailer|Upgrade):' "$T/seen"
 	# Only the router's own Connection header, if any.
 	fails grep -qi '^h: Connection: .*X-Foo' "$T/seen"
@@ -443,7 +463,8 @@ expect_reject() {
 	t=$(( $(now_ms) - t0 ))
 	echo "${t}ms" >&2
 	# Its 1 s, not the dyno's 30.
-	[ "$t" -ge 1000 ] && [ "$t" -lt 15000 ]
+	[ "$t" -ge 1000 ]
+	[ "$t" -lt 15000 ]
 	wait_for 10 router_log_has 'at=error code=H12 desc="Request timeout" method=GET path="/slow\?ms=30000"'
 }
 
@@ -678,7 +699,8 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	[ "${lines[0]}" = "503 Service Unavailable: Backend connection timeout" ]
 	[ "${lines[1]}" = 503 ]
 	# Its 300 ms, not the 5 s default.
-	[ "$t" -ge 300 ] && [ "$t" -lt 4000 ]
+	[ "$t" -ge 300 ]
+	[ "$t" -lt 4000 ]
 	wait_for 10 router_log_has "at=warning desc=\"cannot connect to $hole, quarantined for 5000ms\""
 	wait_for 10 router_log_has 'at=error code=H19 desc="Backend connection timeout" .*status=503'
 	# With a dyno that is up as well, the connect that hangs is given up
@@ -746,7 +768,8 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	run wait "$long"
 	[ "$(cat "$T/long.code")" = 000 ]
 	# It waited out the limit, and not the long request's 60 s.
-	[ "$t" -ge 5500 ] && [ "$t" -lt 30000 ]
+	[ "$t" -ge 5500 ]
+	[ "$t" -lt 30000 ]
 }
 
 @test "--proto https: X-Forwarded-Proto gets it after the client's value; logged as protocol=https" {
