@@ -87,6 +87,7 @@ struct client {
 	enum req_state req;
 	int64_t req_left;
 	int req_chunked;
+	int req_body;		/* it has one: streamed, so never sent twice */
 	struct chunked req_ch;
 	enum resp_state resp;
 	enum resp_mode resp_mode;
@@ -1167,6 +1168,7 @@ request_start(struct client *c, int headlen)
 	c->upgrade = upgrade != NULL && m->conn_upgrade && m->minor == 1;
 	c->req_chunked = m->chunked;
 	c->req_left = m->content_length > 0 ? m->content_length : 0;
+	c->req_body = m->chunked || c->req_left > 0;
 	if (m->chunked)
 		chunked_init(&c->req_ch);
 	if (request_build(c, m) == -1) {
@@ -1767,10 +1769,12 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 			client_writable(c);
 		return;
 	}
-	if (c->resp == RESP_NONE && !u->got_bytes && !c->req_chunked &&
-	    c->req_left == 0 && c->req == REQ_DONE && c->resends < opt.retries &&
+	if (c->resp == RESP_NONE && !u->got_bytes && !c->req_body &&
+	    c->req == REQ_DONE && c->resends < opt.retries &&
 	    (u->reused || idempotent(c->method))) {
-		/* No response byte came and the request has no body.  Either
+		/* No response byte came and the request has no body (a body
+		 * was streamed through, not kept, so it could not go again;
+		 * req_left is 0 after one as well as without).  Either
 		 * the dyno closed an idle keep-alive connection as we reused it
 		 * (the classic race: a fresh connection is safe), or a GET,
 		 * HEAD or OPTIONS met a dyno that died (RFC 9110 9.2.2 lets

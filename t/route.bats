@@ -668,6 +668,29 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=GET path="/\?only" .*status=503'
 }
 
+@test "a pooled connection the dyno closes unanswered: a bodiless request is sent again, one with a body never" {
+	start_backend web.1 --close-reused
+	start_router -b "127.0.0.1:$LAST_PORT" --service-timeout 5s
+	# The first request leaves a kept-alive connection in the pool.
+	curl -sS -m 30 "http://127.0.0.1:$RPORT/?first" | grep -qx 'name=web.1'
+	# A GET meets the dyno closing it: sent again on a fresh connection.
+	run curl -sS -m 30 -w '\n%{http_code}' "http://127.0.0.1:$RPORT/?again"
+	echo "$output" >&2
+	[ "${lines[${#lines[@]}-1]}" = 200 ]
+	[ "$(grep -c '^GET /?again HTTP/1.1$' "$T/web.1.log")" -eq 2 ]
+	# A POST with a body meets the same close.  Its body went out with it
+	# and is gone: sending the head again would leave the dyno waiting for
+	# a body that never comes (RFC 9112 9.3.1.1: a proxy never retries a
+	# non-idempotent request anyway).  503 H13 at once.
+	run curl -sS -m 30 -X POST --data-binary hello -w '\n%{http_code}' \
+	    "http://127.0.0.1:$RPORT/post"
+	echo "$output" >&2
+	[ "${lines[0]}" = "503 Service Unavailable: Connection closed without response" ]
+	[ "${lines[1]}" = 503 ]
+	[ "$(grep -c '^POST /post HTTP/1.1$' "$T/web.1.log")" -eq 1 ]
+	wait_for 10 router_log_has 'at=error code=H13 desc="Connection closed without response" method=POST path="/post"'
+}
+
 @test "--retries 2: a request is tried on two different dynos, then 503 H21" {
 	for i in 1 2 3 4; do gone[i]=127.0.0.1:$(pick_port); done
 	start_router --backends "${gone[1]},${gone[2]},${gone[3]},${gone[4]}" --retries 2

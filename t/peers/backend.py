@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """backend.py: a test dyno for t/route.bats that shows what the router sent.
 
-    backend.py PORTFILE [--name NAME] [--delay-ms N] [--close | --blackhole]
+    backend.py PORTFILE [--name NAME] [--delay-ms N]
+               [--close | --close-reused | --blackhole]
 
 Listens on 127.0.0.1 on a port of the kernel's choosing and writes that port
 to PORTFILE (by rename, so a reader never sees half of it).  A thread per
@@ -26,7 +27,10 @@ chunked) and never held whole.  Every response carries X-Dyno: NAME.
 --delay-ms delays every response: a slow dyno.  An Expect: 100-continue
 request gets "100 Continue" before its body is read.  --close reads each
 request head, prints its line and closes without a word: a dyno that dies
-under every request.  --blackhole never accepts, and fills its own accept
+under every request.  --close-reused answers the first request on each
+connection and closes on any later one the same way: the race of a dyno
+that closes an idle keep-alive connection as the router reuses it.
+--blackhole never accepts, and fills its own accept
 queue first, so a connect to it hangs until the caller gives up.
 """
 import hashlib
@@ -40,6 +44,7 @@ import time
 NAME = "backend"
 DELAY = 0.0
 CLOSE = False
+CLOSE_REUSED = False
 ZEROS = bytes(1 << 20)
 
 
@@ -47,6 +52,7 @@ class Conn:
     def __init__(self, sock):
         self.sock = sock
         self.buf = b""
+        self.served = 0     # requests answered on this connection
 
     def fill(self):
         data = self.sock.recv(1 << 18)
@@ -122,8 +128,9 @@ def serve_one(conn):
         headers[k.decode().strip().lower()] = v.decode().strip()
     path = target.decode()
     print(lines[0].decode(errors="replace"), flush=True)
-    if CLOSE:
+    if CLOSE or (CLOSE_REUSED and conn.served > 0):
         return False
+    conn.served += 1
     keep = version == b"HTTP/1.1" and \
         "close" not in headers.get("connection", "").lower()
 
@@ -205,7 +212,7 @@ def serve(sock):
 
 
 def main():
-    global NAME, DELAY, CLOSE
+    global NAME, DELAY, CLOSE, CLOSE_REUSED
     blackhole = False
     args = sys.argv[1:]
     portfile = args.pop(0)
@@ -217,6 +224,8 @@ def main():
             DELAY = int(args.pop(0)) / 1000
         elif flag == "--close":
             CLOSE = True
+        elif flag == "--close-reused":
+            CLOSE_REUSED = True
         elif flag == "--blackhole":
             blackhole = True
         else:
