@@ -19,6 +19,23 @@
 
 #include "dyno.h"
 
+/*
+ * The C library keeps a few real-time signals for itself (glibc 32 and
+ * 33, musl 32 to 34) and its sigaction refuses them, yet an ignored one
+ * is inherited across exec like any other: whoever started us may have
+ * ignored them.  Set such a signal to its default through the system
+ * call itself.  SIGKILL and SIGSTOP fail here too, harmlessly.
+ */
+static void
+signal_default_raw(int sig)
+{
+	struct {
+		unsigned long handler, flags, restorer, mask;
+	} k = { 0, 0, 0, 0 };			/* SIG_DFL, no flags, no mask */
+
+	(void)syscall(SYS_rt_sigaction, sig, &k, NULL, sizeof(k.mask));
+}
+
 void
 signals_reset(void)
 {
@@ -29,7 +46,8 @@ signals_reset(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	for (sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
+		if (sigaction(sig, &sa, NULL) == -1 && errno == EINVAL)
+			signal_default_raw(sig);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
