@@ -374,7 +374,7 @@ with open(sys.argv[2], "a") as out:
 @test "--once: H13 when a peer closes without answering, H19 when no connection opens in time" {
 	closed_early=$(pick_port)
 	full=$(pick_port)
-	# One peer accepts and closes at once; the other listens with its
+	# One peer accepts, reads the request and closes; the other listens with its
 	# queue full and never accepts, so a new connection cannot open.
 	python3 -c '
 import socket, sys
@@ -392,6 +392,7 @@ for _ in range(4):
 open(sys.argv[3], "w").close()
 while True:
     conn, _ = a.accept()
+    conn.recv(65536)  # the request read: a FIN, not a reset, says "nothing"
     conn.close()
 ' "$closed_early" "$full" "$BATS_TEST_TMPDIR/ready" 3>&- &
 	PEER_PIDS+=($!)
