@@ -604,9 +604,10 @@ unwatch_routes() {
 	# the state file, which may describe a later replacement by now.
 	mapfile -t ports < <(sed -n 's/^.*app\[web.1\]: web.1 listening on port //p' "$APP/out.log")
 	[ "${ports[1]}" != "${ports[0]}" ]
-	# Not before its lifetime was over.
+	# Not before its lifetime was over, counted from the dyno's first line
+	# (the supervisor takes its start time just before it logs it).
 	ts() { date -d "$(grep -m1 -- "$1" "$APP/out.log" | cut -d' ' -f1)" +%s%3N; }
-	[ $(( $(ts 'heroku\[web.1\]: Cycling') - $(ts 'heroku\[web.1\]: Starting process') )) -ge 1990 ]
+	[ $(( $(ts 'heroku\[web.1\]: Cycling') - $(ts 'heroku\[web.1\]: State changed from down to starting') )) -ge 1950 ]
 	# The new one was up before the old one heard SIGTERM.
 	cyc=$(grep -n 'heroku\[web.1\]: Cycling' "$APP/out.log" | head -1 | cut -d: -f1)
 	up=$(awk -v c="$cyc" 'NR > c && /heroku\[web.1\]: State changed from starting to up/ { print NR; exit }' "$APP/out.log")
