@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 need=""
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v make >/dev/null 2>&1 || need="$need make"
-[ -e /usr/include/curl/curl.h ] || need="$need libcurl4-openssl-dev"
+# Ask the compiler, not a path: Debian keeps curl.h in a multiarch folder.
+printf '#include <curl/curl.h>\n' | cc -E -x c - >/dev/null 2>&1 ||
+	need="$need libcurl4-openssl-dev"
 if [ -n "$need" ]; then
 	if [ "$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo
 	else echo "demo.sh: please install:$need" >&2; exit 1; fi
@@ -25,12 +27,21 @@ bin/dyno-route -a examples -l 127.0.0.1:$port &
 rpid=$!
 trap 'kill -TERM $pid $rpid 2>/dev/null; wait $pid $rpid; exit 0' INT TERM
 routes=examples/.dyno/run/routes
+stop() { kill -TERM $pid $rpid 2>/dev/null; wait $pid $rpid; }
 i=0
-while [ "$(grep -c . "$routes" 2>/dev/null || echo 0)" -lt 2 ]; do
-	kill -0 $pid 2>/dev/null || { kill $rpid; wait $pid; exit 1; }
-	kill -0 $rpid 2>/dev/null || { echo "demo.sh: the router could not listen on 127.0.0.1:$port (set PORT=...)" >&2; kill $pid; wait $pid; exit 1; }
+while :; do
+	n=$(grep -c . "$routes" 2>/dev/null) || n=0
+	[ "$n" -ge 2 ] && break
+	kill -0 $rpid 2>/dev/null || {
+		echo "demo.sh: the router could not listen on 127.0.0.1:$port (set PORT=...)" >&2
+		stop; exit 1; }
+	kill -0 $pid 2>/dev/null || {
+		echo "demo.sh: dyno-run exited; its output is above" >&2
+		stop; exit 1; }
 	i=$((i + 1))
-	[ $i -gt 200 ] && { echo "demo.sh: web dynos did not come up" >&2; break; }
+	[ $i -gt 600 ] && {
+		echo "demo.sh: the web dynos did not come up in 30 s; see the output above" >&2
+		stop; exit 1; }
 	sleep 0.05
 done
 echo
