@@ -1518,16 +1518,25 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[0];
-	if (app_init(&app, appdir) == -1) {
-		fprintf(stderr, "dyno-deploy: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
-		return 1;
-	}
 	/* Too many operands is a usage error, found before .dyno is made. */
 	if (argc > 1 && strncmp(cmd, "config:", 7) != 0 &&
 	    !(strcmp(cmd, "rollback") == 0 && argc == 2)) {
 		usage(stderr);
 		return 2;
+	}
+	/*
+	 * The first deploy (or config:set before it, as on Heroku) makes the
+	 * app directory, as git init makes its own: its last component only,
+	 * 0755, with .dyno 0700 inside.  A command that reads needs an app.
+	 */
+	if (appdir != NULL && (strcmp(cmd, "config:set") == 0 || (argc == 1 &&
+	    strncmp(cmd, "config", 6) != 0 && strcmp(cmd, "releases") != 0 &&
+	    strcmp(cmd, "rollback") != 0)) && mkdir(appdir, 0755) == 0)
+		fprintf(stderr, "dyno-deploy: created app directory %s\n", appdir);
+	if (app_init(&app, appdir) == -1) {
+		fprintf(stderr, "dyno-deploy: app directory %s: %s\n",
+		    appdir ? appdir : ".", strerror(errno));
+		return 1;
 	}
 	if (strcmp(cmd, "config") == 0 && argc == 1)
 		return config_show(show);

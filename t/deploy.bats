@@ -793,6 +793,34 @@ lock_waiter() { grep -Eq "^[0-9]+: -> FLOCK +ADVISORY +WRITE +$1 " /proc/locks; 
 	[ ! -e "$BATS_TEST_TMPDIR/.dyno" ]
 }
 
+@test "the first deploy or config:set makes a missing app directory (0755, .dyno 0700); reads do not" {
+	make_app
+	make_src "$APP/src" one
+	local new="$APP/new-app" cfg="$APP/cfg-app"
+	run "$BIN/dyno-deploy" -a "$new" releases
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"app directory $new: No such file or directory"* ]]
+	[ ! -e "$new" ]
+	run "$BIN/dyno-deploy" -a "$new" rollback
+	[ "$status" -eq 1 ]
+	[ ! -e "$new" ]
+	run "$BIN/dyno-deploy" --no-wait -a "$new" "$APP/src"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"created app directory $new"* ]]
+	[ "$(stat -c %a "$new")" = 755 ]
+	[ "$(stat -c %a "$new/.dyno")" = 700 ]
+	[ "$(readlink "$new/.dyno/current")" = releases/1 ]
+	# config:set before the first deploy, as on Heroku.
+	run "$BIN/dyno-deploy" -a "$cfg" config:set A=1
+	[ "$status" -eq 0 ]
+	[ "$("$BIN/dyno-deploy" -a "$cfg" config:get A)" = 1 ]
+	# Only the last component: a missing parent is an error.
+	run "$BIN/dyno-deploy" -a "$APP/no/such" "$APP/src"
+	[ "$status" -eq 1 ]
+	[ ! -e "$APP/no" ]
+}
+
 @test "-h and --help print the usage and exit 0; a bad option or value exits 2 and changes nothing" {
 	make_app
 	for h in -h --help; do
