@@ -18,6 +18,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +46,13 @@ static char backups_dir[PATH_MAX], app_name[256];
 static struct {
 	char *db;
 	const char *cmd, *to, *endpoint, *confirm, *at, *encrypt_to;
+	const char *cron_user;
 	int scheduled, verbose, remote, dry_run, force;
 	long keep_daily, keep_weekly, keep_manual, retries;
 	long long multipart;
 } opt = {
 	NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+	NULL,
 	0, 0, 0, 0, 0,
 	7, 4, 10, 5,
 	64LL << 20,
@@ -75,7 +78,7 @@ usage(FILE *fp)
 "       dyno-backup [-a APP] prune [--keep-daily N] [--keep-weekly N]\n"
 "                   [--keep-manual N] [--dry-run] [--force]\n"
 "       dyno-backup [-a APP] upload [ID] --to URL | import LOCATION\n"
-"       dyno-backup [-a APP] schedule [--at HH:MM]\n");
+"       dyno-backup [-a APP] schedule [--at HH:MM] [--user USER]\n");
 }
 
 static void
@@ -105,6 +108,7 @@ help(void)
 "      --dry-run            prune: only say what would go\n"
 "      --force              prune even after a failed capture\n"
 "      --at HH:MM           schedule: the time of day (02:00)\n"
+"      --user USER          schedule: a line for /etc/cron.d, run as USER\n"
 "  -h, --help               this help\n");
 }
 
@@ -2841,6 +2845,17 @@ cmd_schedule(void)
 	else
 		self[len] = '\0';
 	o = snprintf(line, sizeof(line), "%ld %ld * * * ", mm, hh);
+	/* /etc/cron.d and /etc/crontab lines name the user; crontab -e's do not. */
+	if (opt.cron_user != NULL) {
+		const char *u = opt.cron_user;
+		if (*u == '\0' || *u == '-' || strspn(u, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(u) ||
+		    strlen(u) > 32)
+			usage_error("--user %s: not a user name", u);
+		if (getpwnam(u) == NULL)
+			usage_error("--user %s: no such user", u);
+		o += snprintf(line + o, sizeof(line) - (size_t)o, "%s ", u);
+	}
 	shell_word(self, w, sizeof(w));
 	o += snprintf(line + o, sizeof(line) - (size_t)o, "%s -a ", w);
 	shell_word(app.dir, w, sizeof(w));
@@ -2890,7 +2905,7 @@ main(int argc, char **argv)
 {
 	enum { O_DB = 256, O_CMD, O_SCHEDULED, O_TO, O_ENDPOINT, O_MULTIPART,
 	    O_RETRY, O_REMOTE, O_CONFIRM, O_DAILY, O_WEEKLY, O_MANUAL, O_DRY,
-	    O_FORCE, O_AT, O_ENCRYPT };
+	    O_FORCE, O_AT, O_ENCRYPT, O_USER };
 	static const struct option longopts[] = {
 		{ "app", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -2910,6 +2925,7 @@ main(int argc, char **argv)
 		{ "dry-run", no_argument, NULL, O_DRY },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "at", required_argument, NULL, O_AT },
+		{ "user", required_argument, NULL, O_USER },
 		{ "encrypt-to", required_argument, NULL, O_ENCRYPT },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -2946,6 +2962,7 @@ main(int argc, char **argv)
 		case O_DRY: opt.dry_run = 1; break;
 		case O_FORCE: opt.force = 1; break;
 		case O_AT: opt.at = optarg; break;
+		case O_USER: opt.cron_user = optarg; break;
 		case O_ENCRYPT:
 			if (*optarg == '\0' || *optarg == '-' ||
 			    strchr(optarg, '\n') != NULL)

@@ -1306,6 +1306,17 @@ ended() { [ ! -e "/proc/$1" ] || grep -q '^State:.*zombie' "/proc/$1/status"; }
 	[[ "$output" == *" --cmd 'pg_dumpall -c'"* ]]
 	[[ "$output" == *" --endpoint http://127.0.0.1:9/"* ]]
 	[[ "$output" == *" --keep-daily 3 --keep-weekly 2 --keep-manual 5"* ]]
+	# --user: the /etc/cron.d form, with a user field cron reads there.
+	run "$BIN/dyno-backup" -a . schedule --at 04:05 --user root
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == "5 4 * * * root $BIN/dyno-backup -a $APP capture --scheduled" ]]
+	run "$BIN/dyno-backup" -a . schedule --user no-such-user-x
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--user no-such-user-x: no such user"* ]]
+	run "$BIN/dyno-backup" -a . schedule --user 'a b'
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"not a user name"* ]]
 }
 
 @test "usage: --help exits 0 and prints usage; an unknown command or option, or parts under 5M, exit 2" {
