@@ -93,8 +93,10 @@ show(int porcelain)
 {
 	struct dyno_info *d;
 	size_t n, i;
-	char last[DYNO_NAME_MAX] = "";
+	char last[DYNO_NAME_MAX] = "", current[32] = "", dir[4096];
 	long long now = (long long)time(NULL);
+	int supervised = app_supervisor_pid(&app) != 0;
+	int rc;
 
 	if (dynos_list(&app, &d, &n) == -1) {
 		fprintf(stderr, "dyno-scale: cannot read %s/run/dynos: %s\n",
@@ -103,9 +105,19 @@ show(int porcelain)
 	}
 	if (n == 0 && !porcelain) {
 		printf("No dynos on %s\n", app.dir);
-		if (app_supervisor_pid(&app) == 0)
+		if (!supervised)
 			printf("(no supervisor runs it: start one with dyno-run)\n");
 	}
+	/* The release new dynos would run: "dev" without a current one. */
+	rc = app_release(&app, current, sizeof(current), dir, sizeof(dir));
+	if (rc == 1)
+		snprintf(current, sizeof(current), "dev");
+	else if (rc == -1)
+		current[0] = '\0';
+	/* The files say what the last supervisor saw, not what runs now. */
+	if (n > 0 && !supervised && !porcelain)
+		printf("(no supervisor running: the last known state of each "
+		    "dyno, marked \"last known\")\n\n");
 	for (i = 0; i < n; i++) {
 		char when[64], rel[32], health[32];
 		struct tm tm;
@@ -121,8 +133,10 @@ show(int porcelain)
 		}
 		if (strcmp(last, d[i].type) != 0) {
 			size_t k, count = 0;
+			/* Those on their way out are listed, not counted. */
 			for (k = i; k < n && strcmp(d[k].type, d[i].type) == 0; k++)
-				count++;
+				if (strcmp(d[k].state, "stopping") != 0)
+					count++;
 			printf("%s=== %s (%zu): %s\n", i ? "\n" : "", d[i].type, count,
 			    d[i].command);
 			snprintf(last, sizeof(last), "%s", d[i].type);
@@ -130,7 +144,8 @@ show(int porcelain)
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y/%m/%d %H:%M:%S +0000", &tm);
 		ago(rel, sizeof(rel), now - d[i].started);
-		printf("%s: %s %s (%s)", d[i].name, d[i].state, when, rel);
+		printf("%s: %s%s %s (%s)", d[i].name, d[i].state,
+		    supervised ? "" : " (last known)", when, rel);
 		if (strcmp(d[i].state, "crashed") == 0 && d[i].next_start > 0)
 			printf("  next start in %llds", d[i].next_start > now ?
 			    d[i].next_start - now : 0);
@@ -138,8 +153,18 @@ show(int porcelain)
 			printf("  ");
 			if (d[i].port > 0)
 				printf("port=%ld ", d[i].port);
-			printf("rss=%ldMB restarts=%ld health=%s", d[i].rss_kb / 1024,
-			    d[i].restarts, health);
+			printf("release=%s", d[i].release[0] ? d[i].release : "-");
+			/* Config vars changed or a deploy with no supervisor to
+			 * act on it: the dyno still runs the old release. */
+			if (current[0] && d[i].release[0] &&
+			    strcmp(current, d[i].release) != 0)
+				printf(" (current %s)", current);
+			/* 0 until the first sample, not a dyno using nothing. */
+			if (d[i].rss_kb > 0)
+				printf(" rss=%ldMB", d[i].rss_kb / 1024);
+			else
+				printf(" rss=-");
+			printf(" restarts=%ld health=%s", d[i].restarts, health);
 		}
 		printf("\n");
 	}

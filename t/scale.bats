@@ -38,11 +38,11 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 	ts='[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \+0000 \(~ [0-9]+s ago\)'
 	for n in 1 2; do
 		port=$(state web.$n port)
-		grep -Eqx "web\.$n: up $ts  port=$port rss=[0-9]+MB restarts=0 health=-" <<<"$output"
+		grep -Eqx "web\.$n: up $ts  port=$port release=dev rss=([0-9]+MB|-) restarts=0 health=-" <<<"$output"
 	done
 	grep -qx '=== web (2): ./app' <<<"$output"
 	grep -qx '=== worker (1): ./app --worker' <<<"$output"
-	grep -Eqx "worker\.1: up $ts  rss=[0-9]+MB restarts=0 health=-" <<<"$output"
+	grep -Eqx "worker\.1: up $ts  release=dev rss=([0-9]+MB|-) restarts=0 health=-" <<<"$output"
 	# A blank line between the blocks, none anywhere else.
 	[ "$(grep -c '^$' <<<"$output")" = 2 ]
 	# The started time is the dyno's own, in UTC.
@@ -66,6 +66,42 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 	"$BIN/dyno-health" -a "$APP" --once >/dev/null
 	run scale
 	grep -Eq '^web\.1: up .* restarts=[0-9]+ health=ok$' <<<"$output"
+}
+
+@test "ps: with no supervisor the state is last known; an old release names the current one; no rss before a sample" {
+	make_app 'web: ./app' 'worker: ./app --worker'
+	mkdir -p "$APP/src"
+	cp "$APP/app" "$APP/Procfile" "$APP/src/"
+	"$BIN/dyno-deploy" -a "$APP" --no-wait "$APP/src" >/dev/null
+	# rss=0 in the file means not sampled yet: shown as "-", not 0MB.
+	start_run --memory-interval 60s web=1 worker=1
+	wait_for 10 has_routes 1
+	wait_for 10 is_state worker.1 up
+	run scale
+	echo "$output"
+	grep -Eq '^web\.1: up .* release=v1 rss=- restarts=0 health=-$' <<<"$output"
+	fails grep -q 'last known' <<<"$output"
+	# The supervisor dies; its dynos and their files stay behind.
+	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
+	"$BIN/dyno-deploy" -a "$APP" --no-wait config:set COLOR=blue >/dev/null
+	run scale
+	echo "$output"
+	[ "${lines[0]}" = '(no supervisor running: the last known state of each dyno, marked "last known")' ]
+	grep -Eq '^web\.1: up \(last known\) .* release=v1 \(current v2\) rss=- ' <<<"$output"
+	grep -Eq '^worker\.1: up \(last known\) .* release=v1 \(current v2\) ' <<<"$output"
+	kill_dynos
+}
+
+@test "ps: a type's header counts the dynos of the formation, not one on its way out" {
+	make_app 'web: trap "sleep 3; exit 0" TERM; ./app & wait; wait'
+	start_run --stop-grace 10s web=2
+	wait_for 10 has_routes 2
+	scale web=1 >/dev/null
+	wait_for 10 is_state web.2 stopping
+	run scale
+	echo "$output"
+	grep -qx '=== web (1): .*' <<<"$output"
+	grep -Eq '^web\.2: stopping ' <<<"$output"
 }
 
 @test "ps --porcelain: one tab-separated line per dyno, fields in a fixed order" {
