@@ -73,6 +73,8 @@ struct dyno {
 	int dirty;
 	int term_pending;	/* SIGTERM goes out after routes are rewritten */
 	int leader_gone;	/* stopping: its shell exited, children still drain */
+	int exit_code;		/* the shell's status, logged once all are gone;
+				 * -1 unknown */
 	char cgroup[4096];	/* its own cgroup under --cgroup, or "" */
 	char envsum[17];	/* digest of the config it started with */
 };
@@ -709,6 +711,16 @@ session_empty(pid_t sid)
 
 static void dyno_finish(struct dyno *d);
 
+static void
+dyno_exit_logged(const struct dyno *d)
+{
+	if (d->exit_code >= 0)
+		log_event(stdout, "heroku", d->name,
+		    "Process exited with status %d", d->exit_code);
+	else
+		log_event(stdout, "heroku", d->name, "Process exited");
+}
+
 /* The process is gone (reaped, or its pidfd fired).  status < 0: unknown. */
 static void
 dyno_exited(struct dyno *d, int status)
@@ -717,21 +729,18 @@ dyno_exited(struct dyno *d, int status)
 		close(d->pidfd);
 		d->pidfd = -1;
 	}
-	if (status >= 0) {
-		int code = WIFEXITED(status) ? WEXITSTATUS(status) :
-		    128 + WTERMSIG(status);
-		log_event(stdout, "heroku", d->name,
-		    "Process exited with status %d", code);
-	} else
-		log_event(stdout, "heroku", d->name, "Process exited");
+	d->exit_code = status < 0 ? -1 : WIFEXITED(status) ?
+	    WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	/* A graceful stop: the shell may be gone while the app it started
-	 * still finishes its requests.  Wait for the session, within the grace. */
+	 * still finishes its requests.  Wait for the session, within the
+	 * grace; "Process exited" is said when it has, not before. */
 	if (d->state == ST_STOPPING && d->stop_reason != STOP_CRASH &&
 	    !session_empty(d->pid)) {
 		d->leader_gone = 1;
 		d->probe_at = clock_ms() + PROBE_MS;
 		return;
 	}
+	dyno_exit_logged(d);
 	dyno_finish(d);
 }
 
@@ -1195,6 +1204,7 @@ timers_run(int64_t now)
 		case ST_STOPPING:
 			if (d->leader_gone && now >= d->probe_at) {
 				if (session_empty(d->pid)) {
+					dyno_exit_logged(d);
 					dyno_finish(d);
 					return;	/* records moved; the loop comes back */
 				}

@@ -252,6 +252,22 @@ unwatch_routes() {
 	[ -z "$(ls "$APP/.dyno/run/dynos")" ]
 }
 
+@test "Process exited is logged when the dyno's last process has, not when its shell does" {
+	# The shell dies at SIGTERM (143); the app it started drains for 1 s.
+	make_app "worker: (trap '' TERM; sleep 1; echo drained) & exec sleep 1000"
+	start_run worker=1
+	wait_for 10 is_state worker.1 up
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	log_has 'app\[worker.1\]: drained'
+	log_has 'heroku\[worker.1\]: Process exited with status 143'
+	# In that order: the line after the app's last one.
+	drained=$(grep -n 'app\[worker.1\]: drained' "$APP/out.log" | cut -d: -f1)
+	exited=$(grep -n 'Process exited with status 143' "$APP/out.log" | cut -d: -f1)
+	[ "$exited" -gt "$drained" ]
+	[ "$(log_count 'Process exited')" = 1 ]
+}
+
 @test "R14 over the memory quota, R15 kill and replace over twice it" {
 	make_app 'web: ./app'
 	start_run --memory 24M --memory-interval 100ms
