@@ -128,12 +128,13 @@ void signals_reset(void);
 int proc_starttime(pid_t pid, unsigned long long *start);
 int proc_alive(pid_t pid, unsigned long long start);	/* 1 if pid still is that process */
 struct proc_sample {
-	pid_t sid;
-	long rss_kb;
+	pid_t sid;		/* the dyno's first process: its session id */
+	long mem_kb;		/* PSS summed over the dyno's processes */
 	int nprocs;
 };
-int proc_sample_sessions(struct proc_sample *s, size_t n);
-int proc_session_kill(pid_t sid, int sig);	/* every process of the session */
+/* A dyno: its session, their descendants, and their orphans (proc.c). */
+int proc_sample_dynos(struct proc_sample *s, size_t n, int memory);
+int proc_dyno_kill(pid_t sid, int sig);	/* every process of the dyno */
 int proc_become_subreaper(void);
 
 /* pidfd.c: watch a process that is not our child. */

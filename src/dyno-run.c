@@ -629,7 +629,7 @@ static void
 dyno_signal(struct dyno *d, int sig)
 {
 	if (d->pid > 0)
-		proc_session_kill(d->pid, sig);
+		proc_dyno_kill(d->pid, sig);
 	if (sig == SIGKILL && d->cgroup[0]) {
 		/* cgroup.kill reaches even processes that left the session. */
 		char path[4200];
@@ -705,7 +705,7 @@ session_empty(pid_t sid)
 	struct proc_sample s;
 
 	s.sid = sid;
-	proc_sample_sessions(&s, 1);
+	proc_sample_dynos(&s, 1, 0);
 	return s.nprocs == 0;
 }
 
@@ -732,15 +732,14 @@ dyno_exited(struct dyno *d, int status)
 	d->exit_code = status < 0 ? -1 : WIFEXITED(status) ?
 	    WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	/* A graceful stop: the shell may be gone while the app it started
-	 * still finishes its requests.  Wait for the session, within the
-	 * grace; "Process exited" is said when it has, not before. */
+	 * still finishes its requests.  Wait for the rest, within the grace;
+	 * dyno_finish says "Process exited" when they are gone, not before. */
 	if (d->state == ST_STOPPING && d->stop_reason != STOP_CRASH &&
 	    !session_empty(d->pid)) {
 		d->leader_gone = 1;
 		d->probe_at = clock_ms() + PROBE_MS;
 		return;
 	}
-	dyno_exit_logged(d);
 	dyno_finish(d);
 }
 
@@ -758,9 +757,11 @@ dyno_finish(struct dyno *d)
 		if (nsweep < DYNOS_MAX)
 			sweep_sids[nsweep++] = d->pid;
 		else
-			proc_session_kill(d->pid, SIGKILL);
+			proc_dyno_kill(d->pid, SIGKILL);
 	}
 	dyno_read_output(d, 1);
+	/* After its last lines: the app's output comes first, as on Heroku. */
+	dyno_exit_logged(d);
 	d->leader_gone = 0;
 	if (d->logfd >= 0)
 		close(d->logfd);
@@ -832,7 +833,7 @@ adopt_one(const char *file)
 		/* Its top process died unwatched; the rest of its session
 		 * (an app that its shell started) must not linger on. */
 		if (pid > 1)
-			proc_session_kill((pid_t)pid, SIGKILL);
+			proc_dyno_kill((pid_t)pid, SIGKILL);
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0])
 			unlink(logp);
 		unlink(path);
@@ -1129,14 +1130,14 @@ memory_sample(void)
 		}
 	if (n == 0)
 		return;
-	proc_sample_sessions(s, n);
+	proc_sample_dynos(s, n, 1);
 	for (i = 0; i < n; i++) {
 		struct dyno *d = who[i];
 		long kb = d->cgroup[0] ? cgroup_read_kb(d, "memory.current") : -1;
 		long mb, pct;
 
-		/* The cgroup counts what left the session too; /proc otherwise. */
-		d->rss_kb = kb >= 0 ? kb : s[i].rss_kb;
+		/* The cgroup counts everything the dyno started; else PSS from /proc. */
+		d->rss_kb = kb >= 0 ? kb : s[i].mem_kb;
 		mb = d->rss_kb / 1024;
 		pct = d->rss_kb * 1000 / opt.quota_kb;
 		if (labs(d->rss_kb - d->rss_written) > 1024 + d->rss_written / 10)
@@ -1204,7 +1205,6 @@ timers_run(int64_t now)
 		case ST_STOPPING:
 			if (d->leader_gone && now >= d->probe_at) {
 				if (session_empty(d->pid)) {
-					dyno_exit_logged(d);
 					dyno_finish(d);
 					return;	/* records moved; the loop comes back */
 				}
@@ -1351,7 +1351,7 @@ sessions_sweep(void)
 	size_t i;
 
 	for (i = 0; i < nsweep; i++)
-		proc_session_kill(sweep_sids[i], SIGKILL);
+		proc_dyno_kill(sweep_sids[i], SIGKILL);
 	nsweep = 0;
 }
 

@@ -3,6 +3,9 @@
 
 load helpers
 
+rss_over() { [ "$(state "$1" rss)" -gt "$2" ] 2>/dev/null; }
+parent_is() { [ "$(ps -o ppid= -p "$1" | tr -d ' ')" = "$2" ]; }
+
 teardown() { common_teardown; }
 
 # crashed_snapshot NAME: copy the state file to $APP/snap if it says crashed,
@@ -305,6 +308,63 @@ unwatch_routes() {
 	kill -KILL "$(state worker.1 pid)"
 	wait_for 10 pid_gone "$grandchild"
 	wait_for 10 log_count_ge 'heroku\[worker.1\]: Starting process' 2
+}
+
+@test "memory is PSS: a pre-fork app's shared pages count once, not once per worker" {
+	# A master with 48 MB, then 3 workers sharing it and 8 MB each of their
+	# own: RSS summed is about 4 x 48 + 24 = 216 MB (over twice the quota,
+	# R15 when RSS was summed), PSS summed about 48 + 24 = 72 MB.
+	cat >"$BATS_TEST_TMPDIR/prefork.py" <<-'PY'
+	import os, time
+	shared = b"s" * (48 << 20)
+	for _ in range(3):
+	    if os.fork() == 0:
+	        own = b"o" * (8 << 20)
+	        time.sleep(1000)
+	open("forked", "w").close()
+	os.wait()
+	PY
+	make_app "worker: exec python3 $BATS_TEST_TMPDIR/prefork.py"
+	start_run --memory 100M --memory-interval 100ms worker=1
+	wait_for 10 test -e "$APP/forked"
+	# A sample after the workers' own pages: PSS is above the master's 48 MB.
+	wait_for 10 rss_over worker.1 $((60 * 1024))
+	rss=$(state worker.1 rss)
+	[ "$rss" -lt $((100 * 1024)) ]
+	fails log_has 'Error R14'
+	fails log_has 'Error R15'
+	# ps shows the number the quota is checked against, not RSS summed.
+	run "$BIN/dyno-scale" -a "$APP" --porcelain
+	[ "$(cut -f6 <<<"$output")" -gt $((60 * 1024)) ]
+	[ "$(cut -f6 <<<"$output")" -lt $((100 * 1024)) ]
+}
+
+@test "a child that calls setsid() is still the dyno's: its memory counts, it dies with the dyno" {
+	local n=$((100000 + RANDOM))
+	make_app "worker: setsid python3 -c 'import time; b = b\"x\" * (80 << 20); open(\"ready\", \"w\"); time.sleep($n)' & exec sleep 1000"
+	start_run --memory 64M --memory-interval 100ms worker=1
+	wait_for 10 test -e "$APP/ready"
+	child=$(pgrep -f "time.sleep\\($n\\)")
+	# Its own session: it left the dyno's.
+	[ "$(ps -o sid= -p "$child" | tr -d ' ')" = "$child" ]
+	wait_for 10 log_has 'heroku\[worker.1\]: Error R14 (Memory quota exceeded)'
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	pid_gone "$child"
+}
+
+@test "an orphan that left the dyno's session is still the dyno's, and dies with it" {
+	# The middle shell starts a setsid'd sleep and exits: the sleep is
+	# handed to dyno-run, the subreaper, in a session of its own.
+	local n=$((100000 + RANDOM))
+	make_app "worker: sh -c 'setsid sleep $n & sleep 1'; exec sleep 1000"
+	start_run --memory-interval 100ms worker=1
+	wait_for 10 pgrep -f "^sleep $n\$"
+	orphan=$(pgrep -f "^sleep $n\$")
+	wait_for 10 parent_is "$orphan" "$RUN_PID"
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	pid_gone "$orphan"
 }
 
 @test "restart web.1 starts the new one first and never leaves zero routable" {
