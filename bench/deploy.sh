@@ -125,10 +125,10 @@ bench_track "$DYNO_RUN"
 "$ROOT/bin/dyno-route" -a "$T/app" -l "127.0.0.1:$P_ROUTE" >"$T/route.log" 2>"$T/route.err" &
 bench_track $!
 for ((i = 0; i < 1200; i++)); do
-	[[ $(grep -c . "$T/app/.dyno/run/routes" 2>/dev/null) == 4 ]] && accepts "$P_ROUTE" && break
+	[[ $(grep -c '^[^@]' "$T/app/.dyno/run/routes" 2>/dev/null) == 4 ]] && accepts "$P_ROUTE" && break
 	sleep 0.05
 done
-[[ $(grep -c . "$T/app/.dyno/run/routes") == 4 ]] || die "dyno: 4 web dynos not up in 60 s"
+[[ $(grep -c '^[^@]' "$T/app/.dyno/run/routes") == 4 ]] || die "dyno: 4 web dynos not up in 60 s"
 start_load dyno "$P_ROUTE"
 read -r -a LOAD <<<"$REPLY"
 sleep 2		# the load runs before the first deploy: this is the workload

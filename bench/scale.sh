@@ -83,7 +83,7 @@ services_down() {	# dir
 		exec {fd}>&-
 	done
 }
-routes_n() { grep -c . "$1" 2>/dev/null || true; }
+routes_n() { grep -c '^[^@]' "$1" 2>/dev/null || true; }
 wait_routes() {	# file n: poll until FILE lists N routes (deadline 60 s)
 	local i
 	for ((i = 0; i < 1200; i++)); do

@@ -58,7 +58,7 @@ def dyno_ports(appdir):
 def lines(path):
     try:
         with open(path) as fh:
-            return sum(1 for line in fh if line.strip())
+            return sum(1 for line in fh if line.strip() and not line.startswith("@"))
     except OSError:
         return 0
 

@@ -30,7 +30,7 @@ routes=examples/.dyno/run/routes
 stop() { kill -TERM $pid $rpid 2>/dev/null; wait $pid $rpid; }
 i=0
 while :; do
-	n=$(grep -c . "$routes" 2>/dev/null) || n=0
+	n=$(grep -c '^[^@]' "$routes" 2>/dev/null) || n=0
 	[ "$n" -ge 2 ] && break
 	kill -0 $rpid 2>/dev/null || {
 		echo "demo.sh: the router could not listen on 127.0.0.1:$port (set PORT=...)" >&2

@@ -252,6 +252,16 @@ int dynos_list(const struct app *a, struct dyno_info **out, size_t *n);
 int routes_has(const struct app *a, const char *name);
 int route_parse(const char *line, size_t len, char *name, size_t namelen,
     char *addr, size_t addrlen);	/* "NAME HOST:PORT" */
+/* The last line of run/routes: what the supervisor says of the web dynos. */
+struct web_status {
+	long want;		/* web dynos in the formation */
+	long starting;		/* started, not yet bound to their port */
+	long crashed;		/* exited, waiting for their restart */
+	long long restart;	/* epoch ms of the soonest such restart, or 0 */
+};
+#define WEB_STATUS_COUNT_MAX 1000000
+int web_status_parse(const char *line, size_t len, struct web_status *st);
+int web_status_format(char *buf, size_t size, const struct web_status *st);
 
 /* control.c: one line to the supervisor's FIFO (ENXIO: none is reading). */
 int control_send(const struct app *a, const char *line);

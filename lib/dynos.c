@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -164,4 +165,71 @@ route_parse(const char *line, size_t len, char *name, size_t namelen,
 bad:
 	errno = EINVAL;
 	return -1;
+}
+
+/*
+ * "@web want=W starting=S crashed=C restart=T", exactly as
+ * web_status_format writes it: one space between fields, the keys in this
+ * order, plain decimals with no sign and no leading zero, the counts at
+ * most WEB_STATUS_COUNT_MAX and T at most 15 digits.  A dyno could write
+ * this folder, so anything else is refused, not read in part.  "@" starts
+ * no dyno name, so route_parse refuses this line and older readers skip it.
+ */
+static int
+status_field(const char *line, size_t len, size_t *i, const char *key,
+    size_t maxdigits, long long *out)
+{
+	size_t klen = strlen(key), d0;
+	long long v = 0;
+
+	if (*i >= len || line[*i] != ' ')
+		return -1;
+	(*i)++;
+	if (len - *i < klen + 1 || memcmp(line + *i, key, klen) != 0 ||
+	    line[*i + klen] != '=')
+		return -1;
+	*i += klen + 1;
+	for (d0 = *i; *i < len && line[*i] >= '0' && line[*i] <= '9'; (*i)++) {
+		if (*i - d0 >= maxdigits)
+			return -1;
+		v = v * 10 + (line[*i] - '0');
+	}
+	if (*i == d0 || (line[d0] == '0' && *i - d0 > 1))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+web_status_parse(const char *line, size_t len, struct web_status *st)
+{
+	long long want, starting, crashed, restart;
+	size_t i = 4;
+
+	if (len < 4 || memcmp(line, "@web", 4) != 0 ||
+	    status_field(line, len, &i, "want", 7, &want) == -1 ||
+	    status_field(line, len, &i, "starting", 7, &starting) == -1 ||
+	    status_field(line, len, &i, "crashed", 7, &crashed) == -1 ||
+	    status_field(line, len, &i, "restart", 15, &restart) == -1 ||
+	    i != len || want > WEB_STATUS_COUNT_MAX ||
+	    starting > WEB_STATUS_COUNT_MAX || crashed > WEB_STATUS_COUNT_MAX ||
+	    (crashed == 0) != (restart == 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	st->want = (long)want;
+	st->starting = (long)starting;
+	st->crashed = (long)crashed;
+	st->restart = restart;
+	return 0;
+}
+
+/* The line without its newline; its length, or -1 if it does not fit. */
+int
+web_status_format(char *buf, size_t size, const struct web_status *st)
+{
+	int n = snprintf(buf, size, "@web want=%ld starting=%ld crashed=%ld "
+	    "restart=%lld", st->want, st->starting, st->crashed, st->restart);
+
+	return n < 0 || (size_t)n >= size ? -1 : n;
 }

@@ -1078,6 +1078,45 @@ control_read(void)
 
 /* ---- routes ----------------------------------------------------------- */
 
+/*
+ * The last line of run/routes (dyno(7)): whether web dynos are wanted,
+ * starting or crashed and when the soonest restarts, so that the router
+ * can hold a request for a dyno that is coming (H20 at its boot timeout)
+ * and tell "crashed" (H10) from "none wanted" (H14).  In the routes file,
+ * not another one, so each version the router reads is one consistent view.
+ * The restart time is on CLOCK_MONOTONIC, like every file here host-local.
+ */
+static size_t
+routes_status(char *buf, size_t size)
+{
+	struct web_status st = { 0, 0, 0, 0 };
+	size_t i;
+	int n;
+
+	if (!shutting_down)
+		st.want = formation_want("web");
+	for (i = 0; i < ndynos && !shutting_down; i++) {
+		struct dyno *d = dynos[i];
+		/* R10 and R15 kills are crashes (STOP_CRASH) and restart. */
+		if (strcmp(d->type, "web") != 0 || d->stop_reason == STOP_REMOVE ||
+		    d->stop_reason == STOP_HOLD)
+			continue;
+		if (d->state == ST_STARTING)
+			st.starting++;
+		else if (d->state == ST_CRASHED) {
+			int64_t at = d->next_start > 0 ? d->next_start : 1;
+			if (st.crashed++ == 0 || at < st.restart)
+				st.restart = at;
+		}
+	}
+	n = web_status_format(buf, size - 1, &st);
+	if (n < 0)
+		return 0;
+	buf[n] = '\n';
+	buf[n + 1] = '\0';
+	return (size_t)n + 1;
+}
+
 static void
 routes_sync(void)
 {
@@ -1092,9 +1131,10 @@ routes_sync(void)
 			continue;
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off,
 		    "%s 127.0.0.1:%d\n", d->name, d->port);
-		if (off >= sizeof(buf) - 64)
+		if (off >= sizeof(buf) - 128)
 			break;
 	}
+	off += routes_status(buf + off, sizeof(buf) - off);
 	if (routes_written && strcmp(buf, routes_last) == 0)
 		return;
 	app_path(&app, path, sizeof(path), "run/routes");

@@ -47,7 +47,7 @@ start_run() {
 state() { sed -n "s/^$2=//p" "$APP/.dyno/run/dynos/$1" 2>/dev/null; }
 is_state() { [ "$(state "$1" state)" = "$2" ]; }
 state_is() { [ "$(state "$1" "$2")" = "$3" ]; }
-routes_count() { grep -c . "$APP/.dyno/run/routes" 2>/dev/null || true; }
+routes_count() { grep -c '^[^@]' "$APP/.dyno/run/routes" 2>/dev/null || true; }
 has_routes() { [ "$(routes_count)" = "$1" ]; }
 log_has() { grep -q -- "$1" "$APP/out.log"; }
 log_count() { grep -c -- "$1" "$APP/out.log" || true; }

@@ -9,7 +9,12 @@
  *     of visible ASCII that fits, ending in :PORT with PORT 1 to 65535;
  *   - the fields come back whole, never cut to fit the caller's buffers;
  *   - a route written the way dyno-run writes it ("%s 127.0.0.1:%d\n")
- *     reads back as itself.
+ *     reads back as itself;
+ *   - the web status line ("@web want=W starting=S crashed=C restart=T")
+ *     goes through web_status_parse, accepted exactly when sscanf reads it
+ *     whole, the values are in bounds and printing them again gives the
+ *     same bytes (one spelling only), never by route_parse; and every
+ *     status web_status_format writes reads back as itself.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -63,6 +68,52 @@ no:
 	return 0;
 }
 
+/* This harness's reading of a status line: 1 and the values, or 0. */
+static int
+status_reading(const char *line, size_t len, struct web_status *st)
+{
+	char *s, again[256];
+	long want, starting, crashed;
+	long long restart;
+	int end = -1, ok;
+
+	if (memchr(line, '\0', len) != NULL)
+		return 0;
+	s = strndup(line, len);
+	CHECK(s != NULL);
+	ok = sscanf(s, "@web want=%ld starting=%ld crashed=%ld restart=%lld%n",
+	    &want, &starting, &crashed, &restart, &end) == 4 &&
+	    end == (int)len && want >= 0 && starting >= 0 && crashed >= 0 &&
+	    want <= WEB_STATUS_COUNT_MAX && starting <= WEB_STATUS_COUNT_MAX &&
+	    crashed <= WEB_STATUS_COUNT_MAX && restart >= 0 &&
+	    restart < 1000000000000000LL && (crashed == 0) == (restart == 0);
+	if (ok) {
+		snprintf(again, sizeof(again), "@web want=%ld starting=%ld "
+		    "crashed=%ld restart=%lld", want, starting, crashed, restart);
+		ok = strcmp(again, s) == 0;
+	}
+	free(s);
+	if (ok) {
+		st->want = want;
+		st->starting = starting;
+		st->crashed = crashed;
+		st->restart = restart;
+	}
+	return ok;
+}
+
+static void
+check_status(const char *line, size_t len)
+{
+	struct web_status got, want;
+	int ok = web_status_parse(line, len, &got) == 0;
+
+	CHECK(ok == status_reading(line, len, &want));
+	if (ok)
+		CHECK(got.want == want.want && got.starting == want.starting &&
+		    got.crashed == want.crashed && got.restart == want.restart);
+}
+
 static void
 check_line(const char *line, size_t len)
 {
@@ -81,6 +132,7 @@ check_line(const char *line, size_t len)
 	}
 	free(rname);
 	free(raddr);
+	check_status(line, len);
 }
 
 /* dyno-run's own lines, from names and ports the input gives. */
@@ -105,6 +157,25 @@ check_written(const uint8_t *data, size_t size)
 		CHECK(route_parse(line, (size_t)len - 1, got, sizeof(got),
 		    gaddr, sizeof(gaddr)) == 0);
 		CHECK(strcmp(got, name) == 0 && strcmp(gaddr, addr) == 0);
+	}
+	/* dyno-run's status lines, from values the input gives. */
+	for (i = 0; i + 7 < size; i += 8) {
+		struct web_status st, back;
+		uint64_t r = 0;
+
+		st.want = data[i] % 101;
+		st.starting = data[i + 1] % 101;
+		st.crashed = data[i + 2] % 101;
+		for (int k = 3; k < 8; k++)
+			r = r << 8 | data[i + k];
+		st.restart = st.crashed ? (long long)(r % 999999999999999ULL) + 1 : 0;
+		len = web_status_format(line, sizeof(line), &st);
+		CHECK(len > 0);
+		CHECK(route_parse(line, (size_t)len, got, sizeof(got), gaddr,
+		    sizeof(gaddr)) == -1);
+		CHECK(web_status_parse(line, (size_t)len, &back) == 0);
+		CHECK(back.want == st.want && back.starting == st.starting &&
+		    back.crashed == st.crashed && back.restart == st.restart);
 	}
 }
 
