@@ -64,7 +64,8 @@ struct backend {
 enum req_state { REQ_NONE, REQ_BODY, REQ_DONE };
 enum resp_state { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
 enum resp_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
-enum timer { T_KEEPALIVE, T_HEADER, T_QUEUE, T_CONNECT, T_FIRSTBYTE, T_IDLE };
+enum timer { T_KEEPALIVE, T_HEADER, T_QUEUE, T_BOOT, T_CONNECT, T_FIRSTBYTE,
+    T_IDLE };
 
 struct client {
 	struct tag tag;
@@ -99,6 +100,9 @@ struct client {
 	int logged;			/* this request's line is out */
 	uint64_t bytes;
 	int64_t t_start, t_connect, t_connected, deadline;
+	int64_t t_ready;	/* a dyno was there for it: t_start, or when
+				 * the one it waited for came up (H12 counts
+				 * from here, not through a boot) */
 	enum timer timer;
 	int ev;				/* the interest the poller has now */
 	int flushq;			/* on the write-at-round-end list */
@@ -122,13 +126,13 @@ struct upstream {
 
 static struct {
 	int64_t connect_ms, service_ms, idle_ms, header_ms, keepalive_ms;
-	int64_t quarantine_ms, drain_ms;
+	int64_t quarantine_ms, drain_ms, boot_ms;
 	int max_inflight, queue_max, retries, workers;
 	const char *proto, *user;
 	char listen_port[16];
 } opt = {
 	5000, 30000, 55000, 10000, 90000,
-	5000, 30000,
+	5000, 30000, 75000,
 	50, 1000, 3, 1,
 	"http", NULL, "8080",
 };
@@ -148,6 +152,9 @@ static const char *fixed_backends;
 static char routes_path[4096], counters_path[4096];
 static int counters_dirty;
 static int queue_kick;		/* a slot came free: drain the queue this round */
+/* The web dynos as dyno-run last described them (run/routes' status line). */
+static struct web_status web;
+static int web_known;		/* a status line was read: no -b, no old dyno-run */
 /*
  * The monotonic clock in ms, read once per poll round, not some ten times
  * per request: every timeout is counted in whole ms, and a round takes
@@ -717,10 +724,15 @@ backends_load(const char *text, int from_routes)
 {
 	size_t i;
 	const char *p = text;
-	int added = 0;
 
+	/*
+	 * gone: 0 listed, 1 left the routes (kept while requests finish);
+	 * during the load 2 (was listed) or 3 (was not) until seen again.
+	 */
 	for (i = 0; i < nbackends; i++)
-		backends[i]->gone = 2;	/* until seen again */
+		backends[i]->gone = backends[i]->gone ? 3 : 2;
+	if (from_routes)
+		web_known = 0;
 	while (p != NULL && *p != '\0') {
 		char name[DYNO_NAME_MAX], addr[128], line[256];
 		const char *start = p;
@@ -734,6 +746,12 @@ backends_load(const char *text, int from_routes)
 		p = eol ? eol + 1 : NULL;
 		if (line[0] == '\0')
 			continue;
+		if (from_routes && line[0] == '@') {
+			/* One status line; two mean the file is not dyno-run's. */
+			if (web_status_parse(start, len, &web) == 0)
+				web_known = web_known ? -1 : 1;
+			continue;
+		}
 		if (from_routes) {
 			if (route_parse(start, len, name, sizeof(name), addr,
 			    sizeof(addr)) == -1)
@@ -747,6 +765,13 @@ backends_load(const char *text, int from_routes)
 			    strcmp(backends[i]->addrtext, addr) == 0)
 				b = backends[i];
 		if (b != NULL) {
+			if (b->gone == 3) {
+				/* Back on the routes after it left them: a new
+				 * process, which its old one's refusal must not
+				 * keep out, nor its old connections reach. */
+				b->quarantined_until = 0;
+				backend_drop_pool(b);
+			}
 			b->gone = 0;
 			continue;
 		}
@@ -764,9 +789,12 @@ backends_load(const char *text, int from_routes)
 		b->addr = ss;
 		b->addrlen = sslen;
 		backends[nbackends++] = b;
-		added = 1;
 	}
+	if (web_known == -1)
+		web_known = 0;
 	for (i = nbackends; i-- > 0;) {
+		if (backends[i]->gone == 3)
+			backends[i]->gone = 1;
 		if (backends[i]->gone == 2) {
 			backends[i]->gone = 1;
 			/* Idle keep-alive connections to a dyno that left the
@@ -776,15 +804,9 @@ backends_load(const char *text, int from_routes)
 		}
 	}
 	counters_dirty = 1;
-	if (added)
-		while (queue_head != NULL && queue_len > 0) {
-			size_t before = queue_len;
-			struct client *c = queue_head;
-			queue_remove(c);
-			dispatch(c);
-			if (queue_len >= before)
-				break;
-		}
+	/* A dyno came, or the status changed: waiting requests may go now,
+	 * or learn that none will come. */
+	queue_kick = 1;		/* after this round */
 }
 
 static void
@@ -1145,7 +1167,7 @@ request_start(struct client *c, int headlen)
 	const char *upgrade = NULL;
 	size_t i;
 
-	c->t_start = now_ms();
+	c->t_start = c->t_ready = now_ms();
 	c->t_connect = c->t_connected = 0;
 	c->ntries = 0;
 	c->status = 0;
@@ -1453,7 +1475,7 @@ upstream_attach(struct client *c, struct upstream *u)
 	c->t_connect = now_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
-		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
 	} else
 		set_deadline(c, T_CONNECT, now_ms() + opt.connect_ms);
 	request_pump(c);
@@ -1466,6 +1488,89 @@ upstream_attach(struct client *c, struct upstream *u)
 	}
 	upstream_update(u);
 	client_update(c);
+}
+
+/*
+ * No dyno can take c now: is one coming that could?  A listed dyno it has
+ * not tried (quarantined for now), one starting, or a crashed one due to
+ * restart before c's boot timeout, as dyno-run's status line says; with no
+ * status line (-b, or an older dyno-run) nothing is known to be coming.
+ */
+static int
+web_coming(const struct client *c)
+{
+	size_t i;
+	int k;
+
+	if (!web_known || web.want == 0 ||
+	    c->ntries >= (int)(sizeof(c->tried) / sizeof(c->tried[0])))
+		return 0;
+	if (web.starting > 0 ||
+	    (web.crashed > 0 && web.restart <= c->t_start + opt.boot_ms))
+		return 1;
+	for (i = 0; i < nbackends; i++) {
+		if (backends[i]->gone)
+			continue;
+		for (k = 0; k < c->ntries && c->tried[k] != backends[i]; k++)
+			;
+		if (k == c->ntries)
+			return 1;
+	}
+	return 0;
+}
+
+/* Requests waiting for a boot look again when a dyno's quarantine ends. */
+static void
+quarantine_wake(int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < nbackends; i++) {
+		struct backend *b = backends[i];
+		if (b->gone || b->quarantined_until == 0)
+			continue;
+		if (b->quarantined_until <= now) {
+			b->quarantined_until = 0;
+			queue_kick = 1;
+		} else if (queue_head != NULL && b->quarantined_until < next_sweep)
+			next_sweep = b->quarantined_until;
+	}
+}
+
+/*
+ * Wait in the queue: for a slot (full; H12 at the service timeout) or for
+ * a dyno to boot (H20 at the boot timeout from the request's arrival).
+ */
+static void
+queue_wait(struct client *c, int boot)
+{
+	if (boot && c->timer != T_BOOT)
+		set_deadline(c, T_BOOT, c->t_start + opt.boot_ms);
+	else if (!boot && c->timer == T_BOOT) {
+		c->t_ready = now_ms();
+		set_deadline(c, T_QUEUE, c->t_ready + opt.service_ms);
+	}
+	queue_push(c);
+	counters_dirty = 1;	/* run/router's queue= shows who waits */
+	if (boot)
+		quarantine_wake(now_ms());
+	client_update(c);
+}
+
+/* No dyno now and none coming: say why, as Heroku's router does. */
+static void
+no_dyno_error(struct client *c)
+{
+	if (c->ntries > 0 && c->refused == 2)
+		client_error(c, 503, "H13", "Connection closed without response");
+	else if (c->ntries > 0 && c->refused)
+		client_error(c, 503, "H21", "Backend connection refused");
+	else if (c->ntries > 0)
+		client_error(c, 503, "H19", "Backend connection timeout");
+	else if (web_known && web.want > 0 && web.crashed > 0)
+		client_error(c, 503, "H10", "App crashed");
+	else
+		client_error(c, 503, "H14", "No web dynos running");
 }
 
 static void
@@ -1483,26 +1588,18 @@ dispatch(struct client *c)
 		} else
 			b = backend_pick(c, &full, &none);
 		if (b == NULL) {
-			if (full && queue_len < (size_t)opt.queue_max) {
-				queue_push(c);
-				client_update(c);
-				return;
-			}
-			if (full)
+			int boot = !full && web_coming(c);
+
+			if ((full || boot) && queue_len < (size_t)opt.queue_max)
+				queue_wait(c, boot);
+			else if (full || boot)
 				client_error(c, 503, "H11", "Backlog too deep");
-			else if (c->ntries > 0 && c->refused == 2)
-				client_error(c, 503, "H13",
-				    "Connection closed without response");
-			else if (c->ntries > 0 && c->refused)
-				client_error(c, 503, "H21",
-				    "Backend connection refused");
-			else if (c->ntries > 0)
-				client_error(c, 503, "H19",
-				    "Backend connection timeout");
 			else
-				client_error(c, 503, "H14", "No web dynos running");
+				no_dyno_error(c);
 			return;
 		}
+		if (c->timer == T_BOOT)
+			c->t_ready = now_ms();	/* the wait for a boot is over */
 		c->tried[c->ntries++] = b;
 		memcpy(c->dyno, b->name, sizeof(c->dyno));	/* same size */
 		b->inflight++;
@@ -1534,7 +1631,7 @@ dispatch(struct client *c)
 	}
 }
 
-/* A dyno has room again: the oldest waiting request goes first. */
+/* A dyno has room again, or came up: the oldest waiting request goes first. */
 static void
 queue_drain(void)
 {
@@ -1543,7 +1640,7 @@ queue_drain(void)
 		int full, none;
 		struct backend *b = backend_pick(c, &full, &none);
 
-		if (b == NULL && full)
+		if (b == NULL && (full || web_coming(c)))
 			return;
 		queue_remove(c);
 		dispatch(c);
@@ -1864,7 +1961,7 @@ upstream_readable(struct upstream *u)
 		set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 		if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
 		    c->resp == RESP_HEAD) {
-			set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+			set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
 		}
 		/* Written at the round's end: usually it all goes, and no
 		 * interest changes. */
@@ -1940,7 +2037,7 @@ upstream_writable(struct upstream *u)
 		}
 		u->connecting = 0;
 		c->t_connected = now_ms();
-		set_deadline(c, T_FIRSTBYTE, c->t_start + opt.service_ms);
+		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
 		request_pump(c);
 	}
 	while (buf_pending(&u->out) > 0) {
@@ -1985,6 +2082,9 @@ client_timeout(struct client *c)
 			break;
 		}
 		client_error(c, 408, "H28", "Client connection idle");
+		break;
+	case T_BOOT:
+		client_error(c, 503, "H20", "App boot timeout");
 		break;
 	case T_QUEUE:
 	case T_FIRSTBYTE:
@@ -2037,6 +2137,7 @@ sweep(int64_t now)
 	}
 	if (min < next_sweep)
 		next_sweep = min;
+	quarantine_wake(now);
 }
 
 /* ---- the loop ---------------------------------------------------------------- */
@@ -2200,6 +2301,7 @@ help(void)
 "  -w, --workers N            worker processes sharing the socket (1)\n"
 "      --max-inflight N       requests in flight per dyno (50)\n"
 "      --queue N              requests waiting for a dyno before H11 (1000)\n"
+"      --boot-timeout DUR     wait this long for a booting dyno, H20 (75s)\n"
 "      --retries N            connect attempts on different dynos (3)\n"
 "      --quarantine DUR       rest a refusing dyno this long (5s)\n"
 "      --connect-timeout DUR  (5s)\n"
@@ -2367,6 +2469,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "app", required_argument, NULL, 'a' },
 		{ "backends", required_argument, NULL, 'b' },
+		{ "boot-timeout", required_argument, NULL, 'B' },
 		{ "connect-timeout", required_argument, NULL, 'C' },
 		{ "drain-timeout", required_argument, NULL, 'D' },
 		{ "header-timeout", required_argument, NULL, 'H' },
@@ -2397,6 +2500,9 @@ main(int argc, char **argv)
 			break;
 		case 'b':
 			fixed_backends = optarg;
+			break;
+		case 'B':
+			duration_opt("boot-timeout", optarg, &opt.boot_ms);
 			break;
 		case 'C':
 			duration_opt("connect-timeout", optarg, &opt.connect_ms);
