@@ -169,6 +169,43 @@ web.1 GET /b body=" ]
 	[ "$(rlog_count 'code=H11')" -eq 2 ]
 }
 
+@test "a dyno back on the routes after a refusal is used at once, its quarantine gone with its old process" {
+	make_app 'web: ./app'
+	mkdir -p "$APP/.dyno/run"
+	port=$(pick_port)
+	# What dyno-run writes: routes, then the status line; replaced by rename.
+	put_routes() {
+		printf '%s\n' "$@" >"$APP/.dyno/run/routes.tmp"
+		mv "$APP/.dyno/run/routes.tmp" "$APP/.dyno/run/routes"
+	}
+	put_routes "web.1 127.0.0.1:$port" '@web want=1 starting=0 crashed=0 restart=0'
+	start_app_router --quarantine 60s --boot-timeout 20s
+	# Listed but refusing: quarantined for a minute, H21.
+	run curl -s --max-time 20 "http://127.0.0.1:$ROUTER_PORT/first"
+	[ "$output" = "503 Service Unavailable: Backend connection refused" ]
+	wait_for 5 rlog_has 'quarantined for 60000ms" dyno=web.1'
+	# It crashed and is starting again (off the routes): a request waits.
+	put_routes '@web want=1 starting=1 crashed=0 restart=0'
+	wait_for 10 fails grep -q '^dyno=web.1 ' "$APP/.dyno/run/router"
+	curl -s --max-time 30 -o "$APP/second.out" -w '%{http_code}\n' \
+	    "http://127.0.0.1:$ROUTER_PORT/?second" >"$APP/second.code" &
+	PEER_PIDS+=($!)
+	wait_for 10 grep -qx 'queue=1 clients=1' "$APP/.dyno/run/router"
+	# Up again at the same address: the waiting request goes to it now,
+	# not after the old process's 60 s quarantine.
+	PORT=$port DYNO=web.1 "$APP/app" >>"$APP/web.1.log" 2>&1 3>&- &
+	PEER_PIDS+=($!)
+	wait_for 10 port_listening "$port"
+	t0=$(now_ms)
+	put_routes "web.1 127.0.0.1:$port" '@web want=1 starting=0 crashed=0 restart=0'
+	wait_for 10 test -s "$APP/second.code"
+	[ "$(cat "$APP/second.code")" = 200 ]
+	grep -q 'web.1' "$APP/second.out"
+	[ $(( $(now_ms) - t0 )) -lt 5000 ]
+	run curl -s --max-time 20 -w ' %{http_code}' "http://127.0.0.1:$ROUTER_PORT/?third"
+	[[ "$output" == *"web.1"*" 200" ]]
+}
+
 # Kill the session of a random web dyno that is up; the pid in $APP/kills.
 kill_random_up() {
 	local up=() f pid
