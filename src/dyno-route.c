@@ -707,10 +707,18 @@ static void
 backend_free_if_done(size_t i)
 {
 	struct backend *b = backends[i];
+	struct client *c;
+	int k;
 
 	/* Clients keep pointers to dynos they tried only to compare them. */
 	if (!b->gone || b->inflight > 0)
 		return;
+	/* A dyno added later may get this address: a request waiting for one
+	 * to boot must not take it for the one it tried. */
+	for (c = clients; c != NULL; c = c->next)
+		for (k = 0; k < c->ntries; k++)
+			if (c->tried[k] == b)
+				c->tried[k] = NULL;
 	backend_drop_pool(b);
 	free(b);
 	memmove(&backends[i], &backends[i + 1],

@@ -22,6 +22,12 @@ rlog_has() { grep -q -- "$1" "$APP/router.log"; }
 rlog_count() { grep -c -- "$1" "$APP/router.log" || true; }
 restarts_ge() { [ "$(state "$1" restarts)" -ge "$2" ] 2>/dev/null; }
 
+# put_routes LINE...: run/routes as dyno-run writes it, replaced by rename.
+put_routes() {
+	printf '%s\n' "$@" >"$APP/.dyno/run/routes.tmp"
+	mv "$APP/.dyno/run/routes.tmp" "$APP/.dyno/run/routes"
+}
+
 # boot_procfile ARG...: one web process type, t/peers/bootapp.py logging
 # what it receives to $APP/got.log.
 boot_procfile() {
@@ -173,11 +179,6 @@ web.1 GET /b body=" ]
 	make_app 'web: ./app'
 	mkdir -p "$APP/.dyno/run"
 	port=$(pick_port)
-	# What dyno-run writes: routes, then the status line; replaced by rename.
-	put_routes() {
-		printf '%s\n' "$@" >"$APP/.dyno/run/routes.tmp"
-		mv "$APP/.dyno/run/routes.tmp" "$APP/.dyno/run/routes"
-	}
 	put_routes "web.1 127.0.0.1:$port" '@web want=1 starting=0 crashed=0 restart=0'
 	start_app_router --quarantine 60s --boot-timeout 20s
 	# Listed but refusing: quarantined for a minute, H21.
@@ -204,6 +205,33 @@ web.1 GET /b body=" ]
 	[ $(( $(now_ms) - t0 )) -lt 5000 ]
 	run curl -s --max-time 20 -w ' %{http_code}' "http://127.0.0.1:$ROUTER_PORT/?third"
 	[[ "$output" == *"web.1"*" 200" ]]
+}
+
+@test "a request that tried a dyno and waits for a boot may take a dyno added later" {
+	make_app 'web: ./app'
+	mkdir -p "$APP/.dyno/run"
+	dead=$(pick_port)
+	put_routes "web.1 127.0.0.1:$dead" '@web want=2 starting=1 crashed=0 restart=0'
+	start_app_router --boot-timeout 20s
+	curl -s --max-time 30 -o "$APP/waited.out" -w '%{http_code}\n' \
+	    "http://127.0.0.1:$ROUTER_PORT/?waits" >"$APP/waited.code" &
+	PEER_PIDS+=($!)
+	# Refused by web.1, it waits for web.2, which is starting.
+	wait_for 10 rlog_has "connection refused by 127.0.0.1:$dead"
+	wait_for 10 grep -qx 'queue=1 clients=1' "$APP/.dyno/run/router"
+	# web.1 leaves the routes (the router frees it), then a new web.1
+	# comes up elsewhere: a new dyno, which the request has not tried,
+	# even if it lands where the old one was in the router's memory.
+	put_routes '@web want=2 starting=2 crashed=0 restart=0'
+	wait_for 10 fails grep -q '^dyno=web.1 ' "$APP/.dyno/run/router"
+	port=$(pick_port)
+	PORT=$port DYNO=web.1 "$APP/app" >>"$APP/web.1.log" 2>&1 3>&- &
+	PEER_PIDS+=($!)
+	wait_for 10 port_listening "$port"
+	put_routes "web.1 127.0.0.1:$port" '@web want=2 starting=1 crashed=0 restart=0'
+	wait_for 10 test -s "$APP/waited.code"
+	[ "$(cat "$APP/waited.code")" = 200 ]
+	grep -q 'web.1' "$APP/waited.out"
 }
 
 # Kill the session of a random web dyno that is up; the pid in $APP/kills.
