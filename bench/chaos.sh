@@ -27,7 +27,9 @@
 # Needs: wrk, haproxy, python3, bin/dyno-run, bin/dyno-route, examples/app
 # (`make`).  Every process it starts is stopped by pid on exit.
 #
-# Usage: bench/chaos.sh   (env: DUR=20 CONNS=50 KILL_EVERY=0.5 KEEP=1)
+# Usage: bench/chaos.sh   (env: DUR=20 CONNS=50 KILL_EVERY=0.5 KEEP=1
+#                          ROUTER=bin/dyno-route SUPERVISOR=bin/dyno-run,
+#                          e.g. an older build to compare)
 set -euo pipefail
 
 # shellcheck source=bench/common.sh
@@ -36,13 +38,15 @@ ROOT=$BENCH_ROOT
 DUR=${DUR:-20}
 CONNS=${CONNS:-50}
 KILL_EVERY=${KILL_EVERY:-0.5}
+ROUTER=${ROUTER:-$ROOT/bin/dyno-route}
+SUPERVISOR=${SUPERVISOR:-$ROOT/bin/dyno-run}
 
 die() { echo "chaos.sh: $*" >&2; exit 1; }
 for c in wrk haproxy python3 awk curl; do
 	command -v "$c" >/dev/null || die "needs $c"
 done
-for f in bin/dyno-run bin/dyno-route examples/app; do
-	[[ -x $ROOT/$f ]] || die "needs $f (make)"
+for f in "$SUPERVISOR" "$ROUTER" "$ROOT/examples/app"; do
+	[[ -x $f ]] || die "needs $f (make)"
 done
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dyno-chaos.XXXXXX")
@@ -67,9 +71,9 @@ echo 'web: exec ./app' >"$T/app/Procfile"
 read -r P_DY P_HA P1 P2 P3 P4 < <(bench_ports 6)
 # dyno-run's ports from a base it skips taken ones from.
 BASE=$(( 30000 + RANDOM % 20000 ))
-"$ROOT/bin/dyno-run" -a "$T/app" -p "$BASE" web=4 >"$T/run.log" 2>&1 &
+"$SUPERVISOR" -a "$T/app" -p "$BASE" web=4 >"$T/run.log" 2>&1 &
 bench_track $!
-"$ROOT/bin/dyno-route" -a "$T/app" -l "127.0.0.1:$P_DY" >"$T/route.log" 2>&1 &
+"$ROUTER" -a "$T/app" -l "127.0.0.1:$P_DY" >"$T/route.log" 2>&1 &
 bench_track $!
 for ((i = 0; i < 600; i++)); do
 	[[ $(grep -c '^[^@]' "$T/app/.dyno/run/routes" 2>/dev/null) == 4 ]] && break
@@ -78,11 +82,20 @@ done
 [[ $(grep -c '^[^@]' "$T/app/.dyno/run/routes") == 4 ]] || die "4 web dynos not up in 30 s"
 wait_accepts "$P_DY"
 
-# pgid of a random one of the 4 web dynos if it is up, or nothing.
+# pgid of a random one of the 4 web dynos if it is up, or nothing.  Bash
+# builtins only: on a loaded machine a few execs per tick stretch the
+# schedule.
 dyno_victim() {
-	local f="$T/app/.dyno/run/dynos/web.$(( RANDOM % 4 + 1 ))"
-	grep -qx 'state=up' "$f" 2>/dev/null || return 0
-	sed -n 's/^pid=//p' "$f"
+	local f="$T/app/.dyno/run/dynos/web.$(( RANDOM % 4 + 1 ))" line pid="" up=0
+	[[ -f $f ]] || return 0
+	while IFS= read -r line; do
+		case $line in
+		state=up) up=1 ;;
+		pid=*) pid=${line#pid=} ;;
+		esac
+	done <"$f"
+	((up)) && echo "$pid"
+	return 0
 }
 
 # ---- haproxy: 4 restart loops -------------------------------------------
@@ -125,8 +138,9 @@ for p in $P1 $P2 $P3 $P4 $P_HA; do wait_accepts "$p"; done
 
 # pid of a random haproxy backend's app (the loop's child), or nothing.
 ha_victim() {
-	local loop=${HA_LOOPS[RANDOM % 4]}
-	pgrep -P "$loop" | head -1
+	local loop=${HA_LOOPS[RANDOM % 4]} kids=
+	read -r kids 2>/dev/null <"/proc/$loop/task/$loop/children" || true
+	echo "${kids%% *}"
 }
 
 # run NAME PORT VICTIM_FN: wrk under the kill schedule; results in $T/NAME.*
@@ -137,9 +151,9 @@ run() {
 	    "http://127.0.0.1:$port/" >"$T/$name.wrk" 2>&1 &
 	wpid=$!
 	bench_track "$wpid"
-	end=$(( $(date +%s%3N) + DUR * 1000 - 500 ))
+	end=$(( ${EPOCHREALTIME/./} / 1000 + DUR * 1000 - 500 ))
 	sleep "$KILL_EVERY"
-	while (( $(date +%s%3N) < end )); do
+	while (( ${EPOCHREALTIME/./} / 1000 < end )); do
 		# The next tick is KILL_EVERY from this one, however long the
 		# pick and the kill take on a loaded machine.
 		sleep "$KILL_EVERY" &
@@ -163,7 +177,7 @@ run haproxy "$P_HA" ha_victim
 
 # ---- results --------------------------------------------------------------
 echo "bench/chaos.sh  commit $(bench_commit)  $(date -u +%Y-%m-%dT%H:%MZ)  load $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "DUR=${DUR}s CONNS=$CONNS KILL_EVERY=${KILL_EVERY}s; wrk --timeout 30s"
+echo "DUR=${DUR}s CONNS=$CONNS KILL_EVERY=${KILL_EVERY}s; wrk --timeout 30s; $ROUTER, $SUPERVISOR"
 echo
 printf '| target | responses | non-2xx | socket errors | success | p50 ms | p99 ms | kills | misses |\n'
 printf '| --- | --: | --: | --: | --: | --: | --: | --: | --: |\n'
