@@ -53,6 +53,15 @@ struct backend {
 	int inflight, gone;
 	int64_t quarantined_until;
 	uint64_t total, errors;
+	/*
+	 * Stuck: requests waited stall_ms with no byte from any of its
+	 * connections.  It gets no new request until stall_until, then only
+	 * idempotent ones (probes) until a byte comes.
+	 */
+	int stalled;
+	int64_t last_byte, stall_since, stall_until;
+	uint64_t stalls;
+	int sweep_waiting, sweep_overdue;	/* scratch for sweep */
 	struct upstream *idle;	/* keep-alive pool, most recent first */
 	struct {
 		int64_t at;
@@ -103,6 +112,8 @@ struct client {
 	int64_t t_ready;	/* a dyno was there for it: t_start, or when
 				 * the one it waited for came up (H12 counts
 				 * from here, not through a boot) */
+	int64_t stall_at;		/* no byte by then: the dyno may be stuck */
+	int64_t t_queued, queue_ms;	/* time spent in our queue */
 	enum timer timer;
 	int ev;				/* the interest the poller has now */
 	int flushq;			/* on the write-at-round-end list */
@@ -126,13 +137,13 @@ struct upstream {
 
 static struct {
 	int64_t connect_ms, service_ms, idle_ms, header_ms, keepalive_ms;
-	int64_t quarantine_ms, drain_ms, boot_ms;
+	int64_t quarantine_ms, drain_ms, boot_ms, stall_ms;
 	int max_inflight, queue_max, retries, workers;
 	const char *proto, *user;
 	char listen_port[16];
 } opt = {
 	5000, 30000, 55000, 10000, 90000,
-	5000, 30000, 75000,
+	5000, 30000, 75000, 1000,
 	50, 1000, 3, 1,
 	"http", NULL, "8080",
 };
@@ -407,6 +418,7 @@ queue_push(struct client *c)
 	queue_tail = c;
 	queue_len++;
 	c->queued = 1;
+	c->t_queued = now_ms();
 }
 
 static void
@@ -425,6 +437,7 @@ queue_remove(struct client *c)
 	c->qprev = c->qnext = NULL;
 	queue_len--;
 	c->queued = 0;
+	c->queue_ms += now_ms() - c->t_queued;
 }
 
 static void
@@ -434,6 +447,15 @@ set_deadline(struct client *c, enum timer t, int64_t at)
 	c->deadline = at;
 	if (at < next_sweep)
 		next_sweep = at;
+}
+
+/* The request went out to a dyno: a byte is due within --stall-timeout. */
+static void
+stall_arm(struct client *c)
+{
+	c->stall_at = now_ms() + opt.stall_ms;
+	if (c->stall_at < next_sweep)
+		next_sweep = c->stall_at;
 }
 
 static void
@@ -496,6 +518,52 @@ text_unum(struct text *t, unsigned long long u)
 	text_put(t, p, (size_t)(d + sizeof(d) - p));
 }
 
+/* A byte that goes into a quoted log value as it is. */
+#define LOG_PLAIN(ch) ((unsigned char)((ch) - 0x20) < 0x5f && (ch) != '"' && \
+	(ch) != '\\')
+
+/*
+ * A client's text as one quoted logfmt value, at most max bytes between the
+ * quotes: '"' and '\\' escaped by a backslash, any other byte outside
+ * printable ASCII as \xNN, and an escape never cut.  Runs of plain bytes
+ * go by memcpy.
+ */
+static void
+text_quoted(struct text *t, const char *s, size_t max)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t used = 0, run;
+
+	text_lit(t, "\"");
+	for (;;) {
+		for (run = 0; s[run] != '\0' && LOG_PLAIN(s[run]); run++)
+			;
+		if (run > max - used)
+			run = max - used;
+		text_put(t, s, run);
+		used += run;
+		s += run;
+		if (*s == '\0' || used == max)
+			break;
+		if (*s == '"' || *s == '\\') {
+			char e[2] = { '\\', *s };
+			if (max - used < 2)
+				break;
+			text_put(t, e, 2);
+			used += 2;
+		} else {
+			unsigned char ch = (unsigned char)*s;
+			char e[4] = { '\\', 'x', hex[ch >> 4], hex[ch & 15] };
+			if (max - used < 4)
+				break;
+			text_put(t, e, 4);
+			used += 4;
+		}
+		s++;
+	}
+	text_lit(t, "\"");
+}
+
 /*
  * One logfmt line per request, as Heroku's router writes it: the line
  * log_event would make (its 2047-byte cap on the text included), built by
@@ -511,7 +579,8 @@ log_request(struct client *c, const char *code, const char *desc)
 	long connect = c->t_connected && c->t_connect ?
 	    (long)(c->t_connected - c->t_connect) : 0;
 	long service = c->t_connected ? (long)(now - c->t_connected) : 0;
-	size_t i, start, run;
+	int64_t queue = c->queue_ms + (c->queued ? now - c->t_queued : 0);
+	size_t start;
 
 	c->logged = 1;
 	t.len = log_timestamp(line, t.cap);
@@ -528,25 +597,22 @@ log_request(struct client *c, const char *code, const char *desc)
 		text_lit(&t, "at=info ");
 	text_lit(&t, "method=");
 	text_str(&t, c->method[0] ? c->method : "-");
-	text_lit(&t, " path=\"");
-	/* The path with '"' and '\\' escaped, at most 2 * PATH_LOG_MAX - 2. */
-	for (i = 0, run = 0; c->path[i] != '\0' && run + 2 < PATH_LOG_MAX * 2;
-	    i++) {
-		if (c->path[i] == '"' || c->path[i] == '\\') {
-			text_lit(&t, "\\");
-			run++;
-		}
-		text_put(&t, &c->path[i], 1);
-		run++;
-	}
-	text_lit(&t, "\" host=");
-	text_str(&t, c->host[0] ? c->host : "-");
+	/*
+	 * What the client wrote is data: quoted and escaped, each within a
+	 * budget, so that the line keeps one of each field under the cap.
+	 * The request id needs no quotes: request_build keeps only ids of
+	 * [A-Za-z0-9+/=-].
+	 */
+	text_lit(&t, " path=");
+	text_quoted(&t, c->path, PATH_LOG_MAX);
+	text_lit(&t, " host=");
+	text_quoted(&t, c->host[0] ? c->host : "-", 256);
 	text_lit(&t, " request_id=");
 	text_str(&t, c->reqid[0] ? c->reqid : "-");
-	text_lit(&t, " fwd=\"");
-	text_str(&t, c->fwd[0] ? c->fwd : c->peer);
-	text_lit(&t, "\" dyno=");
-	text_str(&t, c->dyno);
+	text_lit(&t, " fwd=");
+	text_quoted(&t, c->fwd[0] ? c->fwd : c->peer, 256);
+	text_lit(&t, " dyno=");
+	text_str(&t, c->dyno[0] ? c->dyno : "-");
 	text_lit(&t, " connect=");
 	text_num(&t, connect);
 	text_lit(&t, "ms service=");
@@ -557,6 +623,14 @@ log_request(struct client *c, const char *code, const char *desc)
 	text_unum(&t, (unsigned long long)c->bytes);
 	text_lit(&t, " protocol=");
 	text_str(&t, opt.proto);
+	/* Ours: what the client waited in all, queue and retries included. */
+	text_lit(&t, " queue=");
+	text_num(&t, (long long)queue);
+	text_lit(&t, "ms tries=");
+	text_num(&t, c->ntries);
+	text_lit(&t, " total=");
+	text_num(&t, c->t_start ? (long long)(now - c->t_start) : 0);
+	text_lit(&t, "ms");
 	t.cap++;
 	text_lit(&t, "\n");
 	fwrite(line, 1, t.len, stdout);
@@ -605,10 +679,12 @@ counters_write(int64_t now)
 			p99 = v[(n - 1) * 99 / 100];
 		}
 		buf_printf(&b, "dyno=%s addr=%s inflight=%d total=%llu errors=%llu "
-		    "requests_1m=%zu p50_ms=%d p95_ms=%d p99_ms=%d gone=%d\n",
+		    "requests_1m=%zu p50_ms=%d p95_ms=%d p99_ms=%d gone=%d "
+		    "stalled=%llu stuck=%d\n",
 		    be->name, be->addrtext, be->inflight,
 		    (unsigned long long)be->total, (unsigned long long)be->errors,
-		    n, p50, p95, p99, be->gone);
+		    n, p50, p95, p99, be->gone, (unsigned long long)be->stalls,
+		    be->stalled);
 	}
 	buf_printf(&b, "queue=%zu clients=%zu\n", queue_len, nclients);
 	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1)
@@ -852,6 +928,47 @@ backend_done(struct backend *b)
 }
 
 static int
+idempotent(const char *method)
+{
+	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	    strcmp(method, "OPTIONS") == 0;
+}
+
+/* It may go to another dyno if this one never answers (RFC 9110 9.2.2). */
+static int
+resendable(const struct client *c)
+{
+	return !c->req_body && idempotent(c->method);
+}
+
+/*
+ * A stalled dyno takes no new request while its hold lasts; after it, only
+ * one that can be sent elsewhere if it is still stuck: a probe.
+ */
+static int
+backend_stuck_for(const struct backend *b, const struct client *c,
+    int64_t now)
+{
+	return b->stalled && (b->stall_until > now || !resendable(c));
+}
+
+/* A byte from the dyno: it is not stuck. */
+static void
+backend_heard(struct backend *b)
+{
+	b->last_byte = now_ms();
+	if (!b->stalled)
+		return;
+	b->stalled = 0;
+	log_event(stdout, "heroku", "router", "at=warning desc=\"dyno answers "
+	    "again after %lldms stalled\" dyno=%s",
+	    (long long)(b->last_byte - b->stall_since), b->name);
+	log_unflushed = 1;
+	counters_dirty = 1;
+	queue_kick = 1;
+}
+
+static int
 backend_usable(struct backend *b, struct client *c, int64_t now)
 {
 	int i;
@@ -886,7 +1003,8 @@ backend_pick(struct client *c, int *full, int *none)
 	}
 	/* Drop the full ones so the two choices are among those with room. */
 	for (i = 0; i < n;) {
-		if (cand[i]->inflight >= opt.max_inflight)
+		if (cand[i]->inflight >= opt.max_inflight ||
+		    backend_stuck_for(cand[i], c, now))
 			cand[i] = cand[--n];
 		else
 			i++;
@@ -934,35 +1052,53 @@ upstream_discard(struct client *c)
 		backend_done(u->b);
 }
 
+/* What is still in the client's buffer never reached it: not in bytes=. */
+static void
+bytes_unsent(struct client *c)
+{
+	size_t left = buf_pending(&c->out);
+
+	c->bytes = c->bytes > left ? c->bytes - left : 0;
+}
+
 /* Answer with an error page unless the response has begun, then close. */
 static void
 client_error(struct client *c, int status, const char *code, const char *desc)
 {
 	char body[256];
 	int n;
+	size_t before;
 
-	if (c->up != NULL && c->up->b != NULL)
+	if (c->up != NULL && c->up->b != NULL) {
 		c->up->b->errors++;
+		/* The client waited on this dyno for nothing: count the wait. */
+		if (c->resp == RESP_NONE || c->resp == RESP_HEAD)
+			backend_sample(c->up->b, (int)(now_ms() - c->t_start));
+	}
 	c->status = status;
+	queue_remove(c);	/* its queue time ends now, for the log */
+	if (c->resp == RESP_BODY || c->resp == RESP_DONE) {
+		/* Mid-response: nothing honest to add.  The log counts what
+		 * went out, not what was still buffered. */
+		bytes_unsent(c);
+		log_request(c, code, desc);
+		client_close(c);
+		return;
+	}
 	n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
 	    status_text(status), code ? ": " : "", code ? desc : "");
-	if (c->resp != RESP_BODY && c->resp != RESP_DONE)
-		c->bytes = (uint64_t)n;	/* the log counts our page's body */
-	log_request(c, code, desc);
 	upstream_discard(c);
-	queue_remove(c);
 	c->close_after = 1;
 	c->req = REQ_DONE;
 	c->tunnel = 0;
-	if (c->resp == RESP_BODY || c->resp == RESP_DONE) {
-		client_close(c);	/* mid-response: nothing honest to add */
-		return;
-	}
 	c->resp = RESP_DONE;
 	c->in.off = c->in.len;	/* whatever else it sent is not read */
+	before = buf_pending(&c->out);
 	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %d\r\nConnection: close\r\n\r\n%s", status,
 	    status_text(status), n, body);
+	c->bytes = (uint64_t)(buf_pending(&c->out) - before);	/* the page */
+	log_request(c, code, desc);
 	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
 	client_update(c);
 }
@@ -1057,16 +1193,21 @@ client_accept(void)
 #define NAME_IS(h, lit) ((h)->name_len == sizeof(lit) - 1 && \
 	http_token_eq((h)->name, (h)->name_len, (lit)))
 
+/* Heroku's rule for a client's X-Request-Id: 20 to 200 of [A-Za-z0-9+/=-]. */
 static int
-visible_id(const char *v, size_t len)
+valid_request_id(const char *v, size_t len)
 {
 	size_t i;
 
-	if (len == 0 || len > 200)
+	if (len < 20 || len > 200)
 		return 0;
-	for (i = 0; i < len; i++)
-		if ((unsigned char)v[i] < 0x21 || (unsigned char)v[i] > 0x7e)
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '+' || ch == '/' ||
+		    ch == '=' || ch == '-'))
 			return 0;
+	}
 	return 1;
 }
 
@@ -1114,7 +1255,7 @@ request_build(struct client *c, const struct http_msg *m)
 		if (NAME_IS(h, "x-request-start"))
 			continue;
 		if (NAME_IS(h, "x-request-id")) {
-			if (visible_id(h->value, h->value_len) && !have_id) {
+			if (valid_request_id(h->value, h->value_len) && !have_id) {
 				copy_field(c->reqid, sizeof(c->reqid), h->value,
 				    h->value_len);
 				have_id = 1;
@@ -1177,6 +1318,7 @@ request_start(struct client *c, int headlen)
 
 	c->t_start = c->t_ready = now_ms();
 	c->t_connect = c->t_connected = 0;
+	c->stall_at = c->queue_ms = 0;
 	c->ntries = 0;
 	c->status = 0;
 	c->bytes = 0;
@@ -1297,6 +1439,24 @@ client_try_request(struct client *c)
 	request_start(c, n);
 }
 
+/*
+ * The client left before its response was whole: H27 with status 499, as
+ * the man page says, whatever the dyno had answered, and the bytes that
+ * reached it.  A request the dyno was working on counts for the dyno.
+ */
+static void
+client_gone(struct client *c)
+{
+	c->status = 499;
+	bytes_unsent(c);
+	if (c->up && c->up->b) {
+		c->up->b->errors++;
+		backend_sample(c->up->b, (int)(now_ms() - c->t_start));
+	}
+	queue_remove(c);
+	log_request(c, "H27", "Client Request Interrupted");
+}
+
 static void
 client_readable(struct client *c)
 {
@@ -1318,12 +1478,8 @@ client_readable(struct client *c)
 		/* The client went away: the normal end of a tunnel. */
 		if (c->tunnel)
 			log_request(c, NULL, NULL);
-		else if (c->req != REQ_NONE || c->resp != RESP_NONE) {
-			c->status = 499;
-			if (c->up && c->up->b)
-				c->up->b->errors++;
-			log_request(c, "H27", "Client Request Interrupted");
-		}
+		else if (c->req != REQ_NONE || c->resp != RESP_NONE)
+			client_gone(c);
 		client_close(c);
 		return;
 	}
@@ -1368,10 +1524,8 @@ client_writable(struct client *c)
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			if (c->resp != RESP_DONE || buf_pending(&c->out) > 0) {
-				c->status = c->status ? c->status : 499;
-				log_request(c, "H27", "Client Request Interrupted");
-			}
+			if (c->resp != RESP_DONE || buf_pending(&c->out) > 0)
+				client_gone(c);
 			client_close(c);
 			return;
 		}
@@ -1484,6 +1638,7 @@ upstream_attach(struct client *c, struct upstream *u)
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
 		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
+		stall_arm(c);
 	} else
 		set_deadline(c, T_CONNECT, now_ms() + opt.connect_ms);
 	request_pump(c);
@@ -1685,8 +1840,8 @@ request_finish(struct client *c)
 	int reuse_up;
 
 	if (u && u->b) {
-		backend_sample(u->b, (int)(now_ms() - (c->t_connected ?
-		    c->t_connected : c->t_start)));
+		/* All the client waited: queue and retries included. */
+		backend_sample(u->b, (int)(now_ms() - c->t_start));
 		if (c->status >= 500)
 			u->b->errors++;
 	}
@@ -1841,13 +1996,6 @@ response_body(struct client *c, const char *p, size_t n)
 	return 0;
 }
 
-static int
-idempotent(const char *method)
-{
-	return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
-	    strcmp(method, "OPTIONS") == 0;
-}
-
 /* The dyno closed or failed before the response was whole. */
 static void
 upstream_eof(struct client *c, struct upstream *u, int err)
@@ -1937,6 +2085,8 @@ upstream_readable(struct upstream *u)
 			return;
 		}
 		u->got_bytes = 1;
+		c->stall_at = 0;
+		backend_heard(u->b);
 		u->in.len += (size_t)n;
 		c->resp = RESP_HEAD;
 		for (;;) {
@@ -1996,6 +2146,7 @@ upstream_readable(struct upstream *u)
 		}
 		c->out.len += (size_t)n;
 		c->bytes += (uint64_t)n;
+		backend_heard(u->b);
 	} else {
 		char *tmp = c->out.data + c->out.len;
 		size_t room = c->out.cap - c->out.len;
@@ -2007,6 +2158,7 @@ upstream_readable(struct upstream *u)
 			upstream_eof(c, u, n < 0);
 			return;
 		}
+		backend_heard(u->b);
 		/* Framing looks at the bytes in place; response_body appends
 		 * them, so move them aside first. */
 		{
@@ -2046,6 +2198,7 @@ upstream_writable(struct upstream *u)
 		u->connecting = 0;
 		c->t_connected = now_ms();
 		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
+		stall_arm(c);
 		request_pump(c);
 	}
 	while (buf_pending(&u->out) > 0) {
@@ -2111,14 +2264,84 @@ client_timeout(struct client *c)
 	}
 }
 
+/*
+ * Passive detection of a stuck dyno (Envoy's outlier detection, haproxy's
+ * observe layer7): requests on it waited --stall-timeout for a first byte
+ * and no byte came from any of its connections meanwhile.  One slow request
+ * alone is what a slow endpoint looks like, so it takes two waiting, or
+ * one probe to a dyno already found stuck.  It then takes no new request
+ * for five stall times, and its waiting requests that may go elsewhere do.
+ */
+static int
+stall_check(int64_t now)
+{
+	size_t i;
+	int found = 0;
+
+	for (i = 0; i < nbackends; i++) {
+		struct backend *b = backends[i];
+
+		if (b->sweep_overdue == 0 || now - b->last_byte < opt.stall_ms)
+			continue;
+		if (b->stalled) {
+			if (b->stall_until > now)
+				continue;	/* on hold: its requests were seen to */
+		} else if (b->sweep_waiting < 2)
+			continue;
+		else {
+			b->stalled = 1;
+			b->stalls++;
+			b->stall_since = now;
+			counters_dirty = 1;
+			log_event(stdout, "heroku", "router", "at=warning "
+			    "desc=\"no response byte for %lldms with %d requests "
+			    "waiting: stalled\" dyno=%s",
+			    (long long)opt.stall_ms, b->sweep_waiting, b->name);
+			log_unflushed = 1;
+		}
+		b->stall_until = now + 5 * opt.stall_ms;
+		found = 1;
+	}
+	return found;
+}
+
+/* Send the requests a stuck dyno holds elsewhere, those that may go. */
+static void
+stall_resend(int64_t now)
+{
+	struct client *c, *next;
+
+	for (c = clients; c != NULL; c = next) {
+		struct upstream *u = c->up;
+		int full, none;
+
+		next = c->next;
+		if (u == NULL || u->b == NULL || !u->b->stalled ||
+		    u->b->stall_until <= now || u->got_bytes ||
+		    c->resp != RESP_NONE || c->tunnel || c->req != REQ_DONE ||
+		    !resendable(c) || c->resends >= opt.retries)
+			continue;
+		if (backend_pick(c, &full, &none) == NULL && !full)
+			continue;	/* nowhere else to go: it waits here */
+		c->resends++;
+		c->refused = 2;
+		c->stall_at = 0;
+		upstream_discard(c);
+		dispatch(c);
+	}
+}
+
 static void
 sweep(int64_t now)
 {
 	struct client *c, *next;
 	int64_t min = INT64_MAX;
 	size_t i;
+	int overdue = 0;
 
 	next_sweep = INT64_MAX;
+	for (i = 0; i < nbackends; i++)
+		backends[i]->sweep_waiting = backends[i]->sweep_overdue = 0;
 	for (c = clients; c != NULL; c = next) {
 		next = c->next;
 		if (c->deadline > 0 && c->deadline <= now) {
@@ -2127,7 +2350,22 @@ sweep(int64_t now)
 		}
 		if (c->deadline > 0 && c->deadline < min)
 			min = c->deadline;
+		if (c->stall_at == 0)
+			continue;
+		if (c->up == NULL || c->up->b == NULL || c->up->got_bytes ||
+		    c->resp != RESP_NONE) {
+			c->stall_at = 0;
+			continue;
+		}
+		c->up->b->sweep_waiting++;
+		if (c->stall_at <= now) {
+			c->up->b->sweep_overdue++;
+			overdue = 1;
+		} else if (c->stall_at < min)
+			min = c->stall_at;
 	}
+	if (overdue && stall_check(now))
+		stall_resend(now);
 	/* Pooled connections idle longer than the idle timeout are closed. */
 	for (i = 0; i < nbackends; i++) {
 		struct upstream **pp = &backends[i]->idle;
@@ -2314,6 +2552,7 @@ help(void)
 "      --quarantine DUR       rest a refusing dyno this long (5s)\n"
 "      --connect-timeout DUR  (5s)\n"
 "      --service-timeout DUR  to the first response byte, H12 (30s)\n"
+"      --stall-timeout DUR    no byte from a dyno holding requests: stuck (1s)\n"
 "      --idle-timeout DUR     no bytes either way, H15 (55s)\n"
 "      --header-timeout DUR   a whole request head, 408 (10s)\n"
 "      --keepalive-timeout DUR  idle client connection (90s)\n"
@@ -2491,6 +2730,7 @@ main(int argc, char **argv)
 		{ "queue", required_argument, NULL, 'q' },
 		{ "retries", required_argument, NULL, 'R' },
 		{ "service-timeout", required_argument, NULL, 'S' },
+		{ "stall-timeout", required_argument, NULL, 'T' },
 		{ "user", required_argument, NULL, 'u' },
 		{ "workers", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 }
@@ -2550,6 +2790,9 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			duration_opt("service-timeout", optarg, &opt.service_ms);
+			break;
+		case 'T':
+			duration_opt("stall-timeout", optarg, &opt.stall_ms);
 			break;
 		case 'u':
 			opt.user = optarg;

@@ -306,7 +306,7 @@ expect_reject() {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
 	t0=$(now_ms)
-	curl -sS -H 'X-Forwarded-For: 10.1.2.3' -H 'X-Request-Id: my-id.123' \
+	curl -sS -H 'X-Forwarded-For: 10.1.2.3' -H 'X-Request-Id: my-id-123+abc/def=ghij' \
 	    -H 'Connection: X-Foo' -H 'X-Foo: 1' -H 'Keep-Alive: 5' \
 	    -H 'Proxy-Connection: x' -H 'TE: trailers' -H 'X-Kept: yes' \
 	    -H 'Proxy-Authorization: Basic eDp5' -H 'Trailer: X-T' \
@@ -316,7 +316,7 @@ expect_reject() {
 	grep -qx 'h: X-Forwarded-For: 10.1.2.3, 127.0.0.1' "$T/seen"
 	grep -qx 'h: X-Forwarded-Proto: http' "$T/seen"
 	grep -qx "h: X-Forwarded-Port: $RPORT" "$T/seen"
-	grep -qx 'h: X-Request-Id: my-id.123' "$T/seen"
+	grep -qx 'h: X-Request-Id: my-id-123+abc/def=ghij' "$T/seen"
 	grep -qx 'h: Via: 1.1 dyno-route' "$T/seen"
 	grep -qx 'h: X-Kept: yes' "$T/seen"
 	start=$(sed -n 's/^h: X-Request-Start: //p' "$T/seen")
@@ -325,11 +325,12 @@ expect_reject() {
 	fails grep -qiE '^h: (X-Foo|Keep-Alive|Proxy-Connection|TE|Proxy-Authorization|Trailer|Upgrade):' "$T/seen"
 	# Only the router's own Connection header, if any.
 	fails grep -qi '^h: Connection: .*X-Foo' "$T/seen"
-	wait_for 10 router_log_has 'request_id=my-id.123 fwd="10.1.2.3, 127.0.0.1"'
+	wait_for 10 router_log_has 'request_id=my-id-123\+abc/def=ghij fwd="10.1.2.3, 127.0.0.1"'
 
-	# An id over 200 characters, or with a space, is replaced by a fresh one.
+	# Heroku's rule: 20 to 200 of [A-Za-z0-9+/=-], else a fresh id.
 	long=$(head -c 201 /dev/zero | tr '\0' i)
-	for bad in "$long" 'has space'; do
+	for bad in "$long" 'has space in-it-12345' 'only-19-characters-' \
+	    'a.dot.is.not.allowed.here' 'quote"status=200-dyno=x'; do
 		id=$(curl -sS -H "X-Request-Id: $bad" "http://127.0.0.1:$RPORT/" |
 		    sed -n 's/^h: X-Request-Id: //p')
 		[[ "$id" =~ ^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$ ]]
@@ -560,7 +561,7 @@ max_rss_while() {
 	start_router -b "127.0.0.1:$LAST_PORT"
 	curl -sS -o /dev/null "http://127.0.0.1:$RPORT/"
 	wait_for 10 router_log_has 'at=info'
-	grep -E "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+\+00:00 heroku\[router\]: at=info method=GET path=\"/\" host=127\.0\.0\.1:$RPORT request_id=[0-9a-f-]{36} fwd=\"127\.0\.0\.1\" dyno=127\.0\.0\.1:$LAST_PORT connect=[0-9]+ms service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http$" "$LOG"
+	grep -E "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+\+00:00 heroku\[router\]: at=info method=GET path=\"/\" host=\"127\.0\.0\.1:$RPORT\" request_id=[0-9a-f-]{36} fwd=\"127\.0\.0\.1\" dyno=127\.0\.0\.1:$LAST_PORT connect=[0-9]+ms service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http queue=0ms tries=1 total=[0-9]+ms$" "$LOG"
 }
 
 @test "-a: run/router counts requests per dyno with p50/p95/p99" {
@@ -573,7 +574,7 @@ max_rss_while() {
 	# Rewritten at most once a second: wait for the last of the traffic.
 	wait_for 10 counted_total_is 50
 	for d in "web.1 addr=127.0.0.1:$p1" "web.2 addr=127.0.0.1:$p2"; do
-		wait_for 10 grep -Eq "^dyno=$d inflight=0 total=[0-9]+ errors=0 requests_1m=[0-9]+ p50_ms=[0-9]+ p95_ms=[0-9]+ p99_ms=[0-9]+ gone=0$" "$APPDIR/.dyno/run/router"
+		wait_for 10 grep -Eq "^dyno=$d inflight=0 total=[0-9]+ errors=0 requests_1m=[0-9]+ p50_ms=[0-9]+ p95_ms=[0-9]+ p99_ms=[0-9]+ gone=0 stalled=0 stuck=0$" "$APPDIR/.dyno/run/router"
 	done
 	grep -qx 'queue=0 clients=0' "$APPDIR/.dyno/run/router"
 }
@@ -636,12 +637,12 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	wait_for 20 has_conn_to "$good"
 	write_routes "good 127.0.0.1:$good" "dying 127.0.0.1:$dying"
 	wait_for 20 grep -q "^dyno=dying " "$APPDIR/.dyno/run/router"
-	run curl -sS -m 30 -X POST -w '\n%{http_code}' "http://127.0.0.1:$RPORT/"
+	run curl -sS -m 30 -X POST -w '\n%{http_code}\n%{size_header}' "http://127.0.0.1:$RPORT/"
 	echo "$output" >&2
 	[ "${lines[0]}" = "503 Service Unavailable: Connection closed without response" ]
 	[ "${lines[1]}" = 503 ]
-	# bytes= is the body of the router's own page, its newline included.
-	wait_for 10 router_log_has "at=error code=H13 desc=\"Connection closed without response\" method=POST path=\"/\" .* dyno=dying .*status=503 bytes=$(( ${#lines[0]} + 1 )) "
+	# bytes= is the router's whole page, head and body (its newline too).
+	wait_for 10 router_log_has "at=error code=H13 desc=\"Connection closed without response\" method=POST path=\"/\" .* dyno=dying .*status=503 bytes=$(( ${lines[2]} + ${#lines[0]} + 1 )) "
 	[ "$(grep -c '^POST / HTTP/1.1$' "$T/dying.log")" -eq 1 ]
 	fails grep -q '^POST ' "$T/good.log"
 	# A GET the dying dyno took is sent again, to good.
@@ -803,7 +804,7 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	cat "$T/seen" >&2
 	grep -qx 'h: X-Forwarded-Proto: http, https' "$T/seen"
 	[ "$(grep -c '^h: X-Forwarded-Proto:' "$T/seen")" -eq 1 ]
-	wait_for 10 router_log_has 'at=info method=GET path="/" .*status=200 bytes=[0-9]+ protocol=https$'
+	wait_for 10 router_log_has 'at=info method=GET path="/" .*status=200 bytes=[0-9]+ protocol=https queue='
 }
 
 @test "--user: after binding the router runs as that user; an unknown user exits 1" {

@@ -125,7 +125,7 @@ def serve_one(conn):
     headers = {}
     for l in lines[1:]:
         k, v = l.split(b":", 1)
-        headers[k.decode().strip().lower()] = v.decode().strip()
+        headers[k.decode().strip().lower()] = v.decode("latin-1").strip()
     path = target.decode()
     print(lines[0].decode(errors="replace"), flush=True)
     if CLOSE or (CLOSE_REUSED and conn.served > 0):
