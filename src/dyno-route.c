@@ -1185,6 +1185,7 @@ client_accept(void)
 		nclients++;
 		/* Slowloris: the first request's head must arrive in time too. */
 		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
+		c->t_start = now_ms();
 		client_update(c);
 	}
 }
@@ -1400,6 +1401,18 @@ request_pump(struct client *c)
 	return 0;
 }
 
+/* A new request begins: nothing of the last one goes into its log line. */
+static void
+request_forget(struct client *c)
+{
+	c->t_start = now_ms();
+	c->t_connect = c->t_connected = c->stall_at = c->queue_ms = 0;
+	c->ntries = c->resends = c->refused = c->status = 0;
+	c->bytes = 0;
+	c->method[0] = c->path[0] = c->host[0] = c->reqid[0] = '\0';
+	c->fwd[0] = c->dyno[0] = '\0';
+}
+
 static void
 client_try_request(struct client *c)
 {
@@ -1418,9 +1431,12 @@ client_try_request(struct client *c)
 		return;
 	}
 	/* A new request began to arrive, after an idle spell or pipelined
-	 * behind the last one: its head has header_ms from now. */
-	if (c->timer != T_HEADER)
+	 * behind the last one: its head has header_ms from now, and if it
+	 * fails, its log line names none of the last request's values. */
+	if (c->timer != T_HEADER) {
 		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
+		request_forget(c);
+	}
 	n = http_parse_request(c->in.data + c->in.off, buf_pending(&c->in), &msg);
 	if (n == 0) {
 		if (buf_pending(&c->in) > HTTP_HEAD_MAX) {

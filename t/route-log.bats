@@ -125,3 +125,18 @@ one_of_each() {
 	grep -q 'code=H27 .*path="/download?bytes=1073741824" .* status=499 ' "$LOG"
 	fails grep -q 'status=200' "$LOG"
 }
+
+@test "a bad request after a good one on the same connection logs none of the good one's values" {
+	start_backend web.1
+	start_router -b "127.0.0.1:$LAST_PORT"
+	printf 'GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n' |
+	    python3 "$CLIENT" raw "$RPORT" > "$T/out"
+	grep -q '^HTTP/1.1 400 ' "$T/out"
+	wait_for 10 log_has 'code=H26'
+	line=$(grep 'code=H26' "$LOG")
+	echo "$line" >&2
+	[[ "$line" == *' path="" host="-" '* ]]
+	[[ "$line" == *' fwd="127.0.0.1" dyno=- connect=0ms service=0ms status=400 '* ]]
+	[[ "$line" == *' queue=0ms tries=0 total='* ]]
+	fails grep -q 'code=H26 .*first' "$LOG"
+}
