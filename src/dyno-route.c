@@ -518,6 +518,13 @@ text_unum(struct text *t, unsigned long long u)
 	text_put(t, p, (size_t)(d + sizeof(d) - p));
 }
 
+/*
+ * What a quoted path may take of the line: with 256 each for host and fwd,
+ * a 200-byte id, a 64-byte dyno name and the rest at their longest, the
+ * line stays under log_event's 2047 bytes with room to spare.
+ */
+#define LOG_PATH_BUDGET 900
+
 /* A byte that goes into a quoted log value as it is. */
 #define LOG_PLAIN(ch) ((unsigned char)((ch) - 0x20) < 0x5f && (ch) != '"' && \
 	(ch) != '\\')
@@ -604,7 +611,7 @@ log_request(struct client *c, const char *code, const char *desc)
 	 * [A-Za-z0-9+/=-].
 	 */
 	text_lit(&t, " path=");
-	text_quoted(&t, c->path, PATH_LOG_MAX);
+	text_quoted(&t, c->path, LOG_PATH_BUDGET);
 	text_lit(&t, " host=");
 	text_quoted(&t, c->host[0] ? c->host : "-", 256);
 	text_lit(&t, " request_id=");

@@ -80,6 +80,16 @@ one_of_each() {
 	# The forged id was not taken: a fresh UUID, in the log and for the dyno.
 	grep -E 'path="/p2" .* request_id=[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} ' "$LOG"
 	grep -qE '^h: X-Request-Id: [0-9a-f-]{36}$' "$T/out2"
+	# At their longest, escapes and all, every field still fits the line.
+	q=$(head -c 1000 /dev/zero | tr '\0' '"')
+	id=$(head -c 200 /dev/zero | tr '\0' i)
+	printf 'GET /p4%s HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: %s\r\nX-Request-Id: %s\r\nConnection: close\r\n\r\n' \
+	    "$q" "${q:0:240}" "$id" | python3 "$CLIENT" raw "$RPORT" > "$T/out4"
+	grep -q '^HTTP/1.1 200 ' "$T/out4"
+	wait_for 10 log_has '/p4'
+	one_of_each '/p4'
+	grep -qE 'path="/p4[^ ]* .* total=[0-9]+ms$' "$LOG"
+	[ "$(grep '/p4' "$LOG" | wc -c)" -lt 2200 ]
 	# Host, if the parser lets it through; and if it does not, the 400's
 	# line is data all the same.
 	printf 'GET /p3 HTTP/1.1\r\nHost: a"%s\r\nConnection: close\r\n\r\n' "$forge" |
