@@ -249,6 +249,20 @@ probe_fail(struct target *t, const char *code, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * How long a probe may take.  Watching, rounds are --interval apart, and a
+ * probe that has not answered by the next round counts as failed there:
+ * so a hung dyno falls after about interval x fall (6 s at the defaults),
+ * not timeout x fall, however long --timeout is.
+ */
+static int64_t
+probe_limit_ms(void)
+{
+	if (!opt.once && opt.interval_ms < opt.timeout_ms)
+		return opt.interval_ms;
+	return opt.timeout_ms;
+}
+
 static void
 probe_start(struct target *t)
 {
@@ -264,7 +278,7 @@ probe_start(struct target *t)
 		return;
 	}
 	t->started = clock_ms();
-	t->deadline = t->started + opt.timeout_ms;
+	t->deadline = t->started + probe_limit_ms();
 	if (t->probe == PROBE_EXEC) {
 		char port[16];
 		pid_t pid = fork();
@@ -303,8 +317,9 @@ probe_start(struct target *t)
 	curl_easy_setopt(t->easy, CURLOPT_URL, url);
 	curl_easy_setopt(t->easy, CURLOPT_PRIVATE, t);
 	curl_easy_setopt(t->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)opt.timeout_ms);
-	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)opt.timeout_ms);
+	curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, (long)probe_limit_ms());
+	curl_easy_setopt(t->easy, CURLOPT_CONNECTTIMEOUT_MS,
+	    (long)probe_limit_ms());
 	curl_easy_setopt(t->easy, CURLOPT_USERAGENT, "dyno-health");
 	curl_easy_setopt(t->easy, CURLOPT_FORBID_REUSE, 1L);
 	curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, body_write);
@@ -328,10 +343,10 @@ probe_curl_done(struct target *t, CURLcode rc)
 		probe_fail(t, "H21", "connection refused");
 	else if (rc == CURLE_OPERATION_TIMEDOUT && connect <= 0)
 		probe_fail(t, "H19", "no connection within %lldms",
-		    (long long)opt.timeout_ms);
+		    (long long)probe_limit_ms());
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
 		probe_fail(t, "H12", "no response within %lldms",
-		    (long long)opt.timeout_ms);
+		    (long long)probe_limit_ms());
 	else if (rc == CURLE_GOT_NOTHING || rc == CURLE_RECV_ERROR ||
 	    rc == CURLE_PARTIAL_FILE)
 		probe_fail(t, "H13", "connection closed without response");
@@ -372,7 +387,7 @@ probe_exec_check(struct target *t, int64_t now)
 		kill(t->child, SIGKILL);
 		waitpid(t->child, &status, 0);
 		probe_fail(t, "H12", "no answer within %lldms",
-		    (long long)opt.timeout_ms);
+		    (long long)probe_limit_ms());
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		t->ok = 1;
 	else if (WIFEXITED(status))

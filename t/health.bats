@@ -183,6 +183,27 @@ no_proc() { ! pgrep -fx "$1" >/dev/null; }
 	hstate_is web.1 state ok
 }
 
+@test "daemon at its defaults: a hung dyno falls after interval x fall, not timeout x fall" {
+	make_app 'web: ./app'
+	start_run --stop-grace 3s web=2
+	wait_for 10 has_routes 2
+	# The defaults: --interval 2s --timeout 5s --fall 3.
+	start_health
+	wait_for 10 hstate_is web.2 state ok
+	old=$(state web.2 pid)
+	pkill -STOP -s "$old"
+	t0=$(now_ms)
+	wait_for 20 hlog_has 'heroku\[web.2\]: Error H12 health check failed'
+	t1=$(now_ms)
+	echo "fell after $((t1 - t0))ms"
+	# Three rounds 2 s apart, each probe given until the next: about 6 s
+	# (it was 15 s: three probes each waiting out the 5 s timeout).
+	[ $((t1 - t0)) -lt 8500 ]
+	hlog_has 'health check failed: no response within 2000ms'
+	wait_for 10 replaced web.2 "$old"
+	pkill -CONT -s "$old" 2>/dev/null || true
+}
+
 @test "daemon: a dyno failing right after its restart waits out the backoff" {
 	make_app 'worker: ./app --worker'
 	start_run worker=1
