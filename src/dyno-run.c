@@ -62,6 +62,7 @@ struct dyno {
 	int64_t cycle_at;	/* daily restart */
 	int64_t reset_at;	/* backoff resets when up this long */
 	int crashes;		/* for backoff; reset after a long enough run */
+	int was_up;		/* its last run got up: killed, not a broken app */
 	int restarts;		/* for people */
 	long rss_kb;
 	long rss_written;
@@ -798,6 +799,7 @@ dyno_finish(struct dyno *d)
 		delay = d->last_start + 1000 - now;
 	d->crashes++;
 	d->next_start = now + delay;
+	d->was_up = was == ST_UP;
 	d->pid = 0;
 	d->port = 0;
 	dyno_set_state(d, ST_CRASHED);
@@ -1202,10 +1204,60 @@ memory_sample(void)
 	}
 }
 
+/*
+ * Backoff protects the host from a crash loop, not the app from kills:
+ * when no web dyno is up or starting, the crashed one due soonest that had
+ * got up starts now, at most one such start a second (runit's throttle),
+ * so the formation is never empty for longer than a boot.  A web dyno that
+ * never got up (a broken app) waits out its backoff.
+ */
+static int64_t early_last = INT64_MIN / 2;
+
+/* The crashed web dyno an early start would start now, or NULL. */
+static struct dyno *
+early_candidate(int64_t now)
+{
+	struct dyno *soonest = NULL;
+	size_t i;
+
+	if (shutting_down)
+		return NULL;
+	for (i = 0; i < ndynos; i++) {
+		struct dyno *d = dynos[i];
+		if (strcmp(d->type, "web") != 0)
+			continue;
+		if (d->state == ST_UP || d->state == ST_STARTING)
+			return NULL;
+		if (d->state == ST_CRASHED && d->was_up &&
+		    d->stop_reason != STOP_REMOVE && d->stop_reason != STOP_HOLD &&
+		    d->next_start > now && d->next_start > d->last_start + 1000 &&
+		    (soonest == NULL || d->next_start < soonest->next_start))
+			soonest = d;
+	}
+	return soonest;
+}
+
+static void
+early_start(int64_t now)
+{
+	struct dyno *soonest;
+
+	if (now - early_last < 1000 || (soonest = early_candidate(now)) == NULL)
+		return;
+	early_last = now;
+	soonest->next_start = now > soonest->last_start + 1000 ? now :
+	    soonest->last_start + 1000;
+	soonest->dirty = 1;
+	log_event(stdout, "heroku", soonest->name,
+	    "Starting early: no web dyno is up or starting");
+}
+
 static void
 timers_run(int64_t now)
 {
 	size_t i;
+
+	early_start(now);
 
 	for (i = 0; i < ndynos; i++) {
 		struct dyno *d = dynos[i];
@@ -1313,6 +1365,8 @@ timers_next(int64_t now)
 		    now + ADOPT_POLL_MS < next)
 			next = now + ADOPT_POLL_MS;
 	}
+	if (early_last + 1000 < next && early_candidate(now) != NULL)
+		next = early_last + 1000 > now ? early_last + 1000 : now;
 	return next;
 }
 

@@ -195,6 +195,36 @@ unwatch_routes() {
 	[ "${gaps[3]}" -lt 3950 ]
 }
 
+@test "no web dyno up or starting: the crashed one that had got up starts early, at most once a second" {
+	make_app 'web: ./app'
+	start_run --backoff-cap 60s web=1
+	# Killed four times once up: backoff would hold the 4th restart 4 s.
+	for k in 1 2 3 4; do
+		wait_for 20 is_state web.1 up
+		pid=$(state web.1 pid)
+		kill -KILL "$pid"
+		wait_for 10 is_state web.1 crashed
+	done
+	t0=$(now_ms)
+	wait_for 20 is_state web.1 up
+	t1=$(now_ms)
+	echo "up again after $((t1 - t0))ms"
+	log_has 'heroku\[web.1\]: Starting early: no web dyno is up or starting'
+	[ $((t1 - t0)) -lt 2500 ]
+	# Never two starts of one dyno within a second, early or not.
+	mapfile -t gaps < <(grep 'heroku\[web.1\]: Starting process' "$APP/out.log" |
+	    cut -c12-26 | awk -F: '{ t = $1*3600 + $2*60 + $3; if (NR > 1) { d = t - p; if (d < 0) d += 86400; printf "%d\n", d * 1000 } p = t }')
+	echo "gaps: ${gaps[*]}"
+	for g in "${gaps[@]}"; do [ "$g" -ge 950 ]; done
+}
+
+@test "a web dyno that never got up is not started early: a broken app backs off" {
+	make_app 'web: echo broken; exit 1'
+	start_run --backoff-cap 60s web=1
+	wait_for 20 log_count_ge 'heroku\[web.1\]: Starting process' 4
+	fails log_has 'Starting early'
+}
+
 @test "a dyno that exits 0 is restarted too" {
 	make_app 'worker: echo done; exit 0'
 	start_run worker=1
