@@ -110,7 +110,7 @@ int selfpipe_read(int *sig);				/* 1 with *sig, 0 when drained */
 
 /* spawn.c: a dyno process in its own session. */
 struct spawn_opts {
-	const char *command;	/* run through /bin/sh -c */
+	const char *command;	/* plain words exec'd, else /bin/sh -c */
 	char **envp;
 	const char *dir;
 	int in_fd, out_fd, err_fd;	/* -1: /dev/null */

@@ -2,7 +2,8 @@
  * spawn.c: start a process the way a supervisor must.  The child gets its
  * own session (so the whole dyno can be signalled as one process group),
  * default signal dispositions and an empty mask, only the fds we hand it,
- * resource limits, and dropped privileges; then /bin/sh -c runs the command.
+ * resource limits, and dropped privileges; then the command runs: exec'd
+ * directly when it is plain words, else by /bin/sh -c.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -153,6 +154,51 @@ child_setup(const struct spawn_opts *o)
 		child_fail("set no_new_privs");
 }
 
+/*
+ * A command of plain words (letters, digits, "_./:,@+%-" and "=" past the
+ * first word, one space or tab between words, at most 63 of them) means the
+ * same to sh as to execvp, so it is exec'd directly, as runsv execs
+ * ./run: no shell start-up on every respawn, and the dyno's first process
+ * is the app, which gets SIGTERM itself.  A leading "exec" is dropped.
+ * Anything else (quotes, $, globs, redirections, ;, &, |, ~, #, a leading
+ * assignment) goes to sh -c.  Returns argc, or 0 for sh.
+ */
+static int
+plain_words(const char *cmd, char *buf, size_t buflen, char **argv, int max)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:,@+%-=";
+	size_t len = strlen(cmd), i;
+	int argc = 0;
+
+	if (len == 0 || len >= buflen)
+		return 0;
+	memcpy(buf, cmd, len + 1);
+	for (i = 0; i < len;) {
+		size_t start = i;
+		while (i < len && buf[i] != ' ' && buf[i] != '\t') {
+			if (strchr(ok, buf[i]) == NULL)
+				return 0;
+			if (buf[i] == '=' && argc == 0)
+				return 0;	/* NAME=value: an assignment */
+			i++;
+		}
+		if (i == start || argc == max - 1)
+			return 0;	/* two blanks in a row, or too many */
+		argv[argc++] = buf + start;
+		if (i < len)
+			buf[i++] = '\0';
+		if (i == len && buf[len - 1] == '\0')
+			return 0;	/* a trailing blank */
+	}
+	if (argc > 1 && strcmp(argv[0], "exec") == 0) {
+		memmove(argv, argv + 1, (size_t)argc * sizeof(argv[0]));
+		argc--;
+	}
+	argv[argc] = NULL;
+	return argc;
+}
+
 pid_t
 spawn_process(const struct spawn_opts *o)
 {
@@ -163,7 +209,18 @@ spawn_process(const struct spawn_opts *o)
 		return pid;
 	child_setup(o);
 	{
+		static char words[4096];
+		char *wargv[64];
 		char *argv[] = { "sh", "-c", (char *)o->command, NULL };
+		extern char **environ;
+
+		if (plain_words(o->command, words, sizeof(words), wargv, 64) > 0) {
+			/* execvp looks in the dyno's PATH, not ours. */
+			environ = o->envp;
+			execvp(wargv[0], wargv);
+			/* Not found: a shell builtin (cd, export ...), or
+			 * nothing; sh says which, as it always did. */
+		}
 		execve("/bin/sh", argv, o->envp);
 		child_fail("exec /bin/sh");
 	}

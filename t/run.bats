@@ -225,6 +225,25 @@ unwatch_routes() {
 	fails log_has 'Starting early'
 }
 
+@test "a command of plain words is exec'd directly, as runsv execs ./run; shell syntax goes to sh -c" {
+	# Plain words, with and without a leading exec: the app is the dyno's
+	# first process, no shell in between.
+	make_app 'web: ./app' 'worker: exec ./app --worker' \
+	    'shell: echo "dyno=$DYNO"; exec sleep 1000' 'builtin: cd .' \
+	    'dollar: echo $DYNO'
+	start_run web=1 worker=1 shell=1 builtin=1 dollar=1
+	wait_for 10 has_routes 1
+	wait_for 10 is_state worker.1 up
+	[ "$(cat /proc/"$(state web.1 pid)"/comm)" = app ]
+	[ "$(cat /proc/"$(state worker.1 pid)"/comm)" = app ]
+	# Quotes and $: the shell runs it, and expands $DYNO.
+	wait_for 10 log_has 'app\[shell.1\]: dyno=shell.1'
+	wait_for 10 log_has 'app\[dollar.1\]: dollar.1$'
+	# A shell builtin has no program to exec: sh runs it, as always.
+	wait_for 10 log_has 'heroku\[builtin.1\]: Process exited with status 0'
+	fails log_has 'app\[builtin.1\]: .*not found'
+}
+
 @test "a dyno that exits 0 is restarted too" {
 	make_app 'worker: echo done; exit 0'
 	start_run worker=1
