@@ -158,6 +158,9 @@ struct http_header {
 struct http_msg {
 	const char *method, *target, *host;
 	size_t method_len, target_len, host_len, head_len;
+	const char *path;	/* the target in origin-form, for the dyno */
+	size_t path_len;
+	int host_from_target;	/* absolute-form: host is its authority */
 	int minor, status, error;
 	int64_t content_length;	/* -1: none */
 	int chunked, has_te, keep_alive;
@@ -168,11 +171,12 @@ struct http_msg {
 struct chunked {
 	int state, digits;
 	uint64_t size, left;
-	size_t trailer_len;
+	size_t line_len;	/* of the chunk line, or the trailer section */
 };
 int http_parse_request(const char *buf, size_t len, struct http_msg *m);
 int http_parse_response(const char *buf, size_t len, struct http_msg *m);
 int http_token_eq(const char *s, size_t len, const char *word);
+int http_host_valid(const char *h, size_t len);	/* uri-host [":" port] */
 int http_list_has(const char *v, size_t len, const char *word);
 int http_list_has_n(const char *v, size_t len, const char *word, size_t wlen);
 void http_connection_headers(const struct http_msg *m, int *conn,
@@ -180,7 +184,8 @@ void http_connection_headers(const struct http_msg *m, int *conn,
 int http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
     const int *conn);	/* a field a proxy drops */
 void chunked_init(struct chunked *c);
-ssize_t chunked_feed(struct chunked *c, const char *buf, size_t len);
+ssize_t chunked_feed(struct chunked *c, const char *buf, size_t len,
+    const char **data, size_t *datalen);	/* bytes taken; one data span */
 int chunked_done(const struct chunked *c);
 
 /* poller.c: readiness for many fds (epoll on Linux, poll elsewhere). */

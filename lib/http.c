@@ -95,21 +95,52 @@ http_list_has(const char *v, size_t len, const char *word)
 	return http_list_has_n(v, len, word, strlen(word));
 }
 
-/* The last element of a list value, for Transfer-Encoding's final coding. */
-static void
-list_last(const char *v, size_t len, const char **out, size_t *outlen)
+/*
+ * Transfer-Encoding's codings, the list of RFC 9110 section 5.6.1 with
+ * optional parameters: 0 for exactly "chunked", 1 for other codings before
+ * a final "chunked" (valid, but nothing the router decodes), -1 for a final
+ * coding that is not chunked, chunked twice or with parameters, or a list
+ * that does not parse.  Empty elements are allowed, as the list rule says.
+ */
+static int
+te_codings(const char *v, size_t len)
 {
-	size_t end = len, start;
+	size_t i = 0, n = 0;
+	int last_chunked = 0;
 
-	while (end > 0 && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-		end--;
-	start = end;
-	while (start > 0 && v[start - 1] != ',')
-		start--;
-	while (start < end && (v[start] == ' ' || v[start] == '\t'))
-		start++;
-	*out = v + start;
-	*outlen = end - start;
+	while (i < len) {
+		size_t start;
+		int params = 0;
+
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		if (i == len)
+			break;
+		start = i;
+		while (i < len && is_tchar((unsigned char)v[i]))
+			i++;
+		if (i == start)
+			return -1;
+		if (last_chunked)
+			return -1;	/* chunked was not the last */
+		last_chunked = http_token_eq(v + start, i - start, "chunked");
+		/* Parameters: OWS ";" OWS token "=" ( token / quoted-string ),
+		 * held only to the bytes they may contain. */
+		while (i < len && v[i] != ',') {
+			unsigned char ch = (unsigned char)v[i];
+			if (ch == ';')
+				params = 1;
+			else if (!params && ch != ' ' && ch != '\t')
+				return -1;
+			i++;
+		}
+		if (last_chunked && params)
+			return -1;
+		n++;
+	}
+	if (!last_chunked)
+		return -1;
+	return n == 1 ? 0 : 1;
 }
 
 static int
@@ -203,12 +234,16 @@ parse_fields(const char *buf, size_t len, size_t off, struct http_msg *m,
 	}
 }
 
-/* Framing rules shared by requests and responses. */
+/*
+ * Framing rules shared by requests and responses: 0, -1 for a message that
+ * cannot be framed safely, or -2 for one framed by chunked under codings the
+ * router does not decode (a request's 501; a response passes them on).
+ */
 static int
 framing(struct http_msg *m)
 {
 	size_t i;
-	int n_cl = 0, n_te = 0;
+	int n_cl = 0, n_te = 0, ret = 0;
 
 	for (i = 0; i < m->nheaders; i++) {
 		struct http_header *h = &m->headers[i];
@@ -222,23 +257,28 @@ framing(struct http_msg *m)
 				return -1;
 		} else if (http_token_eq(h->name, h->name_len,
 		    "transfer-encoding")) {
-			const char *last;
-			size_t lastlen;
+			int r;
 
 			/* One TE field, whose final coding is chunked, once. */
-			if (n_te++ > 0)
+			if (n_te++ > 0 ||
+			    (r = te_codings(h->value, h->value_len)) < 0)
 				return -1;
-			list_last(h->value, h->value_len, &last, &lastlen);
-			if (!http_token_eq(last, lastlen, "chunked"))
-				return -1;
-			{
-				size_t before = (size_t)(last - h->value);
-				if (http_list_has(h->value, before, "chunked"))
-					return -1;
-			}
+			if (r == 1)
+				ret = -2;
 			m->chunked = 1;
 			m->has_te = 1;
 		} else if (http_token_eq(h->name, h->name_len, "connection")) {
+			/*
+			 * A field that frames the message, or says where it
+			 * goes, is never hop-by-hop (RFC 9110 section
+			 * 7.6.1): a sender naming one here means the next hop
+			 * to read the body otherwise than we do.  Refused.
+			 */
+			if (http_list_has(h->value, h->value_len,
+			    "content-length") || http_list_has(h->value,
+			    h->value_len, "transfer-encoding") ||
+			    http_list_has(h->value, h->value_len, "host"))
+				return -1;
 			if (http_list_has(h->value, h->value_len, "close"))
 				m->conn_close = 1;
 			if (http_list_has(h->value, h->value_len, "keep-alive"))
@@ -249,7 +289,7 @@ framing(struct http_msg *m)
 	}
 	if (n_cl > 0 && n_te > 0)
 		return -1;
-	return 0;
+	return ret;
 }
 
 static int
@@ -262,12 +302,123 @@ parse_version(const char *p, size_t len, int *minor)
 	return 0;
 }
 
+static int
+hexval(unsigned char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	return -1;
+}
+
+/* reg-name's bytes but "%": unreserved and sub-delims (RFC 3986). */
+static int
+is_regname(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+	    c == '~' || c == '!' || c == '$' || c == '&' || c == '\'' ||
+	    c == '(' || c == ')' || c == '*' || c == '+' || c == ',' ||
+	    c == ';' || c == '=';
+}
+
+/*
+ * Is h[0..len) uri-host [ ":" port ] (RFC 9112 section 3.2), the port a
+ * number up to 65535?  Stricter than RFC 3986 where it costs no one: the
+ * host is not empty, a ":" has a port after it, and an IP-literal holds
+ * only what an IPv6 address can.  No userinfo: "user@host" is refused.
+ */
+int
+http_host_valid(const char *h, size_t len)
+{
+	size_t i = 0;
+	long port = 0;
+
+	if (len > 0 && h[0] == '[') {
+		for (i = 1; i < len && h[i] != ']'; i++)
+			if (hexval((unsigned char)h[i]) < 0 && h[i] != ':' &&
+			    h[i] != '.')
+				return 0;
+		if (i == len || i < 3)
+			return 0;
+		i++;
+	} else {
+		for (; i < len && h[i] != ':'; i++) {
+			if (h[i] == '%') {
+				if (i + 2 >= len || hexval((unsigned char)h[i + 1]) < 0 ||
+				    hexval((unsigned char)h[i + 2]) < 0)
+					return 0;
+				i += 2;
+			} else if (!is_regname((unsigned char)h[i]))
+				return 0;
+		}
+		if (i == 0)
+			return 0;
+	}
+	if (i == len)
+		return 1;
+	if (h[i] != ':' || ++i == len || len - i > 5)
+		return 0;
+	for (; i < len; i++) {
+		if (h[i] < '0' || h[i] > '9')
+			return 0;
+		port = port * 10 + (h[i] - '0');
+	}
+	return port <= 65535;
+}
+
+/*
+ * The request target: origin-form ("/path?query") goes on as it is;
+ * absolute-form ("http://host/path") goes on as origin-form, its authority
+ * taking Host's place (RFC 9112 section 3.2.2).  CONNECT's authority-form
+ * is not implemented (501), and neither is OPTIONS's asterisk-form (400, as
+ * any other target that is none of these).  0, or the status to refuse with.
+ */
+static int
+request_target(struct http_msg *m)
+{
+	const char *t = m->target, *auth, *end = m->target + m->target_len;
+	size_t i = 0;
+
+	if (m->method_len == 7 && memcmp(m->method, "CONNECT", 7) == 0)
+		return 501;
+	if (t[0] == '/') {
+		m->path = t;
+		m->path_len = m->target_len;
+		return 0;
+	}
+	/* scheme "://": http or https, any case, nothing else. */
+	if (m->target_len > 7 && http_token_eq(t, 7, "http://"))
+		i = 7;
+	else if (m->target_len > 8 && http_token_eq(t, 8, "https://"))
+		i = 8;
+	else
+		return 400;
+	auth = t + i;
+	while (t + i < end && t[i] != '/' && t[i] != '?' && t[i] != '#')
+		i++;
+	if (t + i < end && t[i] == '#')
+		return 400;
+	if (!http_host_valid(auth, (size_t)(t + i - auth)))
+		return 400;
+	m->host = auth;
+	m->host_len = (size_t)(t + i - auth);
+	m->host_from_target = 1;
+	/* An empty path ("http://a?q", "http://a") is "/" (RFC 9112
+	 * section 3.2.1): the caller writes one before the rest. */
+	m->path = t + i;
+	m->path_len = (size_t)(end - (t + i));
+	return 0;
+}
+
 int
 http_parse_request(const char *buf, size_t len, struct http_msg *m)
 {
 	const char *cr, *sp1, *sp2, *end;
 	size_t linelen, i;
-	int n, hosts = 0;
+	int n, k, hosts = 0;
 
 	/* Not the 100 header slots: parse_fields fills those it uses. */
 	memset(m, 0, offsetof(struct http_msg, headers));
@@ -310,19 +461,25 @@ http_parse_request(const char *buf, size_t len, struct http_msg *m)
 	if (n <= 0)
 		return n;
 	m->head_len = (size_t)n;
-	if (framing(m) == -1)
+	if ((k = framing(m)) == -1)
 		return m->error = 400, -1;
 	if (m->has_te && m->minor == 0)
 		return m->error = 400, -1;
+	if (k == -2)
+		return m->error = 501, -1;	/* codings we do not decode */
 	for (i = 0; i < m->nheaders; i++)
 		if (m->headers[i].name_len == 4 &&
 		    http_token_eq(m->headers[i].name, 4, "host")) {
-			hosts++;
+			if (hosts++ > 0 || !http_host_valid(m->headers[i].value,
+			    m->headers[i].value_len))
+				return m->error = 400, -1;
 			m->host = m->headers[i].value;
 			m->host_len = m->headers[i].value_len;
 		}
-	if (hosts > 1 || (hosts == 0 && m->minor == 1))
+	if (hosts == 0 && m->minor == 1)
 		return m->error = 400, -1;
+	if ((k = request_target(m)) != 0)
+		return m->error = k, -1;
 	m->keep_alive = m->minor == 1 ? !m->conn_close :
 	    (m->conn_keepalive && !m->conn_close);
 	return n;
@@ -373,10 +530,32 @@ http_parse_response(const char *buf, size_t len, struct http_msg *m)
 
 /* ---- chunked framing ---------------------------------------------------- */
 
+/*
+ * The states of a chunked body (RFC 9112 section 7.1), one byte at a time.
+ * The chunk line and the trailer section are parsed to the grammar and then
+ * dropped: the router writes its own chunk lines, so only data bytes leave.
+ */
 enum {
-	CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
-	CH_TRAILER_START, CH_TRAILER, CH_TRAILER_LF, CH_END_LF, CH_DONE
+	CH_SIZE,		/* chunk-size: HEXDIG */
+	CH_BWS,			/* BWS before ";" */
+	CH_EXT_NAME0,		/* after ";": BWS, then the name */
+	CH_EXT_NAME,		/* chunk-ext-name: token */
+	CH_EXT_NAME_BWS,	/* BWS after the name: "=" or ";" follows */
+	CH_EXT_VAL0,		/* after "=": BWS, then token / quoted-string */
+	CH_EXT_TOKEN,		/* a token value */
+	CH_EXT_QUOTED,		/* inside a quoted-string */
+	CH_EXT_QPAIR,		/* after "\" in a quoted-string */
+	CH_EXT_AFTER,		/* after a closing quote */
+	CH_SIZE_LF,
+	CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_TRAILER_START,	/* a field line, or the CR of the empty line */
+	CH_TRAILER_NAME,	/* field-name: token */
+	CH_TRAILER_VALUE,	/* ":" and the value: no CTL but HTAB */
+	CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
+
+/* The longest chunk line and trailer section taken: no one needs more. */
+#define CHUNK_LINE_MAX 4096
 
 void
 chunked_init(struct chunked *c)
@@ -385,58 +564,148 @@ chunked_init(struct chunked *c)
 	c->state = CH_SIZE;
 }
 
+/* qdtext and the second byte of a quoted-pair (RFC 9110 section 5.6.4). */
 static int
-hexval(unsigned char ch)
+is_qdtext(unsigned char ch)
 {
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	ch |= 0x20;
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
+	return ch == '\t' || ch == ' ' || ch == 0x21 ||
+	    (ch >= 0x23 && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e) ||
+	    ch >= 0x80;
+}
+
+static int
+is_qpair(unsigned char ch)
+{
+	return ch == '\t' || (ch >= 0x20 && ch != 0x7f);
+}
+
+/* One byte of a chunk line after its size: the next state, or -1. */
+static int
+chunk_ext_byte(int state, unsigned char ch)
+{
+	int ws = ch == ' ' || ch == '\t';
+
+	switch (state) {
+	case CH_EXT_TOKEN:
+		if (is_tchar(ch))
+			return CH_EXT_TOKEN;
+		/* FALLTHROUGH */
+	case CH_SIZE:		/* the size has a digit: this is not one */
+	case CH_EXT_AFTER:
+		if (ch == '\r')
+			return CH_SIZE_LF;
+		/* FALLTHROUGH */
+	case CH_BWS:
+		return ch == ';' ? CH_EXT_NAME0 : ws ? CH_BWS : -1;
+	case CH_EXT_NAME0:
+		return is_tchar(ch) ? CH_EXT_NAME : ws ? CH_EXT_NAME0 : -1;
+	case CH_EXT_NAME:
+		if (is_tchar(ch))
+			return CH_EXT_NAME;
+		/* FALLTHROUGH */
+	case CH_EXT_NAME_BWS:
+		if (ch == '\r')
+			return state == CH_EXT_NAME ? CH_SIZE_LF : -1;
+		if (ch == '=')
+			return CH_EXT_VAL0;
+		return ch == ';' ? CH_EXT_NAME0 : ws ? CH_EXT_NAME_BWS : -1;
+	case CH_EXT_VAL0:
+		if (ch == '"')
+			return CH_EXT_QUOTED;
+		return is_tchar(ch) ? CH_EXT_TOKEN : ws ? CH_EXT_VAL0 : -1;
+	case CH_EXT_QUOTED:
+		if (ch == '"')
+			return CH_EXT_AFTER;
+		return ch == '\\' ? CH_EXT_QPAIR : is_qdtext(ch) ?
+		    CH_EXT_QUOTED : -1;
+	case CH_EXT_QPAIR:
+		return is_qpair(ch) ? CH_EXT_QUOTED : -1;
+	}
+	return -1;
+}
+
+/* One byte of the trailer section: the next state, or -1. */
+static int
+trailer_byte(int state, unsigned char ch)
+{
+	switch (state) {
+	case CH_TRAILER_START:
+		if (ch == '\r')
+			return CH_END_LF;
+		return is_tchar(ch) ? CH_TRAILER_NAME : -1;	/* no obs-fold */
+	case CH_TRAILER_NAME:
+		if (ch == ':')
+			return CH_TRAILER_VALUE;
+		return is_tchar(ch) ? CH_TRAILER_NAME : -1;
+	case CH_TRAILER_VALUE:
+		if (ch == '\r')
+			return CH_TRAILER_LF;
+		return ch == '\t' || (ch >= 0x20 && ch != 0x7f) ?
+		    CH_TRAILER_VALUE : -1;
+	case CH_TRAILER_LF:
+		return ch == '\n' ? CH_TRAILER_START : -1;
+	case CH_END_LF:
+		return ch == '\n' ? CH_DONE : -1;
+	}
 	return -1;
 }
 
 /*
- * Walk len bytes of a chunked body.  Returns how many belong to it (fewer
- * than len only when the body ended), or -1 on a framing error.  The bytes
- * themselves are forwarded untouched; this only finds where the body ends.
+ * Walk a chunked body: consume buf[0..len) up to the end of the body or of
+ * the first data span in it, whichever comes first.  Returns the bytes
+ * consumed (0 only when len is 0 or the body is done), and in *data and
+ * *datalen the span of chunk data among them (*datalen 0 when none), or -1
+ * on anything RFC 9112 section 7.1 does not allow.  Chunk lines, extensions
+ * and trailers are checked and consumed but never handed out: a caller
+ * that forwards only the spans under its own chunk lines forwards only what
+ * was parsed.  A caller calls again with the rest until all is consumed.
  */
 ssize_t
-chunked_feed(struct chunked *c, const char *buf, size_t len)
+chunked_feed(struct chunked *c, const char *buf, size_t len,
+    const char **data, size_t *datalen)
 {
 	size_t i = 0;
 
+	*data = NULL;
+	*datalen = 0;
 	while (i < len && c->state != CH_DONE) {
 		unsigned char ch = (unsigned char)buf[i];
+		int next;
 
 		switch (c->state) {
+		case CH_DATA: {
+			size_t take = len - i;
+			if ((uint64_t)take > c->left)
+				take = (size_t)c->left;
+			*data = buf + i;
+			*datalen = take;
+			c->left -= take;
+			i += take;
+			if (c->left == 0)
+				c->state = CH_DATA_CR;
+			return (ssize_t)i;
+		}
 		case CH_SIZE: {
 			int v = hexval(ch);
 			if (v >= 0) {
 				if (++c->digits > 16)
 					return -1;
-				if (c->size > (UINT64_MAX >> 4))
-					return -1;
 				c->size = (c->size << 4) | (uint64_t)v;
+				c->line_len++;
 				i++;
 				break;
 			}
 			if (c->digits == 0)
 				return -1;
-			if (ch == ';' || ch == ' ' || ch == '\t')
-				c->state = CH_EXT;
-			else if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else
-				return -1;
-			i++;
-			break;
 		}
-		case CH_EXT:
-			if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else if (ch == '\n' || ch == 0)
+			/* FALLTHROUGH */
+		case CH_BWS: case CH_EXT_NAME0: case CH_EXT_NAME:
+		case CH_EXT_NAME_BWS: case CH_EXT_VAL0: case CH_EXT_TOKEN:
+		case CH_EXT_QUOTED: case CH_EXT_QPAIR: case CH_EXT_AFTER:
+			if ((next = chunk_ext_byte(c->state, ch)) < 0 ||
+			    ++c->line_len > CHUNK_LINE_MAX)
 				return -1;
+			c->state = next;
 			i++;
 			break;
 		case CH_SIZE_LF:
@@ -445,17 +714,8 @@ chunked_feed(struct chunked *c, const char *buf, size_t len)
 			i++;
 			c->state = c->size == 0 ? CH_TRAILER_START : CH_DATA;
 			c->left = c->size;
+			c->line_len = 0;
 			break;
-		case CH_DATA: {
-			size_t take = len - i;
-			if ((uint64_t)take > c->left)
-				take = (size_t)c->left;
-			c->left -= take;
-			i += take;
-			if (c->left == 0)
-				c->state = CH_DATA_CR;
-			break;
-		}
 		case CH_DATA_CR:
 			if (ch != '\r')
 				return -1;
@@ -470,35 +730,12 @@ chunked_feed(struct chunked *c, const char *buf, size_t len)
 			c->digits = 0;
 			c->state = CH_SIZE;
 			break;
-		case CH_TRAILER_START:
-			i++;
-			if (ch == '\r')
-				c->state = CH_END_LF;
-			else if (ch == '\n' || ch == ' ' || ch == '\t')
+		default:	/* the trailer section, to its empty line */
+			if ((next = trailer_byte(c->state, ch)) < 0 ||
+			    ++c->line_len > CHUNK_LINE_MAX)
 				return -1;
-			else {
-				c->trailer_len = 1;
-				c->state = CH_TRAILER;
-			}
-			break;
-		case CH_TRAILER:
+			c->state = next;
 			i++;
-			if (ch == '\r')
-				c->state = CH_TRAILER_LF;
-			else if (ch == '\n' || ++c->trailer_len > HTTP_LINE_MAX)
-				return -1;
-			break;
-		case CH_TRAILER_LF:
-			if (ch != '\n')
-				return -1;
-			i++;
-			c->state = CH_TRAILER_START;
-			break;
-		case CH_END_LF:
-			if (ch != '\n')
-				return -1;
-			i++;
-			c->state = CH_DONE;
 			break;
 		}
 	}
@@ -534,8 +771,8 @@ http_connection_headers(const struct http_msg *m, int *conn, size_t max)
 
 /*
  * Is h one of m's hop-by-hop fields (RFC 9110 section 7.6.1), which a proxy
- * drops: the fixed list, and any field a Connection header names but Host,
- * Content-Length and Transfer-Encoding?  conn is what
+ * drops: the fixed list, and any field a Connection header names (never
+ * Host, Content-Length or Transfer-Encoding: the parsers refuse that)?  conn is what
  * http_connection_headers found for m.
  */
 int
@@ -571,13 +808,9 @@ http_hop_by_hop(const struct http_header *h, const struct http_msg *m,
 		break;
 	}
 	/*
-	 * ... and any field the Connection header names, but never one that
-	 * frames the message: the body goes on as it was framed, so a dyno
-	 * told "Connection: content-length" would read it as the next request.
+	 * ... and any field the Connection header names: never one that
+	 * frames the message, since framing() refused a message naming one.
 	 */
-	if (NAME_IS(h, "content-length") || NAME_IS(h, "transfer-encoding") ||
-	    NAME_IS(h, "host"))
-		return 0;
 	for (i = 0; conn[i] >= 0; i++)
 		if (http_list_has_n(m->headers[conn[i]].value,
 		    m->headers[conn[i]].value_len, h->name, h->name_len))

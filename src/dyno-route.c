@@ -51,6 +51,7 @@ struct backend {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 	int inflight, gone;
+	int tunnels;		/* upgraded: out of inflight, still using it */
 	int64_t quarantined_until;
 	uint64_t total, errors;
 	/*
@@ -99,6 +100,10 @@ struct client {
 	int req_chunked;
 	int req_body;		/* it has one: streamed, so never sent twice */
 	struct chunked req_ch;
+	struct buf body;	/* the body so far, framed for the dyno */
+	int buffering;		/* reading its body before taking a slot */
+	int body_whole;		/* body holds all of it: may go again */
+	int tunnel_slot;	/* counted in its dyno's tunnels */
 	enum resp_state resp;
 	enum resp_mode resp_mode;
 	int64_t resp_left;
@@ -141,12 +146,22 @@ static struct {
 	int max_inflight, queue_max, retries, workers;
 	const char *proto, *user;
 	char listen_port[16];
+	size_t body_buffer;
+	int max_tunnels;
 } opt = {
 	5000, 30000, 55000, 10000, 90000,
 	5000, 30000, 75000, 1000,
 	50, 1000, 3, 1,
 	"http", NULL, "8080",
+	1 << 20, 10000,
 };
+/*
+ * Request bodies held before dispatch, in all, are at most this many times
+ * --body-buffer per worker; past it a body streams as it comes.
+ */
+#define BODY_TOTAL_FACTOR 64
+static size_t body_total;	/* bytes in every client's body buffer */
+static int ntunnels;		/* this worker's open tunnels */
 
 static struct poller *poller;
 static struct backend *backends[BACKENDS_MAX];
@@ -199,6 +214,9 @@ static void upstream_update(struct upstream *u);
 static void dispatch(struct client *c);
 static void request_finish(struct client *c);
 static void client_try_request(struct client *c);
+static void body_drop(struct client *c);
+static void body_buffer_more(struct client *c);
+static int body_buffer_wanted(struct client *c, const struct http_msg *m);
 static void upstream_writable(struct upstream *u);
 static void client_writable(struct client *c);
 
@@ -366,6 +384,60 @@ buf_put(struct buf *b, const char *s, size_t n)
 }
 
 #define buf_lit(b, s) buf_put((b), (s), sizeof(s) - 1)
+
+/*
+ * One chunk of our own framing around n data bytes: a hex size line with no
+ * extensions, the data, CRLF.  Whatever chunk lines came in are not copied.
+ */
+static int
+buf_chunk(struct buf *b, const char *p, size_t n)
+{
+	char hex[2 * sizeof(size_t) + 2];
+	size_t k = sizeof(hex), v = n;
+
+	hex[--k] = '\n';
+	hex[--k] = '\r';
+	do
+		hex[--k] = "0123456789abcdef"[v & 15];
+	while ((v >>= 4) > 0);
+	if (buf_reserve(b, sizeof(hex) - k + n + 2) == -1)
+		return -1;
+	memcpy(b->data + b->len, hex + k, sizeof(hex) - k);
+	b->len += sizeof(hex) - k;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len++] = '\r';
+	b->data[b->len++] = '\n';
+	return 0;
+}
+
+/*
+ * Re-frame up to n bytes of a chunked body from p into b: only the data
+ * spans go, under our chunk lines (or bare, when raw: a 1.0 client reads to
+ * the close), and our last chunk when the body ends.  Trailers are parsed
+ * and dropped.  The bytes taken, or -1 on a framing error.
+ */
+static ssize_t
+chunked_copy(struct chunked *ch, struct buf *b, const char *p, size_t n,
+    int raw)
+{
+	size_t took = 0;
+
+	while (took < n && !chunked_done(ch)) {
+		const char *d;
+		size_t dl;
+		ssize_t k = chunked_feed(ch, p + took, n - took, &d, &dl);
+
+		if (k < 0)
+			return -1;
+		took += (size_t)k;
+		if (dl > 0 && (raw ? buf_put(b, d, dl) : buf_chunk(b, d, dl)) == -1)
+			return -1;
+		if (chunked_done(ch) && !raw && buf_lit(b, "0\r\n\r\n") == -1)
+			return -1;
+	}
+	return (ssize_t)took;
+}
 
 /* "Name: earlier, ours\r\n": an appended forwarding header, no printf. */
 static void
@@ -794,7 +866,7 @@ backend_free_if_done(size_t i)
 	int k;
 
 	/* Clients keep pointers to dynos they tried only to compare them. */
-	if (!b->gone || b->inflight > 0)
+	if (!b->gone || b->inflight > 0 || b->tunnels > 0)
 		return;
 	/* A dyno added later may get this address: a request waiting for one
 	 * to boot must not take it for the one it tried. */
@@ -925,7 +997,7 @@ backend_done(struct backend *b)
 	b->inflight--;
 	counters_dirty = 1;
 	queue_kick = 1;
-	if (!b->gone || b->inflight > 0)
+	if (!b->gone || b->inflight > 0 || b->tunnels > 0)
 		return;
 	for (i = 0; i < nbackends; i++)
 		if (backends[i] == b) {
@@ -1036,6 +1108,7 @@ status_text(int status)
 {
 	switch (status) {
 	case 400: return "Bad Request";
+	case 501: return "Not Implemented";
 	case 408: return "Request Timeout";
 	case 414: return "URI Too Long";
 	case 431: return "Request Header Fields Too Large";
@@ -1046,6 +1119,21 @@ status_text(int status)
 	}
 }
 
+/*
+ * A tunnel holds no request slot on its dyno (so WebSockets cannot starve
+ * the app), only a tunnel count: give its slot back for backend_done.
+ */
+static void
+tunnel_end(struct client *c, struct backend *b)
+{
+	if (!c->tunnel_slot || b == NULL)
+		return;
+	c->tunnel_slot = 0;
+	b->tunnels--;
+	b->inflight++;
+	ntunnels--;
+}
+
 static void
 upstream_discard(struct client *c)
 {
@@ -1053,6 +1141,7 @@ upstream_discard(struct client *c)
 
 	if (u == NULL)
 		return;
+	tunnel_end(c, u->b);
 	c->up = NULL;
 	upstream_free(u);
 	if (u->b != NULL)
@@ -1127,6 +1216,8 @@ client_update(struct client *c)
 	else if (c->req == REQ_BODY && c->up != NULL && !c->up->connecting &&
 	    buf_pending(&c->up->out) == 0 && buf_pending(&c->in) == 0)
 		ev |= POLLER_IN;
+	else if (c->req == REQ_BODY && c->buffering)
+		ev |= POLLER_IN;
 	else if (c->req == REQ_DONE && !c->close_after &&
 	    buf_pending(&c->in) < HTTP_HEAD_MAX)
 		ev |= POLLER_IN;	/* buffer what comes next; notice hangups */
@@ -1144,6 +1235,7 @@ client_close(struct client *c)
 		return;
 	upstream_discard(c);
 	queue_remove(c);
+	body_drop(c);
 	poller_del(poller, c->fd);
 	close(c->fd);
 	c->fd = -1;
@@ -1231,7 +1323,9 @@ request_build(struct client *c, const struct http_msg *m)
 
 	buf_put(&b, m->method, m->method_len);
 	buf_lit(&b, " ");
-	buf_put(&b, m->target, m->target_len);
+	if (m->path_len == 0 || m->path[0] == '?')
+		buf_lit(&b, "/");	/* "http://a?q": the empty path is "/" */
+	buf_put(&b, m->path, m->path_len);
 	http_connection_headers(m, conn, sizeof(conn) / sizeof(conn[0]));
 	if (m->minor == 1)
 		buf_lit(&b, " HTTP/1.1\r\n");
@@ -1272,7 +1366,33 @@ request_build(struct client *c, const struct http_msg *m)
 		}
 		if (http_hop_by_hop(h, m, conn))
 			continue;
+		if (NAME_IS(h, "transfer-encoding")) {
+			/* te_codings let only this through: say it plainly. */
+			buf_lit(&b, "Transfer-Encoding: chunked\r\n");
+			continue;
+		}
+		if (NAME_IS(h, "content-length")) {
+			/* The number we framed by, without "007"'s zeros. */
+			char num[24], *q = num + sizeof(num);
+			unsigned long long v = (unsigned long long)m->content_length;
+			do
+				*--q = (char)('0' + v % 10);
+			while ((v /= 10) > 0);
+			buf_lit(&b, "Content-Length: ");
+			buf_put(&b, q, (size_t)(num + sizeof(num) - q));
+			buf_lit(&b, "\r\n");
+			continue;
+		}
+		if (m->host_from_target && NAME_IS(h, "host"))
+			continue;	/* the target's authority, below */
 		buf_header(&b, h);
+	}
+	if (m->host_from_target) {
+		/* The authority of an absolute-form target, which the log
+		 * shows too, whatever Host said (or if there was none, 1.0). */
+		buf_lit(&b, "Host: ");
+		buf_put(&b, m->host, m->host_len);
+		buf_lit(&b, "\r\n");
 	}
 	if (!have_id)
 		rand_uuid(c->reqid);
@@ -1335,7 +1455,7 @@ request_start(struct client *c, int headlen)
 	c->resends = 0;
 	c->logged = 0;
 	copy_field(c->method, sizeof(c->method), m->method, m->method_len);
-	copy_field(c->path, sizeof(c->path), m->target, m->target_len);
+	copy_field(c->path, sizeof(c->path), m->path, m->path_len);
 	copy_field(c->host, sizeof(c->host), m->host ? m->host : "",
 	    m->host_len);
 	c->reqid[0] = c->fwd[0] = '\0';
@@ -1368,27 +1488,36 @@ request_start(struct client *c, int headlen)
 	c->in.off += (size_t)headlen;
 	c->req = (c->req_chunked || c->req_left > 0) ? REQ_BODY : REQ_DONE;
 	set_deadline(c, T_QUEUE, c->t_start + opt.service_ms);
+	if (c->upgrade && ntunnels >= opt.max_tunnels) {
+		client_error(c, 503, "H11", "Backlog too deep");
+		return;
+	}
+	if (body_buffer_wanted(c, m)) {
+		c->buffering = 1;
+		body_buffer_more(c);
+		return;
+	}
 	dispatch(c);
 }
 
-/* Move body bytes of the current request from c->in to the dyno's buffer. */
+/*
+ * Move body bytes of the current request from c->in to dst, framed for the
+ * dyno, while dst holds less than room.
+ */
 static int
-request_pump(struct client *c)
+request_copy(struct client *c, struct buf *dst, size_t room)
 {
-	struct upstream *u = c->up;
 	size_t avail, take;
 
-	if (u == NULL || c->req != REQ_BODY || u->connecting)
-		return 0;
-	while ((avail = buf_pending(&c->in)) > 0 && buf_pending(&u->out) <
-	    IO_CHUNK && c->req == REQ_BODY) {
+	while ((avail = buf_pending(&c->in)) > 0 && buf_pending(dst) < room &&
+	    c->req == REQ_BODY) {
 		const char *p = c->in.data + c->in.off;
 
 		take = avail;
 		if (take > IO_CHUNK)
 			take = IO_CHUNK;
 		if (c->req_chunked) {
-			ssize_t k = chunked_feed(&c->req_ch, p, take);
+			ssize_t k = chunked_copy(&c->req_ch, dst, p, take, 0);
 			if (k < 0)
 				return -1;
 			take = (size_t)k;
@@ -1400,9 +1529,9 @@ request_pump(struct client *c)
 			c->req_left -= (int64_t)take;
 			if (c->req_left == 0)
 				c->req = REQ_DONE;
+			if (buf_append(dst, p, take) == -1)
+				return -1;
 		}
-		if (buf_append(&u->out, p, take) == -1)
-			return -1;
 		c->in.off += take;
 	}
 	return 0;
@@ -1418,6 +1547,78 @@ request_forget(struct client *c)
 	c->bytes = 0;
 	c->method[0] = c->path[0] = c->host[0] = c->reqid[0] = '\0';
 	c->fwd[0] = c->dyno[0] = '\0';
+}
+
+/* Move body bytes of the current request from c->in to the dyno's buffer. */
+static int
+request_pump(struct client *c)
+{
+	struct upstream *u = c->up;
+
+	if (u == NULL || c->req != REQ_BODY || u->connecting)
+		return 0;
+	return request_copy(c, &u->out, IO_CHUNK);
+}
+
+/* The body buffer goes, and its bytes leave the worker's total. */
+static void
+body_drop(struct client *c)
+{
+	body_total -= c->body.len;
+	buf_free(&c->body);
+	c->body_whole = 0;
+	c->buffering = 0;
+}
+
+/*
+ * Buffer more of a body before dispatch (haproxy's http-buffer-request): a
+ * client trickling its body holds no slot on a dyno.  The request goes to
+ * a dyno when its body is whole or --body-buffer is full.
+ */
+static void
+body_buffer_more(struct client *c)
+{
+	size_t before = c->body.len;
+	int r = request_copy(c, &c->body, opt.body_buffer);
+
+	body_total += c->body.len - before;
+	if (r == -1) {
+		client_error(c, 400, "H26", "Request Error");
+		return;
+	}
+	if (c->req == REQ_DONE || buf_pending(&c->body) >= opt.body_buffer) {
+		c->buffering = 0;
+		c->body_whole = c->req == REQ_DONE;
+		/* The service timeout counts from here: the client was slow. */
+		set_deadline(c, T_QUEUE, now_ms() + opt.service_ms);
+		dispatch(c);
+		return;
+	}
+	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+	client_update(c);
+}
+
+/*
+ * Does the body of the request m heads wait in c->body before dispatch?
+ * Not when nothing is to be buffered, not for "Expect: 100-continue" (its
+ * client waits for the dyno's 100 before sending the body), nor when the
+ * worker's bodies fill their total.
+ */
+static int
+body_buffer_wanted(struct client *c, const struct http_msg *m)
+{
+	size_t i, want = opt.body_buffer;
+
+	if (opt.body_buffer == 0 || c->req != REQ_BODY || c->upgrade)
+		return 0;
+	if (!c->req_chunked && (uint64_t)c->req_left < want)
+		want = (size_t)c->req_left;
+	if (body_total + want > opt.body_buffer * BODY_TOTAL_FACTOR)
+		return 0;
+	for (i = 0; i < m->nheaders; i++)
+		if (NAME_IS(&m->headers[i], "expect"))
+			return 0;
+	return 1;
 }
 
 static void
@@ -1455,8 +1656,9 @@ client_try_request(struct client *c)
 		return;
 	}
 	if (n < 0) {
-		client_error(c, msg.error, msg.error == 400 ? "H26" : "H25",
-		    msg.error == 400 ? "Request Error" : "HTTP Restriction");
+		int h25 = msg.error == 414 || msg.error == 431;
+		client_error(c, msg.error, h25 ? "H25" : "H26",
+		    h25 ? "HTTP Restriction" : "Request Error");
 		return;
 	}
 	request_start(c, n);
@@ -1523,6 +1725,10 @@ client_readable(struct client *c)
 	}
 	if (c->req == REQ_NONE) {
 		client_try_request(c);
+		return;
+	}
+	if (c->req == REQ_BODY && c->buffering) {
+		body_buffer_more(c);
 		return;
 	}
 	if (c->req == REQ_BODY) {
@@ -1657,6 +1863,12 @@ upstream_attach(struct client *c, struct upstream *u)
 	u->out.off = u->out.len = 0;
 	buf_append(&u->out, c->head.data + c->head.off,
 	    buf_pending(&c->head));
+	/* A buffered body goes with it, kept if whole in case of a resend. */
+	if (buf_pending(&c->body) > 0)
+		buf_append(&u->out, c->body.data + c->body.off,
+		    buf_pending(&c->body));
+	if (!c->body_whole)
+		body_drop(c);
 	c->t_connect = now_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
@@ -1888,6 +2100,7 @@ request_finish(struct client *c)
 	c->req = REQ_NONE;
 	c->resp = RESP_NONE;
 	buf_free(&c->head);
+	body_drop(c);
 	queue_drain();
 	client_try_request(c);	/* a pipelined request may be waiting */
 }
@@ -1923,6 +2136,15 @@ response_head(struct client *c, struct upstream *u)
 			return -1;
 		buf_append(o, u->in.data + u->in.off - (size_t)n, (size_t)n);
 		c->tunnel = 1;
+		if (u->b != NULL) {
+			/* Out of --max-inflight, into --max-tunnels. */
+			c->tunnel_slot = 1;
+			u->b->tunnels++;
+			u->b->inflight--;
+			ntunnels++;
+			counters_dirty = 1;
+			queue_kick = 1;
+		}
 		c->resp = RESP_BODY;
 		c->resp_mode = BODY_CLOSE;
 		/* Bytes after the head already belong to the tunnel. */
@@ -1993,27 +2215,30 @@ response_head(struct client *c, struct upstream *u)
 static int
 response_body(struct client *c, const char *p, size_t n)
 {
-	size_t take = n;
+	size_t take = n, before = c->out.len;
 
 	if (c->resp_mode == BODY_CHUNKED) {
-		ssize_t k = chunked_feed(&c->resp_ch, p, n);
+		/* Re-framed as for a request; a 1.0 client reads to the close
+		 * (response_head dropped Transfer-Encoding for it). */
+		ssize_t k = chunked_copy(&c->resp_ch, &c->out, p, n,
+		    c->minor == 0);
 		if (k < 0)
 			return -1;
 		take = (size_t)k;
 		if (chunked_done(&c->resp_ch))
 			c->resp = RESP_DONE;
-	} else if (c->resp_mode == BODY_LENGTH) {
-		if ((int64_t)take > c->resp_left)
-			take = (size_t)c->resp_left;
-		c->resp_left -= (int64_t)take;
-		if (c->resp_left == 0)
-			c->resp = RESP_DONE;
+	} else {
+		if (c->resp_mode == BODY_LENGTH) {
+			if ((int64_t)take > c->resp_left)
+				take = (size_t)c->resp_left;
+			c->resp_left -= (int64_t)take;
+			if (c->resp_left == 0)
+				c->resp = RESP_DONE;
+		}
+		if (buf_append(&c->out, p, take) == -1)
+			return -1;
 	}
-	if (c->minor == 0 && c->resp_mode == BODY_CHUNKED)
-		return -1;	/* cannot happen: 1.0 requests go out as 1.0 */
-	if (buf_append(&c->out, p, take) == -1)
-		return -1;
-	c->bytes += take;
+	c->bytes += c->out.len - before;
 	if (take < n)
 		c->resp_keepalive = 0;	/* the dyno sent more than it framed */
 	return 0;
@@ -2028,6 +2253,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 		c->resp = RESP_DONE;
 		c->up = NULL;
 		upstream_free(u);
+		tunnel_end(c, u->b);
 		backend_done(u->b);
 		if (buf_pending(&c->out) == 0)
 			client_close(c);
@@ -2045,12 +2271,13 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 			client_writable(c);
 		return;
 	}
-	if (c->resp == RESP_NONE && !u->got_bytes && !c->req_body &&
+	if (c->resp == RESP_NONE && !u->got_bytes &&
+	    (!c->req_body || c->body_whole) &&
 	    c->req == REQ_DONE && c->resends < opt.retries &&
 	    (u->reused || idempotent(c->method))) {
-		/* No response byte came and the request has no body (a body
-		 * was streamed through, not kept, so it could not go again;
-		 * req_left is 0 after one as well as without).  Either
+		/* No response byte came and the request has no body, or one
+		 * wholly buffered in c->body (a body streamed through was not
+		 * kept, so it could not go again).  Either
 		 * the dyno closed an idle keep-alive connection as we reused it
 		 * (the classic race: a fresh connection is safe), or a GET,
 		 * HEAD or OPTIONS met a dyno that died (RFC 9110 9.2.2 lets
@@ -2084,6 +2311,7 @@ static void
 upstream_readable(struct upstream *u)
 {
 	struct client *c = u->c;
+	size_t mark;
 	ssize_t n;
 
 	if (c == NULL) {	/* pooled and idle: the dyno closed it */
@@ -2112,6 +2340,7 @@ upstream_readable(struct upstream *u)
 		backend_heard(u->b);
 		u->in.len += (size_t)n;
 		c->resp = RESP_HEAD;
+		mark = c->out.len;	/* none of this response was written */
 		for (;;) {
 			int r = response_head(c, u);
 			if (r == 0)
@@ -2131,6 +2360,10 @@ upstream_readable(struct upstream *u)
 			    buf_pending(&u->in) > 0) {
 				if (response_body(c, u->in.data + u->in.off,
 				    buf_pending(&u->in)) == -1) {
+					/* Its head is still ours to take
+					 * back: the client gets a 502. */
+					c->out.len = mark;
+					c->resp = RESP_HEAD;
 					client_error(c, 502, "H17",
 					    "Poorly formatted HTTP response");
 					return;
@@ -2191,7 +2424,9 @@ upstream_readable(struct upstream *u)
 				size_t part = k > sizeof(stack) ? sizeof(stack) : k;
 				memcpy(stack, tmp + ((size_t)n - k), part);
 				if (response_body(c, stack, part) == -1) {
-					client_close(c);
+					/* Mid-body: logged, and cut off. */
+					client_error(c, 502, "H17",
+					    "Poorly formatted HTTP response");
 					return;
 				}
 				k -= part;
@@ -2278,6 +2513,10 @@ client_timeout(struct client *c)
 		connect_failed(c, 0);
 		break;
 	case T_IDLE:
+		if (c->buffering) {	/* its body stopped coming */
+			client_error(c, 408, "H28", "Client connection idle");
+			break;
+		}
 		if (c->resp == RESP_DONE && buf_pending(&c->out) > 0) {
 			client_close(c);
 			break;
@@ -2569,6 +2808,9 @@ help(void)
 "  -u, --user USER            drop to USER after binding (when root)\n"
 "  -w, --workers N            worker processes sharing the socket (1)\n"
 "      --max-inflight N       requests in flight per dyno (50)\n"
+"      --max-tunnels N        open upgraded connections per worker (10000)\n"
+"      --body-buffer SIZE     read a request body up to SIZE before it takes\n"
+"                             a dyno slot; bytes, K or M (1M); 0: stream\n"
 "      --queue N              requests waiting for a dyno before H11 (1000)\n"
 "      --boot-timeout DUR     wait this long for a booting dyno, H20 (75s)\n"
 "      --retries N            connect attempts on different dynos (3)\n"
@@ -2659,6 +2901,30 @@ count_opt(const char *name, const char *arg, long min, long max)
 	return (int)v;
 }
 
+/* A size in bytes: N with K or M (binary); a bare N is bytes, 0 allowed. */
+static size_t
+size_opt(const char *name, const char *arg)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(arg, &end, 10);
+	if (end != arg && arg[0] >= '0' && arg[0] <= '9' && errno == 0) {
+		if ((*end == 'K' || *end == 'k') && end[1] == '\0' &&
+		    v <= (1ULL << 20))
+			return (size_t)(v << 10);
+		if ((*end == 'M' || *end == 'm') && end[1] == '\0' && v <= 1024)
+			return (size_t)(v << 20);
+		if (*end == '\0' && v <= (1ULL << 30))
+			return (size_t)v;
+	}
+	fprintf(stderr, "dyno-route: --%s: expected a size up to 1G (bytes, "
+	    "K or M), not \"%s\"\n", name, arg);
+	usage(stderr);
+	exit(2);
+}
+
 static int
 drop_privileges(const char *user)
 {
@@ -2747,7 +3013,9 @@ main(int argc, char **argv)
 		{ "idle-timeout", required_argument, NULL, 'I' },
 		{ "keepalive-timeout", required_argument, NULL, 'K' },
 		{ "listen", required_argument, NULL, 'l' },
+		{ "body-buffer", required_argument, NULL, 'E' },
 		{ "max-inflight", required_argument, NULL, 'M' },
+		{ "max-tunnels", required_argument, NULL, 'N' },
 		{ "proto", required_argument, NULL, 'P' },
 		{ "quarantine", required_argument, NULL, 'Q' },
 		{ "queue", required_argument, NULL, 'q' },
@@ -2813,6 +3081,12 @@ main(int argc, char **argv)
 			break;
 		case 'S':
 			duration_opt("service-timeout", optarg, &opt.service_ms);
+			break;
+		case 'E':
+			opt.body_buffer = size_opt("body-buffer", optarg);
+			break;
+		case 'N':
+			opt.max_tunnels = count_opt("max-tunnels", optarg, 1, 1000000);
 			break;
 		case 'T':
 			duration_opt("stall-timeout", optarg, &opt.stall_ms);

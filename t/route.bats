@@ -248,30 +248,27 @@ expect_reject() {
 	expect_reject 400 "chunk size of 17 hex digits" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n00000000000000001\r\nx\r\n0\r\n\r\n"
 	expect_reject 400 "chunk without CRLF" "POST / HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n1\r\nxy0\r\n\r\n"
 	expect_reject 400 "not HTTP/1.x" "GET / HTTP/2.0\r\n${H}\r\n"
-	# The router is still fine.  The dyno saw only the two heads whose
-	# bodies went bad as they streamed, and of course no /smuggled.
+	# The router is still fine.  The dyno saw none of them: the two
+	# chunked bodies that went bad were read (--body-buffer) and refused
+	# before dispatch.  And of course no /smuggled.
 	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
 	wait_for 10 router_log_has 'at=error code=H26 desc="Request Error"'
 	cat "$T/web.1.log" >&2
-	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST / HTTP/1.1 POST / HTTP/1.1 GET / HTTP/1.1 " ]
+	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "GET / HTTP/1.1 " ]
 }
 
-@test "a Connection header naming Content-Length or Transfer-Encoding does not unframe the body" {
+@test "a Connection header naming Content-Length or Transfer-Encoding is refused, not unframed" {
 	start_backend web.1
 	start_router -b "127.0.0.1:$LAST_PORT"
 	# Stripping the named field after framing by it made the dyno read the
-	# body as a second request that the router never parsed or logged.
+	# body as a second request that the router never parsed or logged;
+	# such a field is never hop-by-hop: 400 (t/route-hostile.bats has more).
 	smuggled='GET /admin HTTP/1.1\r\nHost: a\r\n\r\n'
-	got=$(send_wait 3 "POST /cl HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 32\r\n\r\n$smuggled")
-	echo "$got" >&2
-	grep -q '^body_len=32' <<<"$got"
-	grep -qi '^h: Content-Length: 32' <<<"$got"
-	got=$(send_wait 3 "POST /te HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n$smuggled\r\n0\r\n\r\n")
-	echo "$got" >&2
-	grep -q '^body_len=32' <<<"$got"
-	grep -qi '^h: Transfer-Encoding: chunked' <<<"$got"
+	expect_reject 400 "names CL" "POST /cl HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Content-Length\r\nContent-Length: 32\r\n\r\n$smuggled"
+	expect_reject 400 "names TE" "POST /te HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n$smuggled\r\n0\r\n\r\n"
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
 	cat "$T/web.1.log" >&2
-	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "POST /cl HTTP/1.1 POST /te HTTP/1.1 " ]
+	[ "$(tr '\n' ' ' < "$T/web.1.log")" = "GET / HTTP/1.1 " ]
 	fails router_log_has 'path="/admin"'
 }
 
@@ -672,7 +669,9 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 
 @test "a pooled connection the dyno closes unanswered: a bodiless request is sent again, one with a body never" {
 	start_backend web.1 --close-reused
-	start_router -b "127.0.0.1:$LAST_PORT" --service-timeout 5s
+	# --body-buffer 0: bodies stream (one read whole first may go again:
+	# t/route-hostile.bats).
+	start_router -b "127.0.0.1:$LAST_PORT" --service-timeout 5s --body-buffer 0
 	# The first request leaves a kept-alive connection in the pool.
 	curl -sS -m 30 "http://127.0.0.1:$RPORT/?first" | grep -qx 'name=web.1'
 	# A GET meets the dyno closing it: sent again on a fresh connection.

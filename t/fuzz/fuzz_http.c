@@ -15,12 +15,15 @@
  *     header has a non-empty token name and a value without CR, LF or NUL,
  *     all inside the head;
  *   - chunked_feed never takes more than it is given, takes less only when
- *     the body ended, and gives the same answer for any split.
+ *     the body ended, hands out data spans only inside what it took, and
+ *     gives the same answer and the same data bytes for any split; the
+ *     data it hands out, re-framed the router's way, reads back the same.
  *
  * Every piece is copied to its own exact-size allocation so ASan sees any
  * read past what the parser was handed.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,7 +110,7 @@ check_msg(const char *buf, size_t len, int n, const struct http_msg *m,
 		CHECK(n == -1);
 		if (request)
 			CHECK(m->error == 400 || m->error == 414 ||
-			    m->error == 431);
+			    m->error == 431 || m->error == 501);
 		else
 			CHECK(m->error == 502);
 		return;
@@ -165,6 +168,11 @@ check_msg(const char *buf, size_t len, int n, const struct http_msg *m,
 			CHECK(m->host >= buf && m->host + m->host_len <= end);
 		if (m->has_te)
 			CHECK(m->minor == 1);
+		CHECK(m->path != NULL && m->path + m->path_len <= end);
+		CHECK(m->path_len == 0 || m->path[0] == '/' ||
+		    m->path[0] == '?');
+		if (m->host != NULL)
+			CHECK(http_host_valid(m->host, m->host_len));
 	} else {
 		CHECK(m->status >= 100 && m->status <= 599);
 		CHECK(memcmp(buf, "HTTP/1.", 7) == 0);
@@ -221,9 +229,45 @@ parse_both_ways(const uint8_t *data, size_t size, uint64_t *seed, int request,
 	}
 }
 
+/*
+ * Feed buf[0..len) to c whole, the way dyno-route's chunked_copy does:
+ * call again with the rest until it is taken or the body ends.  The data
+ * spans are appended to out (of size outcap, at *outlen).  Returns the
+ * bytes taken, or -1.
+ */
+static ssize_t
+feed_all(struct chunked *c, const char *buf, size_t len, char *out,
+    size_t *outlen)
+{
+	size_t took = 0;
+
+	while (took < len && !chunked_done(c)) {
+		const char *d;
+		size_t dl;
+		ssize_t k = chunked_feed(c, buf + took, len - took, &d, &dl);
+
+		if (k < 0) {
+			CHECK(k == -1);
+			return -1;
+		}
+		CHECK(k > 0);
+		CHECK((size_t)k <= len - took);
+		if (dl > 0) {
+			/* Inside what it took, and at its end. */
+			CHECK(d >= buf + took && d + dl == buf + took + k);
+			memcpy(out + *outlen, d, dl);
+			*outlen += dl;
+		} else
+			CHECK(d == NULL);
+		took += (size_t)k;
+	}
+	return (ssize_t)took;
+}
+
 /* Feed one body in pieces; returns bytes taken, or -1. */
 static ssize_t
-feed_pieces(const uint8_t *data, size_t size, uint64_t *seed, int *done)
+feed_pieces(const uint8_t *data, size_t size, uint64_t *seed, int *done,
+    char *out, size_t *outlen)
 {
 	struct chunked c;
 	size_t have = 0;
@@ -234,21 +278,21 @@ feed_pieces(const uint8_t *data, size_t size, uint64_t *seed, int *done)
 	while (have < size) {
 		size_t len = next_piece(seed, size - have);
 		char *buf = dup_exact(data + have, len);
-		ssize_t k = chunked_feed(&c, buf, len);
+		ssize_t k = feed_all(&c, buf, len, out, outlen);
 
 		free(buf);
-		if (k < 0) {
-			CHECK(k == -1);
+		if (k < 0)
 			return -1;
-		}
-		CHECK((size_t)k <= len);
 		CHECK((size_t)k == len || chunked_done(&c));
 		total += k;
 		have += len;
 		if (chunked_done(&c)) {
 			/* A finished body takes nothing more. */
 			char one = 'x';
-			CHECK(chunked_feed(&c, &one, 1) == 0);
+			const char *d;
+			size_t dl;
+			CHECK(chunked_feed(&c, &one, 1, &d, &dl) == 0);
+			CHECK(dl == 0);
 			break;
 		}
 	}
@@ -256,16 +300,46 @@ feed_pieces(const uint8_t *data, size_t size, uint64_t *seed, int *done)
 	return total;
 }
 
+/* The body as the router frames it: one chunk of all the data, and 0. */
+static void
+check_reframed(const char *data, size_t len)
+{
+	char *framed = malloc(len + 32), *out = malloc(len + 1);
+	size_t n, outlen = 0;
+	struct chunked c;
+
+	CHECK(framed != NULL && out != NULL);
+	n = 0;
+	if (len > 0) {
+		n = (size_t)snprintf(framed, 32, "%zx\r\n", len);
+		memcpy(framed + n, data, len);
+		n += len;
+		memcpy(framed + n, "\r\n", 2);
+		n += 2;
+	}
+	memcpy(framed + n, "0\r\n\r\n", 5);
+	n += 5;
+	chunked_init(&c);
+	CHECK(feed_all(&c, framed, n, out, &outlen) == (ssize_t)n);
+	CHECK(chunked_done(&c));
+	CHECK(outlen == len && (len == 0 || memcmp(out, data, len) == 0));
+	free(framed);
+	free(out);
+}
+
 static void
 check_chunked(const uint8_t *data, size_t size, uint64_t *seed)
 {
 	struct chunked c;
 	char *buf = dup_exact(data, size);
+	char *out1 = malloc(size + 1), *out2 = malloc(size + 1);
+	size_t len1 = 0, len2 = 0;
 	ssize_t whole, split;
 	int done_whole, done_split = 0;
 
+	CHECK(out1 != NULL && out2 != NULL);
 	chunked_init(&c);
-	whole = chunked_feed(&c, buf, size);
+	whole = feed_all(&c, buf, size, out1, &len1);
 	free(buf);
 	done_whole = chunked_done(&c);
 	CHECK(whole >= -1 && whole <= (ssize_t)size);
@@ -274,10 +348,17 @@ check_chunked(const uint8_t *data, size_t size, uint64_t *seed)
 	if (done_whole)
 		CHECK(whole >= 5);	/* at least "0\r\n\r\n" */
 
-	split = feed_pieces(data, size, seed, &done_split);
+	split = feed_pieces(data, size, seed, &done_split, out2, &len2);
 	CHECK(split == whole);
-	if (whole >= 0)
+	if (whole >= 0) {
 		CHECK(done_split == done_whole);
+		CHECK(len1 == len2 && (len1 == 0 ||
+		    memcmp(out1, out2, len1) == 0));
+		if (done_whole)
+			check_reframed(out1, len1);
+	}
+	free(out1);
+	free(out2);
 }
 
 int
