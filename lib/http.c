@@ -556,6 +556,7 @@ enum {
 
 /* The longest chunk line and trailer section taken: no one needs more. */
 #define CHUNK_LINE_MAX 4096
+#define TRAILER_MAX 4096
 
 void
 chunked_init(struct chunked *c)
@@ -732,7 +733,7 @@ chunked_feed(struct chunked *c, const char *buf, size_t len,
 			break;
 		default:	/* the trailer section, to its empty line */
 			if ((next = trailer_byte(c->state, ch)) < 0 ||
-			    ++c->line_len > CHUNK_LINE_MAX)
+			    ++c->line_len > TRAILER_MAX)
 				return -1;
 			c->state = next;
 			i++;

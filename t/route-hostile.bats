@@ -151,6 +151,8 @@ expect_status() {
 	expect_status 400 "no size" "${P};a\r\nhello\r\n0\r\n\r\n"
 	expect_status 400 "request line in trailer" "${P}5\r\nhello\r\n0\r\nGET /admin HTTP/1.1\r\n\r\n"
 	expect_status 400 "folded trailer" "${P}5\r\nhello\r\n0\r\nX-A: 1\r\n 2\r\n\r\n"
+	expect_status 400 "trailer without a name" "${P}5\r\nhello\r\n0\r\n: x\r\n\r\n"
+	expect_status 400 "trailer after a space" "${P}5\r\nhello\r\n0\r\n X-A: 1\r\n\r\n"
 	expect_status 400 "trailer without colon" "${P}5\r\nhello\r\n0\r\nX-A\r\n\r\n"
 	expect_status 400 "CTL in trailer" "${P}5\r\nhello\r\n0\r\nX-A: \001\r\n\r\n"
 	expect_status 400 "bare LF in trailer" "${P}5\r\nhello\r\n0\r\nX-A: 1\n\r\n"
