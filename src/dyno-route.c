@@ -1250,10 +1250,53 @@ client_close(struct client *c)
 	dead_clients = c;
 }
 
+/*
+ * Out of file descriptors or memory: the connection stays queued and the
+ * listener readable, so the loop would spin on it.  Stop polling it for
+ * ACCEPT_PAUSE_MS, as nginx does, and try again then (event_loop).
+ */
+#define ACCEPT_PAUSE_MS 500
+static int64_t accept_resume_at;	/* 0: accepting */
+
 static void
-client_accept(void)
+accept_pause(int err)
 {
-	for (int k = 0; k < 64; k++) {
+	if (accept_resume_at == 0) {
+		poller_del(poller, listen_fd);
+		log_event(stdout, "heroku", "router", "at=error code=H99 "
+		    "desc=\"cannot accept: %s, paused for %dms\"",
+		    strerror(err), ACCEPT_PAUSE_MS);
+		log_unflushed = 1;
+	}
+	accept_resume_at = now_ms() + ACCEPT_PAUSE_MS;
+}
+
+/* No memory for the client: a static answer, and the connection closes. */
+static void
+client_refuse(int fd)
+{
+#define PLATFORM_ERROR "503 Service Unavailable: Platform error\n"
+	static const char page[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Type: text/plain\r\nContent-Length: 40\r\n"
+	    "Connection: close\r\n\r\n" PLATFORM_ERROR;
+
+	_Static_assert(sizeof(PLATFORM_ERROR) - 1 == 40, "Content-Length");
+	/* Non-blocking, and a fresh socket's buffer takes it whole. */
+	if (write(fd, page, sizeof(page) - 1) == -1)
+		(void)0;	/* closed either way */
+	close(fd);
+	log_event(stdout, "heroku", "router", "at=error code=H99 "
+	    "desc=\"Platform error\" status=503 cause=\"out of memory\"");
+	log_unflushed = 1;
+}
+
+/*
+ * Up to max connections from the listen queue (-1: until it is empty).
+ */
+static void
+client_accept(int max)
+{
+	for (int k = 0; max < 0 || k < max; k++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
 		struct client *c;
@@ -1261,10 +1304,14 @@ client_accept(void)
 
 		fd = accept4(listen_fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1)
+		if (fd == -1) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				accept_pause(errno);
 			return;
+		}
 		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			close(fd);
+			client_refuse(fd);
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -1804,7 +1851,8 @@ upstream_connect(struct backend *b, int *refused)
 	struct upstream *u;
 	int fd, one = 1;
 
-	*refused = 0;
+	/* -1: our own failure (fds, memory, local ports), not the dyno's. */
+	*refused = -1;
 	fd = socket(b->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1)
@@ -1812,7 +1860,8 @@ upstream_connect(struct backend *b, int *refused)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(fd, (struct sockaddr *)&b->addr, b->addrlen) == -1 &&
 	    errno != EINPROGRESS) {
-		*refused = errno == ECONNREFUSED;
+		if (errno != EADDRNOTAVAIL && errno != ENOBUFS && errno != ENOMEM)
+			*refused = errno == ECONNREFUSED;
 		close(fd);
 		return NULL;
 	}
@@ -1820,6 +1869,7 @@ upstream_connect(struct backend *b, int *refused)
 		close(fd);
 		return NULL;
 	}
+	*refused = 0;
 	u->tag.kind = K_UPSTREAM;
 	u->fd = fd;
 	u->b = b;
@@ -2014,6 +2064,22 @@ dispatch(struct client *c)
 		u = upstream_connect(b, &refused);
 		if (u != NULL) {
 			upstream_attach(c, u);
+			return;
+		}
+		if (refused < 0) {
+			/*
+			 * Out of fds or memory: not the dyno's fault, so no
+			 * quarantine, and no other dyno would fare better.
+			 * Answered at once: a queued request would hold the
+			 * fd that is short.
+			 */
+			int err = errno;
+			b->total--;
+			backend_done(b);
+			log_event(stdout, "heroku", "router", "at=error code=H99 "
+			    "desc=\"cannot connect to %s: %s\" dyno=%s",
+			    b->addrtext, strerror(err), b->name);
+			client_error(c, 503, "H99", "Platform error");
 			return;
 		}
 		b->quarantined_until = now_ms() + opt.quarantine_ms;
@@ -2659,16 +2725,25 @@ drain_begin(void)
 		return;
 	draining = 1;
 	drain_deadline = now_ms() + opt.drain_ms;
-	if (listen_fd >= 0) {
-		poller_del(poller, listen_fd);
-		close(listen_fd);
-		listen_fd = -1;
-	}
+	/* Idle between requests: closed.  A new connection is not idle: its
+	 * first request may be on the way (or unread), and is served. */
 	for (c = clients; c != NULL; c = next) {
 		next = c->next;
 		if (c->req == REQ_NONE && c->resp == RESP_NONE &&
-		    buf_pending(&c->in) == 0)
+		    buf_pending(&c->in) == 0 && c->timer == T_KEEPALIVE)
 			client_close(c);
+	}
+	/*
+	 * Connections already in the listen queue are reset when the socket
+	 * closes, even with another router on the port (SO_REUSEPORT): take
+	 * them all first, and serve them while draining.  After the close the
+	 * kernel hashes new ones to the other listeners only.
+	 */
+	if (listen_fd >= 0) {
+		client_accept(-1);
+		poller_del(poller, listen_fd);
+		close(listen_fd);
+		listen_fd = -1;
 	}
 }
 
@@ -2694,6 +2769,8 @@ event_loop(int sigfd)
 			wake = counters_written + 1000;
 		if (draining && drain_deadline < wake)
 			wake = drain_deadline;
+		if (accept_resume_at && accept_resume_at < wake)
+			wake = accept_resume_at;
 		/*
 		 * The log is written when stdio's 64 KiB buffer fills or
 		 * LOG_FLUSH_MS after the last write, not once per round: a
@@ -2719,7 +2796,7 @@ event_loop(int sigfd)
 			switch (t->kind) {
 			case K_LISTEN:
 				if (listen_fd >= 0)
-					client_accept();
+					client_accept(64);
 				break;
 			case K_SIGNAL: {
 				int sig;
@@ -2771,6 +2848,12 @@ event_loop(int sigfd)
 		flush_round();
 		graveyard_empty();
 		now = loop_ms = clock_ms();
+		if (accept_resume_at && now >= accept_resume_at) {
+			accept_resume_at = 0;
+			if (listen_fd >= 0)
+				poller_set(poller, listen_fd, POLLER_IN,
+				    &listen_tag);
+		}
 		if (now >= next_sweep)
 			sweep(now);
 		/* Not from backend_done itself: it runs inside dispatch. */
@@ -2864,6 +2947,9 @@ listen_on(const char *spec)
 		return -1;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A second router may bind the address while this one drains: an
+	 * upgrade in place, as haproxy -sf and nginx's binary upgrade. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
 	    listen(fd, 4096) == -1) {
 		int saved = errno;
@@ -2873,6 +2959,57 @@ listen_on(const char *spec)
 		return -1;
 	}
 	freeaddrinfo(res);
+	return fd;
+}
+
+/*
+ * A listening socket handed over by systemd (a .socket unit) or another
+ * activator: sd_listen_fds(3) without libsystemd.  The socket then outlives
+ * us, so a restart refuses no connection: they wait in its queue.  Returns
+ * the fd, or -1 with errno ENOENT when none was passed to this process,
+ * another errno when what was passed is not one listening TCP socket.
+ */
+static int
+listen_inherited(void)
+{
+	const char *pidtext = getenv("LISTEN_PID"), *fdstext = getenv("LISTEN_FDS");
+	long pid, n;
+	int fd = 3, v, type = 0, proto = 0, listening = 0;
+	socklen_t len = sizeof(v);
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+
+	if (pidtext == NULL || fdstext == NULL ||
+	    parse_long(pidtext, 1, INT_MAX, &pid) == -1 || pid != (long)getpid()) {
+		errno = ENOENT;
+		return -1;
+	}
+	/* Not for our children, should we ever have any. */
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (parse_long(fdstext, 1, 1, &n) == -1) {
+		errno = EINVAL;	/* one address: one socket */
+		return -1;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 ||
+	    (len = sizeof(v), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type,
+	    &len)) == -1 || (len = sizeof(v), getsockopt(fd, SOL_SOCKET,
+	    SO_PROTOCOL, &proto, &len)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1)
+		return -1;	/* EBADF or ENOTSOCK */
+	if (!listening || type != SOCK_STREAM || proto != IPPROTO_TCP ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(opt.listen_port, sizeof(opt.listen_port), "%u",
+	    (unsigned)ntohs(ss.ss_family == AF_INET ?
+	    ((struct sockaddr_in *)&ss)->sin_port :
+	    ((struct sockaddr_in6 *)&ss)->sin6_port));
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) == -1 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == -1)
+		return -1;
 	return fd;
 }
 
@@ -2959,6 +3096,13 @@ workers_run(int sigfd, pid_t *pids, int n)
 		while (selfpipe_read(&sig)) {
 			if (sig == SIGHUP || ((sig == SIGTERM || sig == SIGINT) &&
 			    !stopping)) {
+				if (sig != SIGHUP && !stopping && listen_fd >= 0) {
+					/* Ours would keep the socket, and the
+					 * connections queued on it, alive after
+					 * the workers took the last ones. */
+					close(listen_fd);
+					listen_fd = -1;
+				}
 				if (sig != SIGHUP)
 					stopping = 1;
 				for (i = 0; i < n; i++)
@@ -3030,7 +3174,7 @@ main(int argc, char **argv)
 	const char *appdir = NULL, *listen_spec = "8080";
 	char pidpath[4096] = "";
 	pid_t pids[64];
-	int ch, sigfd, rc, i;
+	int ch, sigfd, rc, i, listen_given = 0;
 
 	while ((ch = getopt_long(argc, argv, "a:b:hl:u:w:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -3063,6 +3207,7 @@ main(int argc, char **argv)
 			break;
 		case 'l':
 			listen_spec = optarg;
+			listen_given = 1;
 			break;
 		case 'M':
 			opt.max_inflight = count_opt("max-inflight", optarg, 1, 100000);
@@ -3123,7 +3268,18 @@ main(int argc, char **argv)
 		app_path(&app, pidpath, sizeof(pidpath), "run/router.pid");
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((listen_fd = listen_on(listen_spec)) == -1) {
+	if ((listen_fd = listen_inherited()) >= 0) {
+		if (listen_given) {
+			fprintf(stderr, "dyno-route: -l with a socket passed in "
+			    "LISTEN_FDS: use one or the other\n");
+			usage(stderr);
+			return 2;
+		}
+	} else if (errno != ENOENT) {
+		fprintf(stderr, "dyno-route: LISTEN_FDS: fd 3 is not one "
+		    "listening TCP socket: %s\n", strerror(errno));
+		return 1;
+	} else if ((listen_fd = listen_on(listen_spec)) == -1) {
 		fprintf(stderr, "dyno-route: cannot listen on %s: %s\n", listen_spec,
 		    strerror(errno));
 		return 1;

@@ -15,6 +15,8 @@ have sqlite3 || need="$need sqlite3"
 have gzip    || need="$need gzip"
 have gpg     || need="$need gnupg"
 have strace  || need="$need strace"
+have systemd-socket-activate || need="$need systemd"
+have ss      || need="$need iproute2"
 have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 # Debian keeps the header under the multiarch triplet.

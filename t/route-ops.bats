@@ -1,0 +1,261 @@
+#!/usr/bin/env bats
+# dyno-route in operation: upgraded in place (a second router on the port,
+# the first drained), started on a socket it is handed (systemd socket
+# activation), out of file descriptors, and run as another user.  Real
+# routers in front of the sample app on 127.0.0.1.
+
+load helpers
+
+PEERS="$BATS_TEST_DIRNAME/peers"
+
+setup() {
+	PIDS=()
+	LOAD_PIDS=()
+	ROUTER_PID=
+	T="$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-route-ops.XXXXXX")"
+	APP="$T"	# where start_load writes its .codes
+	LOG="$T/router.log"
+}
+
+teardown() {
+	local p sanitized=0
+	touch "$T/load.stop"
+	for p in "${LOAD_PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; done
+	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${LOAD_PIDS[@]}" "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	sanitizer_check "$T"/*.log || sanitized=1
+	keep_or_remove "$T" "$LOG" router 40
+	[ "$sanitized" = 0 ]
+}
+
+# start_app NAME: the sample app as dyno NAME; its port in $LAST_PORT.
+start_app() {
+	LAST_PORT=$(pick_port)
+	PORT=$LAST_PORT DYNO=$1 "$SAMPLE_APP" >>"$T/$1.log" 2>&1 3>&- &
+	PIDS+=($!)
+	wait_for 30 port_listening "$LAST_PORT"
+}
+
+# router LOGNAME ARG...: dyno-route in the background, output in
+# $T/LOGNAME.log; its pid in $LAST_ROUTER.
+router() {
+	local name=$1
+	shift
+	"$BIN/dyno-route" "$@" >>"$T/$name.log" 2>&1 3>&- &
+	LAST_ROUTER=$!
+	PIDS+=($!)
+}
+
+# listens PID PORT: process PID has a listening socket on PORT.
+listens() { ss -Hltnp "sport = :$2" | grep -q "pid=$1,"; }
+# queued_ge PID PORT N: N connections wait in the listen queue of PID's socket.
+queued_ge() {
+	[ "$(ss -Hltnp "sport = :$2" | awk -v p="pid=$1," 'index($0, p) { print $2 }')" -ge "$3" ]
+}
+served_ge() { [ "$(grep -c 'status=200' "$1" 2>/dev/null)" -ge "$2" ]; }
+
+# ---- upgrade in place ----------------------------------------------------------
+
+@test "upgrade in place: a second router on the port, SIGTERM to the first; no request fails, the second serves" {
+	local i old port total
+	start_app web.1; a=$LAST_PORT
+	start_app web.2; b=$LAST_PORT
+	port=$(pick_port)
+	router r0 -b "127.0.0.1:$a,127.0.0.1:$b" -l "127.0.0.1:$port"
+	old=$LAST_ROUTER
+	wait_for 30 listens "$old" "$port"
+	start_load get1 "http://127.0.0.1:$port/"
+	start_load get2 "http://127.0.0.1:$port/"
+	start_post_load post1 "http://127.0.0.1:$port/"
+	start_post_load post2 "http://127.0.0.1:$port/"
+	wait_for 30 load_total_ge 40
+	for i in 1 2 3; do
+		router "r$i" -b "127.0.0.1:$a,127.0.0.1:$b" -l "127.0.0.1:$port"
+		wait_for 30 listens "$LAST_ROUTER" "$port"
+		# Stopped, the old one lets connections pile up in its listen
+		# queue: SIGTERM must serve them, not reset them.
+		kill -STOP "$old"
+		wait_for 30 queued_ge "$old" "$port" 2
+		kill -TERM "$old"
+		kill -CONT "$old"
+		wait_for 30 pid_gone "$old"
+		run wait "$old"
+		[ "$status" -eq 0 ]
+		old=$LAST_ROUTER
+		total=$(load_total)
+		wait_for 30 load_total_ge $((total + 40))
+		# The new one served requests sent after the old one left.
+		wait_for 30 served_ge "$T/r$i.log" 20
+	done
+	stop_load
+	[ "$(load_failed)" -eq 0 ]
+	[ "$(load_total)" -ge 160 ]
+	grep -q 'method=POST' "$T/r3.log"
+}
+
+@test "upgrade in place: connections queued on the old router's socket are served, not reset" {
+	local i n=600 fd line ok=0 old fds=()
+	start_app web.1; a=$LAST_PORT
+	port=$(pick_port)
+	router r0 -b "127.0.0.1:$a" -l "127.0.0.1:$port"
+	old=$LAST_ROUTER
+	wait_for 30 listens "$old" "$port"
+	router r1 -b "127.0.0.1:$a" -l "127.0.0.1:$port"
+	wait_for 30 listens "$LAST_ROUTER" "$port"
+	# The old one stopped: about half of the connections queue on its
+	# socket, more than the rounds (64 accepts each) before SIGTERM is read take.
+	kill -STOP "$old"
+	for ((i = 0; i < n; i++)); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+		printf 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' >&"$fd"
+		fds+=("$fd")
+	done
+	wait_for 30 queued_ge "$old" "$port" 200
+	kill -TERM "$old"
+	kill -CONT "$old"
+	for fd in "${fds[@]}"; do
+		if read -r -t 30 line <&"$fd" && [ "$line" = $'HTTP/1.1 200 OK\r' ]; then
+			ok=$((ok + 1))
+		fi
+		exec {fd}<&-
+	done
+	[ "$ok" -eq "$n" ]
+	wait_for 30 pid_gone "$old"
+	run wait "$old"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c "status=200" "$T/r0.log")" -ge 200 ]
+}
+
+# ---- socket activation ---------------------------------------------------------
+
+@test "socket activation: systemd-socket-activate hands the router its socket; -l with it is a usage error" {
+	local port pid
+	start_app web.1; a=$LAST_PORT
+	port=$(pick_port)
+	router r0 -b "127.0.0.1:$a" -l "127.0.0.1:$port"
+	wait_for 30 listens "$LAST_ROUTER" "$port"
+	kill -TERM "$LAST_ROUTER"
+	wait_for 30 pid_gone "$LAST_ROUTER"
+	# It execs the router at the first connection: the pid is the
+	# router's, and so is the socket.
+	systemd-socket-activate -l "127.0.0.1:$port" \
+	    "$BIN/dyno-route" -b "127.0.0.1:$a" >>"$LOG" 2>&1 3>&- &
+	ROUTER_PID=$!
+	PIDS+=($!)
+	wait_for 30 listens "$ROUTER_PID" "$port"
+	[ "$(curl -s "http://127.0.0.1:$port/")" = "Hello from web.1" ]
+	kill -TERM "$ROUTER_PID"
+	wait_for 30 pid_gone "$ROUTER_PID"
+	run wait "$ROUTER_PID"
+	[ "$status" -eq 0 ]
+	# It starts the program at the first connection.
+	systemd-socket-activate -l "127.0.0.1:$port" "$BIN/dyno-route" \
+	    -b "127.0.0.1:$a" -l "127.0.0.1:$port" >"$T/usage.log" 2>&1 3>&- &
+	pid=$!
+	PIDS+=($!)
+	wait_for 30 port_listening "$port"
+	wait_for 30 pid_gone "$pid"
+	run wait "$pid"
+	[ "$status" -eq 2 ]
+	grep -q -- '-l with a socket passed in LISTEN_FDS' "$T/usage.log"
+}
+
+@test "socket activation: a passed fd that is not a listening TCP socket exits 1; LISTEN_PID not ours is ignored" {
+	local port pid
+	port=$(pick_port)
+	# exec keeps our pid: LISTEN_PID names the router itself.
+	run sh -c 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
+	    "$BIN/dyno-route" 3</dev/null
+	[ "$status" -eq 1 ]
+	[[ $output == *"fd 3 is not one listening TCP socket: Socket operation on non-socket"* ]]
+	run sh -c 'LISTEN_FDS=2 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
+	    "$BIN/dyno-route" 3</dev/null
+	[ "$status" -eq 1 ]
+	[[ $output == *"Invalid argument"* ]]
+	# A TCP socket, but not listening.
+	run python3 -c 'import os, socket, sys
+s = socket.socket()
+os.dup2(s.fileno(), 3)
+os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+os.execv(sys.argv[1], sys.argv[1:])' "$BIN/dyno-route" -b 127.0.0.1:1
+	[ "$status" -eq 1 ]
+	[[ $output == *"fd 3 is not one listening TCP socket: Invalid argument"* ]]
+	# Another pid's variables: not for us, so -l binds as usual.
+	LISTEN_FDS=1 LISTEN_PID=1 router r0 -b "127.0.0.1:1" -l "127.0.0.1:$port" 3</dev/null
+	wait_for 30 listens "$LAST_ROUTER" "$port"
+}
+
+@test "socket activation: restarts with the socket held by the activator refuse no connection" {
+	local i pid port total
+	start_app web.1; a=$LAST_PORT
+	start_app web.2; b=$LAST_PORT
+	python3 "$PEERS/activate.py" "$T/port" "$T/pid" \
+	    "$BIN/dyno-route" -b "127.0.0.1:$a,127.0.0.1:$b" >>"$LOG" 2>&1 3>&- &
+	PIDS+=($!)
+	act=$!
+	wait_for 30 test -s "$T/port"
+	port=$(cat "$T/port")
+	start_load get1 "http://127.0.0.1:$port/"
+	start_post_load post1 "http://127.0.0.1:$port/"
+	start_post_load post2 "http://127.0.0.1:$port/"
+	wait_for 30 load_total_ge 30
+	for i in 1 2 3; do
+		pid=$(cat "$T/pid")
+		kill -USR1 "$act"
+		wait_for 30 pid_gone "$pid"
+		wait_for 30 eval '[ "$(cat "$T/pid")" != "$pid" ]'
+		total=$(load_total)
+		wait_for 30 load_total_ge $((total + 30))
+	done
+	stop_load
+	[ "$(load_failed)" -eq 0 ]
+	[ "$(grep -c 'status=200' "$LOG")" -ge 120 ]
+}
+
+# ---- out of file descriptors ---------------------------------------------------
+
+nfds() { ls "/proc/$1/fd" | wc -l; }
+nfds_is() { [ "$(nfds "$1")" -eq "$2" ]; }
+# cpu_ticks PID: user + system time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+@test "out of fds: accepting pauses instead of spinning, no dyno is quarantined (H99), service resumes" {
+	local limit=32 i n fd t0 held=()
+	start_app web.1; a=$LAST_PORT
+	port=$(pick_port)
+	router r0 -b "127.0.0.1:$a" -l "127.0.0.1:$port"
+	pid=$LAST_ROUTER
+	wait_for 30 listens "$pid" "$port"
+	prlimit --pid "$pid" --nofile=$limit:$limit
+	# Idle connections until the router holds its last fd.
+	n=$((limit - $(nfds "$pid")))
+	[ "$n" -gt 5 ]
+	for ((i = 0; i < n; i++)); do
+		exec {fd}<>"/dev/tcp/127.0.0.1/$port"
+		held+=("$fd")
+	done
+	wait_for 30 nfds_is "$pid" "$limit"
+	# One more: accept fails with EMFILE, and the connection waits queued.
+	curl -s -o "$T/body1" -w '%{http_code}' --max-time 60 \
+	    "http://127.0.0.1:$port/" >"$T/code1" 3>&- &
+	c1=$!
+	PIDS+=($c1)
+	wait_for 30 grep -q 'code=H99 desc="cannot accept: Too many open files, paused for 500ms"' "$T/r0.log"
+	# Measured, not a synchronisation: a spinning loop burns ~1 s a second.
+	t0=$(cpu_ticks "$pid")
+	sleep 2
+	[ $(( $(cpu_ticks "$pid") - t0 )) -lt 20 ]
+	# One fd comes free: the waiting request is accepted, but there is no
+	# fd left to reach the dyno: 503 H99, and the dyno is not blamed.
+	exec {held[0]}>&-
+	wait "$c1"
+	[ "$(cat "$T/code1")" = 503 ]
+	grep -q 'Platform error' "$T/body1"
+	grep -q 'code=H99 desc="Platform error".* status=503' "$T/r0.log"
+	grep -q 'at=error code=H99 desc="cannot connect to 127.0.0.1:'"$a"': Too many open files" dyno=' "$T/r0.log"
+	fails grep -q quarantined "$T/r0.log"
+	# All free again: served, by the same dyno, at once.
+	for fd in "${held[@]:1}"; do exec {fd}>&-; done
+	[ "$(curl -s --max-time 30 "http://127.0.0.1:$port/")" = "Hello from web.1" ]
+}
