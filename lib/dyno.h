@@ -145,6 +145,8 @@ int notify_send(const char *msg);
 
 /* lock.c: the flock that makes one supervisor per app. */
 int lock_take(const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
+int pidfile_lock(const char *path);	/* our pid, locked while the fd is open */
+pid_t pidfile_holder(const char *path);	/* its pid while locked, else 0 */
 
 /* http.c: strict HTTP/1.x heads and chunked framing, for the router. */
 #define HTTP_LINE_MAX 8192	/* request line, each header line (414 / 431) */

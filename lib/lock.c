@@ -2,7 +2,8 @@
  * lock.c: one supervisor per app.  The lock is an flock on run/lock, held
  * for the process's life and released by the kernel when it dies, so a
  * kill -9 never leaves a stale lock.  The file also holds the holder's pid
- * for dyno-scale's SIGHUP.
+ * for dyno-scale's SIGHUP.  A pid file such as run/router.pid is locked the
+ * same way, so that a pid in it is signalled only while its writer lives.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -45,4 +46,65 @@ lock_take(const char *path, pid_t *holder)
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * Write our pid to path, locked for as long as the returned fd stays open:
+ * a temp file is locked, then renamed over path, so a second writer (an
+ * upgrade in place) takes the name while the first keeps its own lock.
+ */
+int
+pidfile_lock(const char *path)
+{
+	char tmp[4096], buf[32];
+	int fd, n;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid()) >=
+	    (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd == -1)
+		return -1;
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (fchmod(fd, 0644) == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1 ||
+	    write(fd, buf, (size_t)n) != n || rename(tmp, path) == -1) {
+		int saved = errno;
+		close(fd);
+		unlink(tmp);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The pid in a file pidfile_lock wrote, if its writer still holds the lock;
+ * 0 if the file is missing, malformed or not locked (left by a process that
+ * is gone: its pid may be anyone's now).
+ */
+pid_t
+pidfile_holder(const char *path)
+{
+	char buf[32];
+	ssize_t r;
+	long pid;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return 0;
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+		close(fd);
+		return 0;
+	}
+	r = pread(fd, buf, sizeof(buf) - 1, 0);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	if (parse_long(buf, 2, 1L << 30, &pid) == -1)
+		return 0;
+	return (pid_t)pid;
 }

@@ -767,8 +767,8 @@ counters_write(int64_t now)
 	}
 	buf_printf(&b, "queue=%zu clients=%zu\n", queue_len, nclients);
 	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1)
-		fprintf(stderr, "dyno-route: cannot write %s: %s\n", counters_path,
-		    strerror(errno));
+		fprintf(stderr, "dyno-route: cannot write run/%s: %s\n",
+		    counters_path, strerror(errno));
 	free(b.data);
 	counters_written = now;
 	counters_dirty = 0;
@@ -2756,9 +2756,7 @@ event_loop(int sigfd)
 	poller_set(poller, listen_fd, POLLER_IN, &listen_tag);
 	poller_set(poller, sigfd, POLLER_IN, &signal_tag);
 	if (app_mode) {
-		char dir[4096];
-		app_path(&app, dir, sizeof(dir), "run");
-		if ((watchfd = watch_open(dir)) >= 0)
+		if ((watchfd = watch_open(".")) >= 0)	/* run/ */
 			poller_set(poller, watchfd, POLLER_IN, &watch_tag);
 	}
 	for (;;) {
@@ -3172,7 +3170,7 @@ main(int argc, char **argv)
 	};
 	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
 	const char *appdir = NULL, *listen_spec = "8080";
-	char pidpath[4096] = "";
+	char pidpath[4096] = "", rundir[4096];
 	pid_t pids[64];
 	int ch, sigfd, rc, i, listen_given = 0;
 
@@ -3262,10 +3260,21 @@ main(int argc, char **argv)
 			    app.state, strerror(errno));
 			return 1;
 		}
+		/*
+		 * Every file we use is in run/, named from there: after -u the
+		 * app's .dyno (0700, root's) cannot be crossed any more, but
+		 * run/ (0755) still lets us read the routes.
+		 */
+		app_path(&app, rundir, sizeof(rundir), "run");
+		if (chdir(rundir) == -1) {
+			fprintf(stderr, "dyno-route: cannot enter %s: %s\n",
+			    rundir, strerror(errno));
+			return 1;
+		}
 		app_mode = 1;
-		app_path(&app, routes_path, sizeof(routes_path), "run/routes");
-		app_path(&app, counters_path, sizeof(counters_path), "run/router");
-		app_path(&app, pidpath, sizeof(pidpath), "run/router.pid");
+		snprintf(routes_path, sizeof(routes_path), "routes");
+		snprintf(counters_path, sizeof(counters_path), "router");
+		snprintf(pidpath, sizeof(pidpath), "router.pid");
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if ((listen_fd = listen_inherited()) >= 0) {
@@ -3284,13 +3293,15 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 1;
 	}
-	/* The pid file first: .dyno may be root's, and we are about to not be. */
+	/*
+	 * The pid file first: .dyno may be root's, and we are about to not be.
+	 * Locked for our life (the fd stays open, and -w workers share it):
+	 * dyno-run signals the pid in it only while it is locked.
+	 */
 	if (pidpath[0]) {
-		char text[32];
-		int n = snprintf(text, sizeof(text), "%ld\n", (long)getpid());
-		if (atomicfile_write(pidpath, text, (size_t)n, 0644, 0) == -1) {
-			fprintf(stderr, "dyno-route: cannot write %s: %s\n", pidpath,
-			    strerror(errno));
+		if (pidfile_lock(pidpath) == -1) {
+			fprintf(stderr, "dyno-route: cannot write %s/%s: %s\n",
+			    rundir, pidpath, strerror(errno));
 			return 1;
 		}
 	}
@@ -3334,8 +3345,8 @@ main(int argc, char **argv)
 		    sizeof(sigs) / sizeof(sigs[0]))) == -1)
 			return 1;
 		if (app_mode)
-			app_path(&app, counters_path, sizeof(counters_path),
-			    "run/router.%d", worker_index);
+			snprintf(counters_path, sizeof(counters_path),
+			    "router.%d", worker_index);
 	}
 	loop_ms = clock_ms();
 	if (app_mode)

@@ -1122,9 +1122,9 @@ routes_status(char *buf, size_t size)
 static void
 routes_sync(void)
 {
-	char buf[sizeof(routes_last)], path[4096], pidtext[32];
+	char buf[sizeof(routes_last)], path[4096];
 	size_t off = 0, i;
-	long rpid;
+	pid_t rpid;
 
 	buf[0] = '\0';
 	for (i = 0; i < ndynos; i++) {
@@ -1147,12 +1147,11 @@ routes_sync(void)
 	}
 	memcpy(routes_last, buf, off + 1);
 	routes_written = 1;
+	/* Only a live router: a pid file left unlocked names a process that
+	 * is gone, and its pid may be anyone's now. */
 	app_path(&app, path, sizeof(path), "run/router.pid");
-	if (file_read(path, pidtext, sizeof(pidtext)) > 0) {
-		pidtext[strcspn(pidtext, "\n")] = '\0';
-		if (parse_long(pidtext, 2, INT_MAX, &rpid) == 0)
-			kill((pid_t)rpid, SIGHUP);
-	}
+	if ((rpid = pidfile_holder(path)) > 0)
+		kill(rpid, SIGHUP);
 }
 
 /* ---- timers ----------------------------------------------------------- */

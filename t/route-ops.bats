@@ -24,6 +24,8 @@ teardown() {
 	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for p in "${LOAD_PIDS[@]}" "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	stop_run
+	[ "${RUN_APP:-}" ] && APP=$RUN_APP kill_dynos && rm -rf "$RUN_APP"
 	sanitizer_check "$T"/*.log || sanitized=1
 	keep_or_remove "$T" "$LOG" router 40
 	[ "$sanitized" = 0 ]
@@ -165,16 +167,16 @@ served_ge() { [ "$(grep -c 'status=200' "$1" 2>/dev/null)" -ge "$2" ]; }
 	local port pid
 	port=$(pick_port)
 	# exec keeps our pid: LISTEN_PID names the router itself.
-	run sh -c 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
+	run timeout 20 sh -c 'LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
 	    "$BIN/dyno-route" 3</dev/null
 	[ "$status" -eq 1 ]
 	[[ $output == *"fd 3 is not one listening TCP socket: Socket operation on non-socket"* ]]
-	run sh -c 'LISTEN_FDS=2 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
+	run timeout 20 sh -c 'LISTEN_FDS=2 LISTEN_PID=$$ exec "$0" -b 127.0.0.1:1' \
 	    "$BIN/dyno-route" 3</dev/null
 	[ "$status" -eq 1 ]
 	[[ $output == *"Invalid argument"* ]]
 	# A TCP socket, but not listening.
-	run python3 -c 'import os, socket, sys
+	run timeout 20 python3 -c 'import os, socket, sys
 s = socket.socket()
 os.dup2(s.fileno(), 3)
 os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
@@ -258,4 +260,67 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 	# All free again: served, by the same dyno, at once.
 	for fd in "${held[@]:1}"; do exec {fd}>&-; done
 	[ "$(curl -s --max-time 30 "http://127.0.0.1:$port/")" = "Hello from web.1" ]
+}
+
+# ---- -u, and who holds run/router.pid ------------------------------------------
+
+# write_routes LINE...: a new run/routes renamed into place, as dyno-run does.
+write_routes() {
+	printf '%s\n' "$@" > "$APPDIR/.dyno/run/routes.tmp"
+	mv "$APPDIR/.dyno/run/routes.tmp" "$APPDIR/.dyno/run/routes"
+}
+body_is() { [ "$(curl -s --max-time 10 "$1")" = "$2" ]; }
+
+@test "-a with -u nobody: the routes are read and followed, run/router.pid is locked while the router lives" {
+	local port pid
+	start_app web.1; a=$LAST_PORT
+	start_app web.2; b=$LAST_PORT
+	APPDIR="$T/app"
+	mkdir -p "$APPDIR/.dyno/run"
+	chmod 700 "$APPDIR/.dyno"
+	write_routes "web.1 127.0.0.1:$a"
+	port=$(pick_port)
+	router r0 -a "$APPDIR" -u nobody -l "127.0.0.1:$port"
+	pid=$LAST_ROUTER
+	wait_for 30 listens "$pid" "$port"
+	[ "$(stat -c %u "/proc/$pid")" = "$(id -u nobody)" ]
+	body_is "http://127.0.0.1:$port/" "Hello from web.1"
+	# A new routes file is seen as nobody too.
+	write_routes "web.2 127.0.0.1:$b"
+	wait_for 30 body_is "http://127.0.0.1:$port/" "Hello from web.2"
+	fails grep -q H14 "$T/r0.log"
+	[ "$(cat "$APPDIR/.dyno/run/router.pid")" = "$pid" ]
+	fails flock -n -s "$APPDIR/.dyno/run/router.pid" true
+	kill -TERM "$pid"
+	wait_for 30 pid_gone "$pid"
+	run wait "$pid"
+	[ "$status" -eq 0 ]
+	# Left behind (run/ is root's), but unlocked: it names no router.
+	flock -n -x "$APPDIR/.dyno/run/router.pid" true
+}
+
+# hup_count FILE: the SIGHUPs a trapping shell logged to FILE.
+hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
+
+@test "dyno-run signals only a router that holds run/router.pid locked, never a stale pid" {
+	local pid
+	make_app 'web: ./app'
+	RUN_APP=$APP
+	mkdir -p "$APP/.dyno/run"
+	# A live process that is not a router, named by a stale (unlocked) file.
+	sh -c 'trap "echo HUP >> \"$0\"" HUP; while :; do sleep 0.05; done' "$T/stale.hup" 3>&- &
+	pid=$!
+	PIDS+=($pid)
+	echo "$pid" > "$APP/.dyno/run/router.pid"
+	# Its first routes are written with the stale file in place.
+	start_run
+	wait_for 30 has_routes 1
+	# The same pid with the file locked (as dyno-route holds it): signalled.
+	flock -x "$APP/.dyno/run/router.pid" sh -c 'echo $$ > "$1"; trap "echo HUP >> \"$2\"" HUP; while :; do sleep 0.05; done' \
+	    sh "$APP/.dyno/run/router.pid" "$T/live.hup" 3>&- &
+	PIDS+=($!)
+	wait_for 30 fails flock -n -s "$APP/.dyno/run/router.pid" true
+	control restart web.1
+	wait_for 30 eval '[ "$(hup_count "$T/live.hup")" -ge 1 ]'
+	[ "$(hup_count "$T/stale.hup")" -eq 0 ]
 }
