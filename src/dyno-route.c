@@ -2716,6 +2716,7 @@ sweep(int64_t now)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+#define DRAIN_IDLE_MS 1000
 static void
 drain_begin(void)
 {
@@ -2725,13 +2726,18 @@ drain_begin(void)
 		return;
 	draining = 1;
 	drain_deadline = now_ms() + opt.drain_ms;
-	/* Idle between requests: closed.  A new connection is not idle: its
-	 * first request may be on the way (or unread), and is served. */
+	/*
+	 * Idle between requests: closed after DRAIN_IDLE_MS, not at once, so
+	 * that a client's next request, maybe already on its way, is answered
+	 * (with Connection: close) instead of lost with the connection.  A
+	 * new connection, whose first request may be unread, is served.
+	 */
 	for (c = clients; c != NULL; c = next) {
 		next = c->next;
 		if (c->req == REQ_NONE && c->resp == RESP_NONE &&
-		    buf_pending(&c->in) == 0 && c->timer == T_KEEPALIVE)
-			client_close(c);
+		    buf_pending(&c->in) == 0 && c->timer == T_KEEPALIVE &&
+		    c->deadline > now_ms() + DRAIN_IDLE_MS)
+			set_deadline(c, T_KEEPALIVE, now_ms() + DRAIN_IDLE_MS);
 	}
 	/*
 	 * Connections already in the listen queue are reset when the socket

@@ -49,6 +49,34 @@ router() {
 	PIDS+=($!)
 }
 
+# start_keepalive_load NAME PORT: POSTs on one keep-alive connection, a new
+# one only when the router says Connection: close; a status (or "failed")
+# per line in $APP/NAME.codes.  No retry: a request lost with a connection
+# the router closed under it shows as failed (curl would resend it).
+start_keepalive_load() {
+	python3 -c '
+import http.client, os, sys
+port, out, stop = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+conn = None
+with open(out, "a", buffering=1) as f:
+    while not os.path.exists(stop):
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("POST", "/", body=b"one=1&two=2")
+            r = conn.getresponse()
+            r.read()
+            f.write("%d\n" % r.status)
+            if r.getheader("Connection", "").lower() == "close":
+                conn.close()
+                conn = None
+        except Exception as e:
+            f.write("failed %r\n" % e)
+            conn = None
+' "$2" "$APP/$1.codes" "$APP/load.stop" 3>&- &
+	LOAD_PIDS+=($!)
+}
+
 # listens PID PORT: process PID has a listening socket on PORT.
 listens() { ss -Hltnp "sport = :$2" | grep -q "pid=$1,"; }
 # queued_ge PID PORT N: N connections wait in the listen queue of PID's socket.
@@ -71,6 +99,7 @@ served_ge() { [ "$(grep -c 'status=200' "$1" 2>/dev/null)" -ge "$2" ]; }
 	start_load get2 "http://127.0.0.1:$port/"
 	start_post_load post1 "http://127.0.0.1:$port/"
 	start_post_load post2 "http://127.0.0.1:$port/"
+	start_keepalive_load ka "$port"
 	wait_for 30 load_total_ge 40
 	for i in 1 2 3; do
 		router "r$i" -b "127.0.0.1:$a,127.0.0.1:$b" -l "127.0.0.1:$port"
