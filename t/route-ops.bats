@@ -23,6 +23,8 @@ teardown() {
 	for p in "${LOAD_PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; done
 	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
 	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	# The activator's router outlives it.
+	[ -s "$T/pid" ] && kill -KILL "$(cat "$T/pid")" 2>/dev/null
 	for p in "${LOAD_PIDS[@]}" "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
 	stop_run
 	[ "${RUN_APP:-}" ] && APP=$RUN_APP kill_dynos && rm -rf "$RUN_APP"
