@@ -43,6 +43,7 @@ struct tag {
 struct buf {
 	char *data;
 	size_t off, len, cap;	/* pending bytes are data[off..len) */
+	int failed;		/* an allocation for it failed: out of memory */
 };
 
 struct backend {
@@ -319,8 +320,10 @@ buf_reserve(struct buf *b, size_t room)
 	cap = b->cap ? b->cap : IO_CHUNK;
 	while (cap - b->len < room)
 		cap *= 2;
-	if ((d = realloc(b->data, cap)) == NULL)
+	if ((d = realloc(b->data, cap)) == NULL) {
+		b->failed = 1;
 		return -1;
+	}
 	b->data = d;
 	b->cap = cap;
 	return 0;
@@ -1157,6 +1160,50 @@ bytes_unsent(struct client *c)
 	c->bytes = c->bytes > left ? c->bytes - left : 0;
 }
 
+/*
+ * Out of memory, the answer needs none: a static page, written at once
+ * (a socket's buffer takes it whole), then a close that does not reset
+ * the connection under it: what the client sent is read and dropped
+ * first, so the kernel has nothing unread to answer with a RST.
+ */
+#define PLATFORM_ERROR "503 Service Unavailable: Platform error\n"
+static const char oom_page[] = "HTTP/1.1 503 Service Unavailable\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 40\r\n"
+    "Connection: close\r\n\r\n" PLATFORM_ERROR;
+_Static_assert(sizeof(PLATFORM_ERROR) - 1 == 40, "Content-Length");
+
+static void
+oom_drain(int fd)
+{
+	static char scratch[4096];
+	int k;
+
+	for (k = 0; k < 64 && read(fd, scratch, sizeof(scratch)) > 0; k++)
+		;
+}
+
+/* The page, and our side shut; the caller closes the fd. */
+static size_t
+oom_answer(int fd)
+{
+	ssize_t n;
+
+	oom_drain(fd);
+	n = write(fd, oom_page, sizeof(oom_page) - 1);
+	shutdown(fd, SHUT_WR);
+	oom_drain(fd);
+	return n > 0 ? (size_t)n : 0;
+}
+
+/* Did an allocation for this request fail?  Then it is our error, H99. */
+static int
+client_oom_seen(const struct client *c)
+{
+	return c->in.failed || c->out.failed || c->head.failed ||
+	    c->body.failed || (c->up != NULL && (c->up->out.failed ||
+	    c->up->in.failed));
+}
+
 /* Answer with an error page unless the response has begun, then close. */
 static void
 client_error(struct client *c, int status, const char *code, const char *desc)
@@ -1165,7 +1212,13 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	int n;
 	size_t before;
 
-	if (c->up != NULL && c->up->b != NULL) {
+	if (client_oom_seen(c)) {
+		/* Whatever the caller took it for, memory ran out. */
+		status = 503;
+		code = "H99";
+		desc = "Platform error";
+	}
+	if (c->up != NULL && c->up->b != NULL && strcmp(code, "H99") != 0) {
 		c->up->b->errors++;
 		/* The client waited on this dyno for nothing: count the wait. */
 		if (c->resp == RESP_NONE || c->resp == RESP_HEAD)
@@ -1190,9 +1243,17 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	c->resp = RESP_DONE;
 	c->in.off = c->in.len;	/* whatever else it sent is not read */
 	before = buf_pending(&c->out);
-	buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+	if (buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 	    "Content-Length: %d\r\nConnection: close\r\n\r\n%s", status,
-	    status_text(status), n, body);
+	    status_text(status), n, body) == -1) {
+		/* Not even room for the page: the static one, and close. */
+		c->status = 503;
+		buf_free(&c->out);
+		c->bytes = oom_answer(c->fd);
+		log_request(c, "H99", "Platform error");
+		client_close(c);
+		return;
+	}
 	c->bytes = (uint64_t)(buf_pending(&c->out) - before);	/* the page */
 	log_request(c, code, desc);
 	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
@@ -1275,15 +1336,7 @@ accept_pause(int err)
 static void
 client_refuse(int fd)
 {
-#define PLATFORM_ERROR "503 Service Unavailable: Platform error\n"
-	static const char page[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	    "Content-Type: text/plain\r\nContent-Length: 40\r\n"
-	    "Connection: close\r\n\r\n" PLATFORM_ERROR;
-
-	_Static_assert(sizeof(PLATFORM_ERROR) - 1 == 40, "Content-Length");
-	/* Non-blocking, and a fresh socket's buffer takes it whole. */
-	if (write(fd, page, sizeof(page) - 1) == -1)
-		(void)0;	/* closed either way */
+	oom_answer(fd);
 	close(fd);
 	log_event(stdout, "heroku", "router", "at=error code=H99 "
 	    "desc=\"Platform error\" status=503 cause=\"out of memory\"");
@@ -1314,8 +1367,16 @@ client_accept(int max)
 			client_refuse(fd);
 			return;
 		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->tag.kind = K_CLIENT;
+		/* The poller needs memory too (epoll's own): without it the
+		 * client would never be heard, so it is refused now. */
+		if (poller_set(poller, fd, POLLER_IN, c) == -1) {
+			free(c);
+			client_refuse(fd);
+			return;
+		}
+		c->ev = POLLER_IN;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		c->fd = fd;
 		if (ss.ss_family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr,
@@ -1475,8 +1536,10 @@ request_build(struct client *c, const struct http_msg *m)
 	else if (m->minor == 0)
 		buf_lit(&b, "Connection: close\r\n");
 	buf_lit(&b, "\r\n");
-	if (b.data == NULL)
+	if (b.data == NULL || b.failed) {
+		buf_free(&b);
 		return -1;
+	}
 	/* From the buffer free list, and back to it when done. */
 	buf_free(&c->head);
 	c->head = b;
@@ -1735,7 +1798,7 @@ client_readable(struct client *c)
 	ssize_t n;
 
 	if (buf_reserve(&c->in, IO_CHUNK) == -1) {
-		client_close(c);
+		client_error(c, 503, "H99", "Platform error");
 		return;
 	}
 	n = read(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len);
@@ -1919,6 +1982,11 @@ upstream_attach(struct client *c, struct upstream *u)
 		    buf_pending(&c->body));
 	if (!c->body_whole)
 		body_drop(c);
+	if (u->out.failed) {
+		/* No room for the request: the dyno never hears of it. */
+		client_error(c, 503, "H99", "Platform error");
+		return;
+	}
 	c->t_connect = now_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
@@ -2177,7 +2245,7 @@ response_head(struct client *c, struct upstream *u)
 {
 	struct http_msg *m = &msg;
 	struct buf *o = &c->out;
-	size_t i;
+	size_t i, start = buf_pending(o);
 	int n, no_body, conn[HTTP_HEADERS_MAX + 1];
 
 	n = http_parse_response(u->in.data + u->in.off, buf_pending(&u->in), m);
@@ -2272,6 +2340,12 @@ response_head(struct client *c, struct upstream *u)
 	else if (c->minor == 0)
 		buf_lit(o, "Connection: keep-alive\r\n");
 	buf_lit(o, "\r\n");
+	if (o->failed) {
+		/* Out of memory: none of a half-built head goes out; the
+		 * caller sees o->failed and answers H99. */
+		o->len = o->off + start;
+		return -1;
+	}
 	c->bytes += (uint64_t)buf_pending(o);
 	c->resp = c->resp_mode == BODY_NONE ? RESP_DONE : RESP_BODY;
 	return 1;
@@ -2455,7 +2529,7 @@ upstream_readable(struct upstream *u)
 	}
 	/* Body or tunnel: read straight into the client's buffer. */
 	if (buf_reserve(&c->out, IO_CHUNK) == -1) {
-		client_close(c);
+		client_error(c, 503, "H99", "Platform error");
 		return;
 	}
 	if (c->tunnel) {

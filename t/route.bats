@@ -817,3 +817,28 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	[ "$status" -eq 1 ]
 	[ "$output" = 'dyno-route: no such user "no-such-user-here"' ]
 }
+
+@test "out of memory: every client gets a response or the 503 H99 page, none a reset; service resumes" {
+	# ASan reserves terabytes of address space up front, so a limit on it
+	# cannot make malloc fail there.
+	[ "$(build_variant)" != san ] || skip "n/a: an address-space limit cannot make malloc fail under ASan"
+	start_backend a
+	start_router --backends "127.0.0.1:$LAST_PORT"
+	[ "$(code "http://127.0.0.1:$RPORT/")" = 200 ]
+	# Address space for the router as it is and 100 KiB more: the 200
+	# responses of 300 kB below need more buffers than that.
+	vs=$(sed -n 's/^VmSize:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$ROUTER_PID/status")
+	prlimit --pid "$ROUTER_PID" --as=$(( (vs + 100) * 1024 )):unlimited
+	run python3 "$PEERS/burst.py" "$RPORT" 200 "/download?bytes=300000"
+	echo "$output"
+	prlimit --pid "$ROUTER_PID" --as=unlimited:unlimited
+	# Only two outcomes: the whole answer, or our page.
+	[ "$(grep -vcE '^[0-9]+ HTTP/1.1 (200 OK|503 Service Unavailable)$' <<<"$output")" = 0 ]
+	n503=$(sed -n 's/^\([0-9]*\) HTTP\/1.1 503 .*/\1/p' <<<"$output")
+	[ "${n503:-0}" -gt 0 ]
+	# Each 503 is logged as H99, the platform's fault, not a dyno's.
+	[ "$(grep -c 'at=error code=H99 desc="Platform error"' "$LOG")" -ge "$n503" ]
+	fails grep -q 'quarantined' "$LOG"
+	[ "$(code "http://127.0.0.1:$RPORT/download?bytes=300000")" = 200 ]
+	kill -0 "$ROUTER_PID"
+}
