@@ -110,8 +110,8 @@ expect_status() {
 	expect_status 400 "names Host" "GET / HTTP/1.1\r\nHost: a\r\nConnection: close, host\r\n\r\n"
 	router_log_has 'at=error code=H26 desc="Request Error".*status=400'
 	# The dyno got nothing at all, and the router is still fine.
-	send "GET /after HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n" >/dev/null
-	expect_got 1 "GET /after HTTP/1.1\r\nHost: a\r\n$(fwd r1)\r\n"
+	send "GET /after HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nConnection: close\r\n\r\n" >/dev/null
+	expect_got 1 "GET /after HTTP/1.1\r\nHost: a\r\n$(fwd hostile-request-id-0001)\r\n"
 	got_count_is 1
 	fails router_log_has 'path="/admin"'
 }
@@ -128,10 +128,10 @@ expect_status() {
 @test "a chunked request goes to the dyno under the router's own chunk lines, without extensions or trailers" {
 	start_strict
 	start_router
-	run send "POST /up HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0005;name=\"v;\\\\\"\" ; b\r\nhello\r\nA\t;x=y\r\n0123456789\r\n0;last\r\nX-Trailer: 1\r\nX-Other: two words\r\n\r\n"
+	run send "POST /up HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0005;name=\"v;\\\\\"\" ; b\r\nhello\r\nA\t;x=y\r\n0123456789\r\n0;last\r\nX-Trailer: 1\r\nX-Other: two words\r\n\r\n"
 	echo "$output" >&2
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
-	expect_got 1 "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd r1)\r\n5\r\nhello\r\na\r\n0123456789\r\n0\r\n\r\n"
+	expect_got 1 "POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd hostile-request-id-0001)\r\n5\r\nhello\r\na\r\n0123456789\r\n0\r\n\r\n"
 }
 
 @test "malformed chunk lines and trailers are a 400 H26, and no request reaches the dyno whole" {
@@ -199,26 +199,26 @@ expect_status() {
 	router_log_has 'at=error code=H26 .*status=501'
 	fails test -n "$(ls "$T/got")"
 	# Lists that are just chunked are fine, and go on as "chunked".
-	send "${P}X-Request-Id: r1\r\nTransfer-Encoding:  , CHUNKED ,\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n" >/dev/null
-	expect_got 1 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd r1)\r\n2\r\nhi\r\n0\r\n\r\n"
+	send "${P}X-Request-Id: hostile-request-id-0001\r\nTransfer-Encoding:  , CHUNKED ,\r\nConnection: close\r\n\r\n2\r\nhi\r\n0\r\n\r\n" >/dev/null
+	expect_got 1 "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd hostile-request-id-0001)\r\n2\r\nhi\r\n0\r\n\r\n"
 	# Content-Length goes on as the number it framed.
-	send "${P}X-Request-Id: r2\r\nContent-Length: 002\r\nConnection: close\r\n\r\nhi" >/dev/null
-	expect_got 2 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n$(fwd r2)\r\nhi"
+	send "${P}X-Request-Id: hostile-request-id-0002\r\nContent-Length: 002\r\nConnection: close\r\n\r\nhi" >/dev/null
+	expect_got 2 "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n$(fwd hostile-request-id-0002)\r\nhi"
 }
 
 @test "an absolute-form target becomes origin-form, its authority the Host the dyno and the log see" {
 	start_strict
 	start_router
-	send "GET http://b.example:8080/x?q=1 HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n" >/dev/null
-	expect_got 1 "GET /x?q=1 HTTP/1.1\r\nHost: b.example:8080\r\n$(fwd r1)\r\n"
+	send "GET http://b.example:8080/x?q=1 HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nConnection: close\r\n\r\n" >/dev/null
+	expect_got 1 "GET /x?q=1 HTTP/1.1\r\nHost: b.example:8080\r\n$(fwd hostile-request-id-0001)\r\n"
 	router_log_has 'host=b.example:8080 .*path="/x\?q=1"|path="/x\?q=1".*host=b.example:8080|host="b.example:8080"'
-	send "GET HTTPS://c.example?z HTTP/1.1\r\nHost: a\r\nX-Request-Id: r2\r\nConnection: close\r\n\r\n" >/dev/null
-	expect_got 2 "GET /?z HTTP/1.1\r\nHost: c.example\r\n$(fwd r2)\r\n"
-	send "GET http://[::1]:80 HTTP/1.1\r\nHost: a\r\nX-Request-Id: r3\r\nConnection: close\r\n\r\n" >/dev/null
-	expect_got 3 "GET / HTTP/1.1\r\nHost: [::1]:80\r\n$(fwd r3)\r\n"
+	send "GET HTTPS://c.example?z HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0002\r\nConnection: close\r\n\r\n" >/dev/null
+	expect_got 2 "GET /?z HTTP/1.1\r\nHost: c.example\r\n$(fwd hostile-request-id-0002)\r\n"
+	send "GET http://[::1]:80 HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0003\r\nConnection: close\r\n\r\n" >/dev/null
+	expect_got 3 "GET / HTTP/1.1\r\nHost: [::1]:80\r\n$(fwd hostile-request-id-0003)\r\n"
 	# HTTP/1.0 needs no Host: the authority becomes one.
-	send "GET http://d.example/y HTTP/1.0\r\nX-Request-Id: r4\r\n\r\n" >/dev/null
-	expect_got 4 "GET /y HTTP/1.0\r\nHost: d.example\r\n$(fwd r4)Connection: close\r\n\r\n"
+	send "GET http://d.example/y HTTP/1.0\r\nX-Request-Id: hostile-request-id-0004\r\n\r\n" >/dev/null
+	expect_got 4 "GET /y HTTP/1.0\r\nHost: d.example\r\n$(fwd hostile-request-id-0004)Connection: close\r\n\r\n"
 }
 
 @test "a Host that is not uri-host[:port], CONNECT, * and other targets are refused and reach no dyno" {
@@ -246,8 +246,8 @@ expect_status() {
 	router_log_has 'at=error code=H26 .*status=501'
 	fails test -n "$(ls "$T/got")"
 	# What is fine stays fine.
-	send "GET /ok HTTP/1.1\r\nHost: A-b.example:65535\r\nX-Request-Id: r1\r\nConnection: close\r\n\r\n" >/dev/null
-	expect_got 1 "GET /ok HTTP/1.1\r\nHost: A-b.example:65535\r\n$(fwd r1)\r\n"
+	send "GET /ok HTTP/1.1\r\nHost: A-b.example:65535\r\nX-Request-Id: hostile-request-id-0001\r\nConnection: close\r\n\r\n" >/dev/null
+	expect_got 1 "GET /ok HTTP/1.1\r\nHost: A-b.example:65535\r\n$(fwd hostile-request-id-0001)\r\n"
 }
 
 # ---- clients that would hold every slot ------------------------------------
@@ -287,10 +287,10 @@ get_ms() {
 	start_strict
 	start_router --body-buffer 1K
 	body=$(head -c 3000 /dev/zero | tr '\0' b)
-	send "POST /big HTTP/1.1\r\nHost: a\r\nX-Request-Id: r1\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n$body" >/dev/null
-	expect_got 1 "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n$(fwd r1)\r\n$body"
-	send "POST /chunks HTTP/1.1\r\nHost: a\r\nX-Request-Id: r2\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x\r\nabc\r\n0\r\n\r\n" >/dev/null
-	expect_got 2 "POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd r2)\r\n3\r\nabc\r\n0\r\n\r\n"
+	send "POST /big HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n$body" >/dev/null
+	expect_got 1 "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n$(fwd hostile-request-id-0001)\r\n$body"
+	send "POST /chunks HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0002\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;x\r\nabc\r\n0\r\n\r\n" >/dev/null
+	expect_got 2 "POST /chunks HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n$(fwd hostile-request-id-0002)\r\n3\r\nabc\r\n0\r\n\r\n"
 	stop_daemon "$ROUTER_PID"
 	# A dyno that closes a reused connection unanswered: the POST's body
 	# was whole in the router, so it goes again on a fresh connection.
