@@ -1767,6 +1767,13 @@ client_try_request(struct client *c)
 	}
 	if (n < 0) {
 		int h25 = msg.error == 414 || msg.error == 431;
+		/* A request line that parsed is logged, as data like any. */
+		if (msg.method != NULL && msg.target != NULL) {
+			copy_field(c->method, sizeof(c->method), msg.method,
+			    msg.method_len);
+			copy_field(c->path, sizeof(c->path), msg.target,
+			    msg.target_len);
+		}
 		client_error(c, msg.error, h25 ? "H25" : "H26",
 		    h25 ? "HTTP Restriction" : "Request Error");
 		return;

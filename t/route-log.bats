@@ -145,7 +145,8 @@ one_of_each() {
 	wait_for 10 log_has 'code=H26'
 	line=$(grep 'code=H26' "$LOG")
 	echo "$line" >&2
-	[[ "$line" == *' path="" host="-" '* ]]
+	# Its own request line, which parsed, and nothing of the first one.
+	[[ "$line" == *' method=GET path="/second" host="-" '* ]]
 	[[ "$line" == *' fwd="127.0.0.1" dyno=- connect=0ms service=0ms status=400 '* ]]
 	[[ "$line" == *' queue=0ms tries=0 total='* ]]
 	fails grep -q 'code=H26 .*first' "$LOG"
