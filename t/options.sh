@@ -18,7 +18,7 @@ verbose=
 # program: extended regexps of what starts it in a test, besides its name.
 declare -A INVOKERS=(
 	[dyno-run]='start_run'
-	[dyno-route]='start_app_router|start_router'
+	[dyno-route]='start_app_router|start_router|start_strict_router'
 	[dyno-health]='start_health|health'
 	[dyno-scale]='scale|start_auto'
 	[dyno-deploy]='deploy'

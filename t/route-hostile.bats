@@ -6,25 +6,13 @@
 
 load helpers
 
-PEERS="$BATS_TEST_DIRNAME/peers"
-CLIENT="$BATS_TEST_DIRNAME/peers/client.py"
+load router
 
 setup() {
-	PIDS=()
-	ROUTER_PID=
-	T="$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-hostile.XXXXXX")"
-	LOG="$T/router.log"
+	router_setup hostile
 	mkdir "$T/got"
 }
-
-teardown() {
-	local p sanitized=0
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	sanitizer_check "$LOG" || sanitized=1
-	keep_or_remove "$T" "$LOG" router 40
-	[ "$sanitized" = 0 ]
-}
+teardown() { router_teardown; }
 
 # start_strict: the strict dyno; its port in $DPORT, its requests in $T/got.
 start_strict() {
@@ -35,15 +23,8 @@ start_strict() {
 	DPORT=$(cat "$T/strict.port")
 }
 
-# start_router ARG...: dyno-route on a free port ($RPORT) to the strict dyno.
-start_router() {
-	RPORT=$(pick_port)
-	"$BIN/dyno-route" --listen "127.0.0.1:$RPORT" -b "127.0.0.1:$DPORT" \
-	    "$@" >>"$LOG" 2>&1 3>&- &
-	ROUTER_PID=$!
-	PIDS+=($!)
-	wait_for 30 port_listening "$RPORT"
-}
+# start_strict_router ARG...: dyno-route ($RPORT) to the strict dyno.
+start_strict_router() { start_router -b "127.0.0.1:$DPORT" "$@"; }
 
 # send FORMAT: printf FORMAT to the router on a new connection; print all
 # it answered, then <<closed>>, <<reset>>, or <<open>> if it did not close
@@ -102,7 +83,7 @@ expect_status() {
 
 @test "a Connection header naming Content-Length, Transfer-Encoding or Host is a 400 and reaches no dyno" {
 	start_strict
-	start_router
+	start_strict_router
 	smuggled='GET /admin HTTP/1.1\r\nHost: a\r\n\r\n'
 	expect_status 400 "names CL" "POST /cl HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 32\r\n\r\n$smuggled"
 	expect_status 400 "names cl, second field" "POST /cl HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: x, CONTENT-length\r\nContent-Length: 32\r\n\r\n$smuggled"
@@ -118,7 +99,7 @@ expect_status() {
 
 @test "a response whose Connection header names a framing field is a 502 H17" {
 	start_strict
-	start_router
+	start_strict_router
 	expect_status 502 "response names CL" "GET /resp/conn-cl HTTP/1.1\r\nHost: a\r\n\r\n"
 	expect_status 502 "response names TE" "GET /resp/conn-te HTTP/1.1\r\nHost: a\r\n\r\n"
 	router_log_has 'at=error code=H17 .*path="/resp/conn-cl"'
@@ -127,7 +108,7 @@ expect_status() {
 
 @test "a chunked request goes to the dyno under the router's own chunk lines, without extensions or trailers" {
 	start_strict
-	start_router
+	start_strict_router
 	run send "POST /up HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0005;name=\"v;\\\\\"\" ; b\r\nhello\r\nA\t;x=y\r\n0123456789\r\n0;last\r\nX-Trailer: 1\r\nX-Other: two words\r\n\r\n"
 	echo "$output" >&2
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
@@ -136,7 +117,7 @@ expect_status() {
 
 @test "malformed chunk lines and trailers are a 400 H26, and no request reaches the dyno whole" {
 	start_strict
-	start_router
+	start_strict_router
 	P='POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n'
 	long=$(head -c 5000 /dev/zero | tr '\0' a)
 	expect_status 400 "ext without ;" "${P}5 zz\r\nhello\r\n0\r\n\r\n"
@@ -162,7 +143,7 @@ expect_status() {
 
 @test "chunked responses are re-framed, trailers dropped; malformed ones are a 502 H17" {
 	start_strict
-	start_router
+	start_strict_router
 	run send "GET /resp/ext HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 	echo "$output" >&2
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
@@ -188,7 +169,7 @@ expect_status() {
 
 @test "Transfer-Encoding other than chunked alone is a 501, on HTTP/1.0 a 400; chunked goes on exactly" {
 	start_strict
-	start_router
+	start_strict_router
 	P='POST / HTTP/1.1\r\nHost: a\r\n'
 	expect_status 501 "identity, chunked" "${P}Transfer-Encoding: identity, chunked\r\n\r\n0\r\n\r\n"
 	expect_status 501 "gzip, chunked" "${P}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
@@ -208,7 +189,7 @@ expect_status() {
 
 @test "an absolute-form target becomes origin-form, its authority the Host the dyno and the log see" {
 	start_strict
-	start_router
+	start_strict_router
 	send "GET http://b.example:8080/x?q=1 HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nConnection: close\r\n\r\n" >/dev/null
 	expect_got 1 "GET /x?q=1 HTTP/1.1\r\nHost: b.example:8080\r\n$(fwd hostile-request-id-0001)\r\n"
 	router_log_has 'host=b.example:8080 .*path="/x\?q=1"|path="/x\?q=1".*host=b.example:8080|host="b.example:8080"'
@@ -223,7 +204,7 @@ expect_status() {
 
 @test "a Host that is not uri-host[:port], CONNECT, * and other targets are refused and reach no dyno" {
 	start_strict
-	start_router
+	start_strict_router
 	G='GET / HTTP/1.1\r\n'
 	expect_status 400 "space in Host" "${G}Host: a b\r\n\r\n"
 	expect_status 400 "userinfo in Host" "${G}Host: user:pw@x\r\n\r\n"
@@ -271,7 +252,7 @@ get_ms() {
 
 @test "50 clients trickling 1 MB bodies hold no dyno slot: a GET is answered at once (--body-buffer)" {
 	start_strict
-	start_router --max-inflight 2 --body-buffer 1M
+	start_strict_router --max-inflight 2 --body-buffer 1M
 	trickle body 50 1000000
 	run get_ms /after
 	echo "$output" >&2
@@ -285,7 +266,7 @@ get_ms() {
 
 @test "a body over --body-buffer streams on; one under it goes whole, and again after a dead pooled connection" {
 	start_strict
-	start_router --body-buffer 1K
+	start_strict_router --body-buffer 1K
 	body=$(head -c 3000 /dev/zero | tr '\0' b)
 	send "POST /big HTTP/1.1\r\nHost: a\r\nX-Request-Id: hostile-request-id-0001\r\nContent-Length: 3000\r\nConnection: close\r\n\r\n$body" >/dev/null
 	expect_got 1 "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: 3000\r\n$(fwd hostile-request-id-0001)\r\n$body"
@@ -299,7 +280,7 @@ get_ms() {
 	PIDS+=($!)
 	wait_for 30 test -s "$T/close.port"
 	DPORT=$(cat "$T/close.port")
-	start_router --body-buffer 1K
+	start_strict_router --body-buffer 1K
 	run send "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
 	[[ "${lines[0]}" == "HTTP/1.1 200 "* ]]
 	run send "POST /again HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
@@ -312,7 +293,7 @@ get_ms() {
 
 @test "50 open tunnels hold no request slot: a GET is served; --max-tunnels refuses one more" {
 	start_strict
-	start_router --max-inflight 2 --max-tunnels 50
+	start_strict_router --max-inflight 2 --max-tunnels 50
 	trickle ws 50
 	run get_ms /after
 	echo "$output" >&2

@@ -6,42 +6,10 @@
 
 load helpers
 
-PEERS="$BATS_TEST_DIRNAME/peers"
-CLIENT="$PEERS/client.py"
+load router
 
-setup() {
-	PIDS=()
-	ROUTER_PID=
-	T="$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-log.XXXXXX")"
-	LOG="$T/router.log"
-}
-
-teardown() {
-	local p sanitized=0
-	for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	sanitizer_check "$LOG" || sanitized=1
-	keep_or_remove "$T" "$LOG" router 40
-	[ "$sanitized" = 0 ]
-}
-
-start_backend() {
-	local name=$1
-	shift
-	python3 "$PEERS/backend.py" "$T/$name.port" --name "$name" "$@" \
-	    >>"$T/$name.log" 2>&1 3>&- &
-	PIDS+=($!)
-	wait_for 30 test -s "$T/$name.port"
-	LAST_PORT=$(cat "$T/$name.port")
-}
-
-start_router() {
-	RPORT=$(pick_port)
-	"$BIN/dyno-route" --listen "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
-	ROUTER_PID=$!
-	PIDS+=($!)
-	wait_for 30 port_listening "$RPORT"
-}
+setup() { router_setup log; }
+teardown() { router_teardown; }
 
 log_has() { grep -q -- "$1" "$LOG"; }
 counters_p50_ge() {

@@ -5,26 +5,10 @@
 
 load helpers
 
-PEERS="$BATS_TEST_DIRNAME/peers"
-CLIENT="$BATS_TEST_DIRNAME/peers/client.py"
+load router
 
-setup() {
-	PIDS=()
-	ROUTER_PID=
-	T="$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-route.XXXXXX")"
-	LOG="$T/router.log"
-}
-
-teardown() {
-	local p kids= sanitized=0
-	# -w N workers are the router's children: find them before it dies.
-	[ -n "$ROUTER_PID" ] && kids=$(pgrep -P "$ROUTER_PID")
-	for p in "${PIDS[@]}" $kids; do kill -KILL "$p" 2>/dev/null; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
-	sanitizer_check "$LOG" || sanitized=1
-	keep_or_remove "$T" "$LOG" router 40
-	[ "$sanitized" = 0 ]
-}
+setup() { router_setup route; }
+teardown() { router_teardown; }
 
 port_closed() { ! port_listening "$1"; }
 
@@ -35,27 +19,6 @@ start_app() {
 	PIDS+=($!)
 	LAST_PID=$!
 	wait_for 30 port_listening "$LAST_PORT"
-}
-
-# start_backend NAME [FLAG...]: t/peers/backend.py; its port in $LAST_PORT.
-start_backend() {
-	local name=$1
-	shift
-	python3 "$PEERS/backend.py" "$T/$name.port" --name "$name" "$@" \
-	    >>"$T/$name.log" 2>&1 3>&- &
-	PIDS+=($!)
-	LAST_PID=$!
-	wait_for 30 test -s "$T/$name.port"
-	LAST_PORT=$(cat "$T/$name.port")
-}
-
-# start_router ARG...: dyno-route on a free port ($RPORT), output in $LOG.
-start_router() {
-	RPORT=$(pick_port)
-	"$BIN/dyno-route" --listen "127.0.0.1:$RPORT" "$@" >>"$LOG" 2>&1 3>&- &
-	ROUTER_PID=$!
-	PIDS+=($!)
-	wait_for 30 port_listening "$RPORT"
 }
 
 # An app directory whose run/routes holds the given lines.
