@@ -31,7 +31,9 @@ stop() { kill -TERM $pid $rpid 2>/dev/null; wait $pid $rpid; }
 i=0
 while :; do
 	n=$(grep -c '^[^@]' "$routes" 2>/dev/null) || n=0
-	[ "$n" -ge 2 ] && break
+	# The router writes its pid file once it listens: ours, not a stale one.
+	[ "$n" -ge 2 ] && [ "$(cat examples/.dyno/run/router.pid 2>/dev/null)" = "$rpid" ] &&
+		break
 	kill -0 $rpid 2>/dev/null || {
 		echo "demo.sh: the router could not listen on 127.0.0.1:$port (set PORT=...)" >&2
 		stop; exit 1; }

@@ -10,6 +10,9 @@ setup() {
 	cp -a "$DYNO_ROOT/Makefile" "$DYNO_ROOT/src" "$DYNO_ROOT/lib" \
 	    "$DYNO_ROOT/examples" "$DYNO_ROOT/bin" "$DYNO_ROOT/build" "$COPY/"
 	rm -rf "$COPY/examples/.dyno"
+	# demo.sh runs "make -s": in a sanitizer build tree that would build
+	# the default variant from scratch; with SAN=1 it finds all made.
+	[ "$(build_variant)" != san ] || export MAKEFLAGS=SAN=1
 	DEMO_PORT=$(pick_port)
 	DEMO_PID=
 	HOLD_PID=
