@@ -34,6 +34,7 @@
 #define BACKENDS_MAX 1024
 #define SAMPLES_MAX 4096	/* service times kept per dyno for p50/p95/p99 */
 #define PATH_LOG_MAX 1024
+#define DRAIN_IDLE_MS 1000	/* draining: an idle client's next request may be on its way */
 
 enum kind { K_LISTEN, K_SIGNAL, K_WATCH, K_CLIENT, K_UPSTREAM };
 struct tag {
@@ -1740,11 +1741,10 @@ client_try_request(struct client *c)
 		return;
 	if (buf_pending(&c->in) == 0) {
 		buf_release(&c->in);
-		if (draining) {
-			client_close(c);
-			return;
-		}
-		set_deadline(c, T_KEEPALIVE, now_ms() + opt.keepalive_ms);
+		/* Draining: not closed at once, its next request may already
+		 * be on the way (drain_begin). */
+		set_deadline(c, T_KEEPALIVE, now_ms() +
+		    (draining ? DRAIN_IDLE_MS : opt.keepalive_ms));
 		client_update(c);
 		return;
 	}
@@ -2233,7 +2233,10 @@ request_finish(struct client *c)
 			backend_done(u->b);
 		}
 	}
-	if (!c->keepalive || c->close_after || c->req != REQ_DONE || draining) {
+	/* Draining, a response whose head went out before the drain began
+	 * promised keep-alive: the connection stays for the client's next
+	 * request, answered with Connection: close (client_try_request). */
+	if (!c->keepalive || c->close_after || c->req != REQ_DONE) {
 		client_close(c);
 		queue_drain();
 		return;
@@ -2797,7 +2800,6 @@ sweep(int64_t now)
 
 /* ---- the loop ---------------------------------------------------------------- */
 
-#define DRAIN_IDLE_MS 1000
 static void
 drain_begin(void)
 {

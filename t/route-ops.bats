@@ -164,6 +164,45 @@ served_ge() { [ "$(grep -c 'status=200' "$1" 2>/dev/null)" -ge "$2" ]; }
 	[ "$(grep -c "status=200" "$T/r0.log")" -ge 200 ]
 }
 
+@test "upgrade in place: a response under way when the drain begins keeps its connection for the next request" {
+	local port
+	python3 "$PEERS/backend.py" "$T/be.port" --name be >>"$T/be.log" 2>&1 3>&- &
+	PIDS+=($!)
+	wait_for 30 test -s "$T/be.port"
+	port=$(pick_port)
+	router r0 -b "127.0.0.1:$(cat "$T/be.port")" -l "127.0.0.1:$port"
+	old=$LAST_ROUTER
+	wait_for 30 listens "$old" "$port"
+	# A keep-alive client: the first response's head (no Connection:
+	# close) arrives, the router is told to drain, the body ends; the
+	# next request on the same connection must be answered, and the
+	# answer says Connection: close.
+	python3 -c '
+import http.client, os, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=20)
+c.request("GET", "/pause?ms=1500")
+r = c.getresponse()
+open(sys.argv[2], "w").write(str(r.getheader("Connection")))
+print(r.status, r.read().decode())
+sock = c.sock
+c.request("GET", "/")
+same = "same" if sock is c.sock else "new"
+r = c.getresponse()
+r.read()
+print(r.status, r.getheader("Connection"), same)
+' "$port" "$T/head" >"$T/client.out" 2>&1 3>&- &
+	cl=$!
+	PIDS+=($cl)
+	wait_for 30 test -s "$T/head"
+	[ "$(cat "$T/head")" = None ]
+	kill -TERM "$old"
+	wait "$cl" || { cat "$T/client.out"; false; }
+	[ "$(sed -n 1p "$T/client.out")" = "200 abcdefghij" ]
+	[ "$(sed -n 2p "$T/client.out")" = "200 close same" ]
+	wait_for 30 pid_gone "$old"
+	[ "$(grep -c 'status=200' "$T/r0.log")" -eq 2 ]
+}
+
 # ---- socket activation ---------------------------------------------------------
 
 @test "socket activation: systemd-socket-activate hands the router its socket; -l with it is a usage error" {

@@ -21,6 +21,9 @@ chunked) and never held whole.  Every response carries X-Dyno: NAME.
     /stall            Content-Length: 10 and 3 bytes of it, then nothing
                       until the peer closes
     /cut              Content-Length: 10 and 3 bytes of it, then close
+    /pause?ms=N       Content-Length: 10 and 3 bytes of it, the other 7
+                      N ms later (the head reaches the client long before
+                      the end); keep-alive
     Upgrade: websocket   101, then every byte read is written back;
                       a read of just "close-now" closes instead
 
@@ -185,6 +188,12 @@ def serve_one(conn):
         sock.sendall(b"HTTP/1.1 200 OK\r\nX-Dyno: %s\r\nContent-Length: 9\r\n"
                      b"\r\nhead-body" % NAME.encode())
         return False
+    if path.startswith("/pause"):
+        sock.sendall(b"HTTP/1.1 200 OK\r\nX-Dyno: %s\r\nContent-Length: 10"
+                     b"\r\n\r\nabc" % NAME.encode())
+        time.sleep(int(path.split("ms=")[1]) / 1000)
+        sock.sendall(b"defghij")
+        return keep
     if path.startswith("/stall") or path.startswith("/cut"):
         sock.sendall(b"HTTP/1.1 200 OK\r\nX-Dyno: %s\r\nContent-Length: 10"
                      b"\r\n\r\nabc" % NAME.encode())
