@@ -147,6 +147,7 @@ int notify_send(const char *msg);
 int lock_take(const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
 int pidfile_lock(const char *path);	/* our pid, locked while the fd is open */
 pid_t pidfile_holder(const char *path);	/* its pid while locked, else 0 */
+void pidfile_release(const char *path, int fd);	/* at exit: remove or empty */
 
 /* http.c: strict HTTP/1.x heads and chunked framing, for the router. */
 #define HTTP_LINE_MAX 8192	/* request line, each header line (414 / 431) */

@@ -64,7 +64,8 @@ pidfile_lock(const char *path)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	    0644);
 	if (fd == -1)
 		return -1;
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
@@ -77,6 +78,24 @@ pidfile_lock(const char *path)
 		return -1;
 	}
 	return fd;
+}
+
+/*
+ * At exit: if path is still the file fd (from pidfile_lock) locks, remove
+ * it; where the folder is not ours to change any more (a privilege drop
+ * since), empty it instead, which names no one.  A file another writer
+ * renamed over ours is left alone.  Closes fd.
+ */
+void
+pidfile_release(const char *path, int fd)
+{
+	struct stat ours, now;
+
+	if (fstat(fd, &ours) == 0 && lstat(path, &now) == 0 &&
+	    ours.st_dev == now.st_dev && ours.st_ino == now.st_ino &&
+	    unlink(path) == -1)
+		(void)ftruncate(fd, 0);
+	close(fd);
 }
 
 /*

@@ -737,6 +737,8 @@ cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+static int counters_failing;
+
 /* run/router: one line per dyno, rewritten at most once a second, never idle. */
 static void
 counters_write(int64_t now)
@@ -770,9 +772,17 @@ counters_write(int64_t now)
 		    be->stalled);
 	}
 	buf_printf(&b, "queue=%zu clients=%zu\n", queue_len, nclients);
-	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1)
-		fprintf(stderr, "dyno-route: cannot write run/%s: %s\n",
-		    counters_path, strerror(errno));
+	/* Said once, and again once it works (not every second). */
+	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1) {
+		if (!counters_failing)
+			fprintf(stderr, "dyno-route: cannot write run/%s: %s "
+			    "(said once)\n", counters_path, strerror(errno));
+		counters_failing = 1;
+	} else if (counters_failing) {
+		fprintf(stderr, "dyno-route: run/%s written again\n",
+		    counters_path);
+		counters_failing = 0;
+	}
 	free(b.data);
 	counters_written = now;
 	counters_dirty = 0;
@@ -3261,7 +3271,7 @@ main(int argc, char **argv)
 	const char *appdir = NULL, *listen_spec = "8080";
 	char pidpath[4096] = "", rundir[4096];
 	pid_t pids[64];
-	int ch, sigfd, rc, i, listen_given = 0;
+	int ch, sigfd, rc, i, listen_given = 0, pidfd = -1;
 
 	while ((ch = getopt_long(argc, argv, "a:b:hl:u:w:", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -3388,7 +3398,7 @@ main(int argc, char **argv)
 	 * dyno-run signals the pid in it only while it is locked.
 	 */
 	if (pidpath[0]) {
-		if (pidfile_lock(pidpath) == -1) {
+		if ((pidfd = pidfile_lock(pidpath)) == -1) {
 			fprintf(stderr, "dyno-route: cannot write %s/%s: %s\n",
 			    rundir, pidpath, strerror(errno));
 			return 1;
@@ -3447,16 +3457,8 @@ main(int argc, char **argv)
 	if (worker_index > 0)
 		_exit(rc);
 out:
-	if (pidpath[0]) {
-		char text[32];
-		long pid;
-		if (file_read(pidpath, text, sizeof(text)) > 0) {
-			text[strcspn(text, "\n")] = '\0';
-			if (parse_long(text, 1, INT_MAX, &pid) == 0 &&
-			    pid == (long)getpid())
-				unlink(pidpath);
-		}
-	}
+	if (pidfd >= 0)
+		pidfile_release(pidpath, pidfd);
 	fflush(stdout);
 	return rc;
 }
