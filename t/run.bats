@@ -6,7 +6,12 @@ load helpers
 rss_over() { [ "$(state "$1" rss)" -gt "$2" ] 2>/dev/null; }
 parent_is() { [ "$(ps -o ppid= -p "$1" | tr -d ' ')" = "$2" ]; }
 
-teardown() { common_teardown; }
+teardown() {
+	local rc=0
+	common_teardown || rc=1
+	[ -z "${NS:-}" ] || ip netns del "$NS" 2>/dev/null
+	return "$rc"
+}
 
 # crashed_snapshot NAME: copy the state file to $APP/snap if it says crashed,
 # so the keys read after come from one version of it.
@@ -249,6 +254,21 @@ unwatch_routes() {
 	start_run worker=1
 	wait_for 10 log_count_ge 'heroku\[worker.1\]: Starting process' 2
 	log_has 'heroku\[worker.1\]: Process exited with status 0'
+}
+
+@test "R10: a connect that meets itself on \$PORT (nothing listening) is not a dyno up" {
+	[ "$(id -u)" = 0 ] || skip "needs root for a network namespace"
+	make_app 'web: exec sleep 1000'
+	NS=dyno-selfconn-$$
+	ip netns add "$NS"
+	# Only \$PORT is left for a connect's source port: each probe of it
+	# meets itself unless the probe sees that.
+	ip netns exec "$NS" ip link set lo up
+	ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="$PORT_BASE $PORT_BASE"
+	RUN_WRAP="ip netns exec $NS" start_run --boot-timeout 1s
+	wait_for 10 log_has 'heroku\[web.1\]: Error R10 (Boot timeout)'
+	fails log_has 'heroku\[web.1\]: State changed from starting to up'
+	fails grep -q '^web' "$APP/.dyno/run/routes"
 }
 
 @test "R10: a web dyno that never binds is killed and counted as a crash" {
