@@ -61,36 +61,43 @@ fail(char *err, size_t errlen, const char *msg)
 }
 
 /*
- * Take every "password=..." parameter out of s (in place), the value of
- * the last to pw; or, with redact, show each as "***" (s has room for size
- * bytes).  Parameters are looked for after the first '?', wherever they are.
+ * Take every password parameter out of s (in place), the value of the last
+ * to pw; or, with redact, show each value as "***" (s has room for size
+ * bytes).  Parameters run from the first '?' to a '#', '&' between them; a
+ * password parameter is one whose name percent-decodes to "password", as
+ * libpq decodes it: "pass%77ord=" is one too.
  */
 static int
 take_param(char *s, size_t size, char *pw, size_t pwlen, int redact)
 {
-	char *q = strchr(s, '?'), *p, *e, tmp[4096];
+	char *q = strchr(s, '?'), *p, *e, *eq, name[16], tmp[4096];
+	size_t off;
 
 	if (q == NULL)
 		return 0;
-	for (p = q + 1; (p = strstr(p, "password=")) != NULL;) {
-		if (p[-1] != '?' && p[-1] != '&') {
-			p++;
+	for (p = q + 1; *p != '\0' && *p != '#';) {
+		e = p + strcspn(p, "&#");
+		eq = memchr(p, '=', (size_t)(e - p));
+		if (eq == NULL || percent_decode(p, (size_t)(eq - p), name,
+		    sizeof(name)) == -1 || strcmp(name, "password") != 0) {
+			p = *e == '&' ? e + 1 : e;
 			continue;
 		}
-		e = p + 9 + strcspn(p + 9, "&#");
 		if (redact) {
-			if (strncmp(p + 9, "***", 3) == 0 && e == p + 12) {
-				p = e;
-				continue;
+			off = (size_t)(eq + 1 - s);
+			if (e - eq - 1 != 3 || strncmp(eq + 1, "***", 3) != 0) {
+				snprintf(tmp, sizeof(tmp), "%.*s***%s", (int)off, s,
+				    e);
+				snprintf(s, size, "%s", tmp);
 			}
-			snprintf(tmp, sizeof(tmp), "%.*s***%s", (int)(p + 9 - s), s, e);
-			snprintf(s, size, "%s", tmp);
-			p += 12;
-			if ((size_t)(p - s) >= strlen(s))
+			if (off + 3 > strlen(s))
 				break;
+			p = s + off + 3;
+			if (*p == '&')
+				p++;
 			continue;
 		}
-		if (percent_decode(p + 9, (size_t)(e - p - 9), pw, pwlen) == -1)
+		if (percent_decode(eq + 1, (size_t)(e - eq - 1), pw, pwlen) == -1)
 			return -1;
 		if (*e == '&')
 			memmove(p, e + 1, strlen(e + 1) + 1);

@@ -401,6 +401,31 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 	done
 }
 
+@test "credentials: a password parameter named pass%77ord (libpq decodes the name) is taken out like password=" {
+	need_pg
+	db=$(new_db)
+	psql_db "$db" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
+	user=dyno_$RANDOM
+	secret=Sk$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	printf '%s\n' "$secret" >"$TDIR/secret"
+	psql_db postgres "CREATE ROLE $user LOGIN SUPERUSER PASSWORD '$secret'"
+	mkdir "$TDIR/wrap"
+	printf '#!/bin/sh\nprintf "%%s\\n" "$@" >>"%s"\nexec "%s/pg_dump" "$@"\n' \
+	    "$TDIR/argv" "$PG_BIN" >"$TDIR/wrap/pg_dump"
+	chmod +x "$TDIR/wrap/pg_dump"
+	url="postgres://$user@127.0.0.1:$PG_PORT/$db?sslmode=disable&pass%77ord=$secret"
+	PATH="$TDIR/wrap:$PATH" run "$BIN/dyno-backup" -a "$APP" -v capture --db "$url"
+	echo "$output"
+	# It worked, so libpq had the password (PGPASSWORD), and no argv,
+	# message or meta file shows it.
+	[ "$status" -eq 0 ]
+	[ -s "$TDIR/argv" ]
+	fails grep -qFf "$TDIR/secret" "$TDIR/argv"
+	[[ "$output" != *"$secret"* ]]
+	fails grep -rqFf "$TDIR/secret" "$B"
+	[ "$(meta b001 database)" = "postgres://$user@127.0.0.1:$PG_PORT/$db?sslmode=disable&pass%77ord=***" ]
+}
+
 # ---- capture and its failures -----------------------------------------------------
 
 @test "kill -9 mid-capture leaves nothing listed; the next capture succeeds and removes the .tmp-* file" {

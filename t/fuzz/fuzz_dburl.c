@@ -10,6 +10,18 @@
 
 #include "dyno.h"
 
+static int
+hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 /* Does the URL still carry a password: "user:pw@" or a password= parameter? */
 static int
 has_password(const char *url)
@@ -27,11 +39,29 @@ has_password(const char *url)
 	if (at != NULL && memchr(rest, ':', (size_t)(at - rest)) != NULL &&
 	    strncmp(memchr(rest, ':', (size_t)(at - rest)), ":***@", 5) != 0)
 		return 1;
-	if ((q = strchr(url, '?')) != NULL)
-		for (p = q; (p = strstr(p, "password=")) != NULL; p++)
-			if ((p[-1] == '?' || p[-1] == '&') &&
-			    strncmp(p + 9, "***", 3) != 0)
-				return 1;
+	if ((q = strchr(url, '?')) == NULL)
+		return 0;
+	/* Each parameter up to a '#': is its name, %XX-decoded as libpq
+	 * decodes it, "password", with a value other than "***"? */
+	for (p = q + 1; *p != '\0' && *p != '#';) {
+		const char *e = p + strcspn(p, "&#"), *n;
+		char name[16];
+		size_t k = 0;
+
+		for (n = p; n < e && *n != '=' && k < sizeof(name) - 1; n++) {
+			if (*n == '%' && n + 2 < e && hex(n[1]) >= 0 &&
+			    hex(n[2]) >= 0) {
+				name[k++] = (char)(hex(n[1]) << 4 | hex(n[2]));
+				n += 2;
+			} else
+				name[k++] = *n;
+		}
+		name[k] = '\0';
+		if (n < e && *n == '=' && strcmp(name, "password") == 0 &&
+		    (e - n - 1 != 3 || strncmp(n + 1, "***", 3) != 0))
+			return 1;
+		p = *e == '&' ? e + 1 : e;
+	}
 	return 0;
 }
 
