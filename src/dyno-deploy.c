@@ -39,10 +39,12 @@ static struct {
 	int nbuildpacks;
 	int64_t build_ms, wait_ms;
 	int wait, rollback_on_failure, keep, no_git;
+	long max_source_kb;
 } opt = {
 	NULL, NULL, { NULL }, 0,
 	15 * 60000, 120000,
 	-1, 0, 20, 0,
+	500 * 1024,	/* Heroku's slug cap */
 };
 static char self_dir[PATH_MAX];
 /* What a deploy that fails leaves, removed at exit: its build folder and a
@@ -78,6 +80,7 @@ help(void)
 "      --buildpack DIR      run DIR's bin/detect, bin/compile, bin/release\n"
 "                           (repeatable, in order)\n"
 "      --build-timeout DUR  (15m)\n"
+"      --max-source-size SIZE  a URL source's limit (500M)\n"
 "      --wait / --no-wait   wait until every dyno runs the new release\n"
 "                           (default: wait when a supervisor runs)\n"
 "      --wait-timeout DUR   (120s)\n"
@@ -526,22 +529,37 @@ is_git(const char *src)
 	return 0;
 }
 
+struct fetch {
+	int fd;
+	unsigned long long got, max;	/* bytes written; the cap */
+};
+
+/* The body into the file, up to the cap: past it, the transfer stops. */
 static size_t
 curl_to_fd(char *p, size_t size, size_t nmemb, void *arg)
 {
-	int fd = *(int *)arg;
+	struct fetch *f = arg;
 	size_t n = size * nmemb, off = 0;
 
+	if (f->got + n > f->max) {
+		f->got = f->max + 1;
+		return 0;
+	}
 	while (off < n) {
-		ssize_t w = write(fd, p + off, n - off);
+		ssize_t w = write(f->fd, p + off, n - off);
 		if (w <= 0)
 			return 0;
 		off += (size_t)w;
 	}
+	f->got += n;
 	return n;
 }
 
-/* Fetch a URL into path with libcurl, three tries with backoff. */
+/*
+ * Fetch a URL into path with libcurl, three tries with backoff.  Each try
+ * is bounded: --build-timeout in all, and --max-source-size bytes (a
+ * source over it is refused at once, not tried again).
+ */
 static void
 fetch_url(const char *url, const char *path)
 {
@@ -549,11 +567,13 @@ fetch_url(const char *url, const char *path)
 
 	for (attempt = 1; attempt <= 3; attempt++) {
 		CURL *c = curl_easy_init();
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		struct fetch f = { -1, 0, (unsigned long long)opt.max_source_kb * 1024 };
 		long status = 0;
 		CURLcode rc;
 
-		if (c == NULL || fd == -1)
+		f.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+		    O_NOFOLLOW, 0600);
+		if (c == NULL || f.fd == -1)
 			die("cannot fetch %s: %s", url, strerror(errno));
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
@@ -561,15 +581,21 @@ fetch_url(const char *url, const char *path)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)opt.build_ms);
+		curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+		    (curl_off_t)f.max);
 		curl_easy_setopt(c, CURLOPT_USERAGENT, "dyno-deploy");
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_to_fd);
-		curl_easy_setopt(c, CURLOPT_WRITEDATA, &fd);
+		curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
 		rc = curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_cleanup(c);
-		close(fd);
+		close(f.fd);
 		if (rc == CURLE_OK)
 			return;
+		if (rc == CURLE_FILESIZE_EXCEEDED || f.got > f.max)
+			die("cannot fetch %s: over --max-source-size (%ldK)", url,
+			    opt.max_source_kb);
 		fprintf(stderr, "dyno-deploy: fetching %s (try %d of 3): %s\n", url,
 		    attempt, curl_easy_strerror(rc));
 		/* 4xx will not get better by asking again. */
@@ -1440,6 +1466,7 @@ main(int argc, char **argv)
 		{ "buildpack", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "keep", required_argument, NULL, 'k' },
+		{ "max-source-size", required_argument, NULL, 'S' },
 		{ "message", required_argument, NULL, 'm' },
 		{ "no-git", no_argument, NULL, 'G' },
 		{ "no-wait", no_argument, NULL, 'n' },
@@ -1496,6 +1523,15 @@ main(int argc, char **argv)
 			break;
 		case 's':
 			show = 1;
+			break;
+		case 'S':
+			if (parse_size_kb(optarg, &opt.max_source_kb) == -1 ||
+			    opt.max_source_kb < 1) {
+				fprintf(stderr, "dyno-deploy: --max-source-size: "
+				    "invalid size \"%s\"\n", optarg);
+				usage(stderr);
+				exit(2);
+			}
 			break;
 		case 'T':
 			opt.build_ms = duration_arg("build-timeout", optarg);

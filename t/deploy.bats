@@ -241,6 +241,48 @@ listed() { deploy releases | awk '{ print $1 }' | paste -sd' '; }
 	[ "$(listed)" = v1 ]
 }
 
+# sent_total PATH: the bytes endless.py sent on connections for PATH.
+sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { print t + 0 }' "$APP/endless.log"; }
+
+@test "a URL source is bounded: an endless body stops at --max-source-size, a trickle at --build-timeout" {
+	make_app 'web: ./app'
+	python3 "$BATS_TEST_DIRNAME/peers/endless.py" "$APP/endless.port" "$APP/endless.log" \
+	    >"$APP/endless.out" 2>&1 3>&- &
+	HTTP_PID=$!
+	wait_for 10 test -s "$APP/endless.port"
+	base="http://127.0.0.1:$(cat "$APP/endless.port")"
+
+	# No length given: refused once past 1 MiB, and not tried again.
+	start=$(now_ms)
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" --max-source-size 1M "$base/endless"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"cannot fetch $base/endless: over --max-source-size (1024K)"* ]]
+	[ $(( $(now_ms) - start )) -lt 5000 ]
+	wait_for 10 grep -q '^/endless ' "$APP/endless.log"
+	[ "$(grep -c '^/endless ' "$APP/endless.log")" -eq 1 ]
+	# What the server got out before the client left: the cap and what
+	# the socket buffers held, not without end.
+	[ "$(sent_total /endless)" -lt $((16 << 20)) ]
+	# A length over the cap is refused before the body.
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" --max-source-size 1M "$base/big"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"over --max-source-size (1024K)"* ]]
+
+	# A trickle: each try ends at --build-timeout, three tries.
+	start=$(now_ms)
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" --build-timeout 1s "$base/trickle"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$(grep -c 'fetching .*/trickle (try [123] of 3): Timeout' <<<"$output")" -eq 3 ]
+	[ $(( $(now_ms) - start )) -lt 15000 ]
+	[ -z "$(release_dirs)" ]
+	run "$BIN/dyno-deploy" -a "$APP" --max-source-size 0 "$base/big"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *'--max-source-size: invalid size "0"'* ]]
+}
+
 @test "buildpack: compiles app.c, the second build reuses the cache, a failed compile changes nothing" {
 	make_app
 	rm "$APP/Procfile" "$APP/app"
