@@ -50,12 +50,14 @@ static struct {
 	int scheduled, verbose, remote, dry_run, force;
 	long keep_daily, keep_weekly, keep_manual, retries;
 	long long multipart;
+	int64_t transfer_ms;
 } opt = {
 	NULL, NULL, NULL, NULL, NULL, NULL, NULL,
 	NULL,
 	0, 0, 0, 0, 0,
 	7, 4, 10, 5,
 	64LL << 20,
+	3600 * 1000,
 };
 
 /* Temp files this run made and has not published: removed at exit. */
@@ -100,6 +102,7 @@ help(void)
 "      --endpoint URL       an S3-compatible store instead of AWS\n"
 "      --multipart-size SIZE  S3 multipart above this, in parts of it (64M)\n"
 "      --retry N            upload/download retries (5)\n"
+"      --transfer-timeout DUR  each request to a store, at most (1h)\n"
 "      --remote             verify/restore: use the remote copy\n"
 "      --confirm NAME       restore: the app's name, to say you mean it\n"
 "      --keep-daily N       prune: scheduled backups, one a day (7)\n"
@@ -1363,6 +1366,8 @@ struct request {
 	const char *body_mem;		/* or this memory */
 	char payload_sha[65];		/* hex; for SigV4 */
 	struct sink *out;		/* GET: into here */
+	long long out_max;		/* ... at most this much (-1: no cap) */
+	int out_over;			/* the store sent more: given up */
 	char *resp;			/* answer body, up to RESP_MAX */
 	size_t resp_len;
 	long status;
@@ -1417,8 +1422,13 @@ req_write(char *p, size_t size, size_t nmemb, void *arg)
 
 	if (interrupted)
 		return 0;
-	if (q->out != NULL && q->status >= 200 && q->status < 300)
+	if (q->out != NULL && q->status >= 200 && q->status < 300) {
+		if (q->out_max >= 0 && q->out->size + (long long)n > q->out_max) {
+			q->out_over = 1;
+			return 0;
+		}
 		return sink_put(q->out, p, n) == -1 ? 0 : n;
+	}
 	if (q->resp_len < RESP_MAX) {
 		size_t take = RESP_MAX - q->resp_len < n ? RESP_MAX - q->resp_len : n;
 		memcpy(q->resp + q->resp_len, p, take);
@@ -1530,6 +1540,7 @@ http_do(const struct remote *r, struct request *q)
 		q->resp_len = 0;
 		q->resp[0] = '\0';
 		q->body_pos = 0;
+		q->out_over = 0;
 		if (q->out != NULL) {
 			/* a GET that is tried again starts its file over */
 			if (q->out->fd >= 0 && (ftruncate(q->out->fd, 0) == -1 ||
@@ -1543,6 +1554,10 @@ http_do(const struct remote *r, struct request *q)
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)opt.transfer_ms);
+		if (q->out_max >= 0)
+			curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+			    (curl_off_t)q->out_max);
 		curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, req_header);
 		curl_easy_setopt(c, CURLOPT_HEADERDATA, q);
@@ -1601,6 +1616,12 @@ http_do(const struct remote *r, struct request *q)
 		check_interrupted();
 		if (rc == CURLE_OK && q->status >= 200 && q->status < 300)
 			return 0;
+		if (q->out_over || rc == CURLE_FILESIZE_EXCEEDED) {
+			/* Not a store having a bad moment: not tried again. */
+			snprintf(q->error, sizeof(q->error), "the store sends "
+			    "more than the %lld bytes recorded", q->out_max);
+			return -1;
+		}
 		if (rc != CURLE_OK)
 			snprintf(q->error, sizeof(q->error), "%s",
 			    curl_easy_strerror(rc));
@@ -1637,6 +1658,7 @@ request_init(struct request *q, const char *method, const struct remote *r,
 	memset(q, 0, sizeof(*q));
 	q->method = method;
 	q->body_fd = -1;
+	q->out_max = -1;
 	q->resp = resp;
 	snprintf(q->url, sizeof(q->url), "%s%s%s", r->url, query ? "?" : "",
 	    query ? query : "");
@@ -1894,6 +1916,7 @@ fetch_remote(struct backup *b, char *out, size_t outlen)
 	sink_init(&s, fd);
 	request_init(&q, "GET", &r, NULL);
 	q.out = &s;
+	q.out_max = b->size;	/* more than that is not our backup */
 	say("fetching %s from %s", b->id, r.location);
 	if (http_do(&r, &q) == -1)
 		die("fetching %s from %s: %s", b->id, r.location, q.error);
@@ -2905,7 +2928,7 @@ main(int argc, char **argv)
 {
 	enum { O_DB = 256, O_CMD, O_SCHEDULED, O_TO, O_ENDPOINT, O_MULTIPART,
 	    O_RETRY, O_REMOTE, O_CONFIRM, O_DAILY, O_WEEKLY, O_MANUAL, O_DRY,
-	    O_FORCE, O_AT, O_ENCRYPT, O_USER };
+	    O_FORCE, O_AT, O_ENCRYPT, O_USER, O_TRANSFER };
 	static const struct option longopts[] = {
 		{ "app", required_argument, NULL, 'a' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -2917,6 +2940,7 @@ main(int argc, char **argv)
 		{ "endpoint", required_argument, NULL, O_ENDPOINT },
 		{ "multipart-size", required_argument, NULL, O_MULTIPART },
 		{ "retry", required_argument, NULL, O_RETRY },
+		{ "transfer-timeout", required_argument, NULL, O_TRANSFER },
 		{ "remote", no_argument, NULL, O_REMOTE },
 		{ "confirm", required_argument, NULL, O_CONFIRM },
 		{ "keep-daily", required_argument, NULL, O_DAILY },
@@ -2954,6 +2978,12 @@ main(int argc, char **argv)
 			opt.multipart = (long long)kb * 1024;
 			break;
 		case O_RETRY: opt.retries = count_arg("--retry", optarg); break;
+		case O_TRANSFER:
+			if (parse_duration_ms(optarg, &opt.transfer_ms) == -1 ||
+			    opt.transfer_ms <= 0)
+				usage_error("--transfer-timeout %s: not a duration",
+				    optarg);
+			break;
 		case O_REMOTE: opt.remote = 1; break;
 		case O_CONFIRM: opt.confirm = optarg; break;
 		case O_DAILY: opt.keep_daily = count_arg("--keep-daily", optarg); break;

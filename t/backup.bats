@@ -401,6 +401,47 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 	done
 }
 
+@test "a remote copy is fetched bounded: no more than the recorded size, no longer than --transfer-timeout" {
+	run backup capture --cmd "head -c 100000 /dev/zero"
+	[ "$status" -eq 0 ]
+	[ "$(meta b001 size)" = 100000 ]
+	python3 "$BATS_TEST_DIRNAME/peers/endless.py" "$TDIR/endless.port" \
+	    "$TDIR/endless.log" >"$TDIR/endless.out" 2>&1 3>&- &
+	PEER_PIDS+=($!)
+	wait_for 10 test -s "$TDIR/endless.port"
+	base="http://127.0.0.1:$(cat "$TDIR/endless.port")"
+	# The meta file says where the remote copy is; here a store that
+	# sends without end, with no length and then with a huge one.
+	for path in endless big; do
+		sed -i "/^remote=/d" "$B/b001.meta"
+		echo "remote=$base/$path/b001.raw" >>"$B/b001.meta"
+		start=$(now_ms)
+		BACKUP_WRAP="timeout 15" run backup verify b001 --remote
+		echo "$output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"the store sends more than the 100000 bytes recorded"* ]]
+		[ $(( $(now_ms) - start )) -lt 5000 ]
+		# Not tried again, and nothing left behind.
+		wait_for 10 grep -q "^/$path/" "$TDIR/endless.log"
+		[ "$(grep -c "^/$path/" "$TDIR/endless.log")" -eq 1 ]
+		[ -z "$(ls -A "$B" | grep tmp)" ]
+	done
+	[ "$(awk '/^\/endless\// { sub("sent=", "", $2); print $2 }' "$TDIR/endless.log")" -lt $((16 << 20)) ]
+	# A trickle: each try ends at --transfer-timeout.
+	sed -i "/^remote=/d" "$B/b001.meta"
+	echo "remote=$base/trickle/b001.raw" >>"$B/b001.meta"
+	start=$(now_ms)
+	BACKUP_WRAP="timeout 30" run backup verify b001 --remote --transfer-timeout 1s --retry 1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Timeout was reached"* ]]
+	[ $(( $(now_ms) - start )) -lt 8000 ]
+	[ "$(grep -c '^/trickle/' "$TDIR/endless.log")" -ge 1 ]
+	run backup verify b001 --remote --transfer-timeout 0s
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"--transfer-timeout 0s: not a duration"* ]]
+}
+
 @test "credentials: a password parameter named pass%77ord (libpq decodes the name) is taken out like password=" {
 	need_pg
 	db=$(new_db)
