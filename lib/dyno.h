@@ -137,6 +137,9 @@ int proc_sample_dynos(struct proc_sample *s, size_t n, int memory);
 int proc_dyno_kill(pid_t sid, int sig);	/* every process of the dyno */
 int proc_become_subreaper(void);
 
+/* sock.c: a connect that met itself (nothing listens on the port). */
+int sock_is_self(int fd);	/* 1 yes, 0 no, -1 not connected */
+
 /* pidfd.c: watch a process that is not our child. */
 int pidfd_watch(pid_t pid);		/* -1 with ENOSYS where unsupported */
 

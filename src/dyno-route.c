@@ -2609,6 +2609,9 @@ upstream_writable(struct upstream *u)
 		int err = 0;
 		socklen_t len = sizeof(err);
 		getsockopt(u->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		/* Connected to itself (lib/sock.c): nothing listens there. */
+		if (err == 0 && sock_is_self(u->fd) == 1)
+			err = ECONNREFUSED;
 		if (err != 0) {
 			connect_failed(c, err == ECONNREFUSED);
 			return;

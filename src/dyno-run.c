@@ -363,19 +363,9 @@ port_accepts(int port)
 	sin.sin_port = htons((uint16_t)port);
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	rc = connect(fd, (struct sockaddr *)&sin, sizeof(sin));
-	/*
-	 * With nothing listening, a connect whose ephemeral source port is
-	 * $PORT itself meets itself (TCP simultaneous open) and succeeds:
-	 * $PORT is in the ephemeral range, so it can happen.  That is no
-	 * listener, and no dyno up.
-	 */
-	if (rc == 0) {
-		struct sockaddr_in self;
-		socklen_t len = sizeof(self);
-		if (getsockname(fd, (struct sockaddr *)&self, &len) == -1 ||
-		    self.sin_port == sin.sin_port)
-			rc = -1;
-	}
+	/* A connect that met itself is no listener, and no dyno up. */
+	if (rc == 0 && sock_is_self(fd) != 0)
+		rc = -1;
 	close(fd);
 	return rc == 0;
 }

@@ -19,6 +19,8 @@ setup() {
 
 teardown() {
 	local p sanitized=0
+	[ -z "${NS:-}" ] || ip netns pids "$NS" 2>/dev/null | xargs -r kill -KILL
+	[ -z "${NS:-}" ] || ip netns del "$NS" 2>/dev/null
 	touch "$T/load.stop"
 	for p in "${LOAD_PIDS[@]}"; do pkill -KILL -P "$p" 2>/dev/null; done
 	for p in "${LOAD_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -343,6 +345,30 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 	# All free again: served, by the same dyno, at once.
 	for fd in "${held[@]:1}"; do exec {fd}>&-; done
 	[ "$(curl -s --max-time 30 "http://127.0.0.1:$port/")" = "Hello from web.1" ]
+}
+
+# ---- a connect that meets itself ------------------------------------------------
+
+@test "a dyno port nothing listens on, that a connect meets itself on: refused (503), never a request to itself" {
+	[ "$(id -u)" = 0 ] || skip "needs root for a network namespace"
+	local p=42424 lport=42500
+	NS=dyno-route-self-$$
+	ip netns add "$NS"
+	ip netns exec "$NS" ip link set lo up
+	# The only port left for a connect's source is the dyno's: the
+	# router's connect to it meets itself unless it sees that.
+	ip netns exec "$NS" sysctl -q -w net.ipv4.ip_local_port_range="$p $p"
+	ip netns exec "$NS" "$BIN/dyno-route" -b "127.0.0.1:$p" -l "127.0.0.1:$lport" \
+	    >>"$T/r0.log" 2>&1 3>&- &
+	PIDS+=($!)
+	wait_for 30 ip netns exec "$NS" bash -c "exec 9<>/dev/tcp/127.0.0.1/$lport" 2>/dev/null
+	# The client binds a port of its own (the one ephemeral port is the dyno's).
+	code=$(ip netns exec "$NS" curl -s -o "$T/body" -w '%{http_code}' --max-time 20 \
+	    --local-port 42600 "http://127.0.0.1:$lport/")
+	cat "$T/r0.log"
+	[ "$code" = 503 ]
+	grep -q 'code=H21 ' "$T/r0.log"
+	fails grep -q 'H17' "$T/r0.log"
 }
 
 # ---- -u, and who holds run/router.pid ------------------------------------------
