@@ -17,6 +17,8 @@ have gpg     || need="$need gnupg"
 have strace  || need="$need strace"
 have systemd-socket-activate || need="$need systemd"
 have ss      || need="$need iproute2"
+have gunicorn || need="$need gunicorn"
+/usr/bin/python3 -c "import flask" 2>/dev/null || need="$need python3-flask"
 have nginx || [ -x /usr/sbin/nginx ] || need="$need nginx-light"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need="$need postgresql"
 # Debian keeps the header under the multiarch triplet.
