@@ -63,6 +63,12 @@ struct backend {
 	 */
 	int stalled;
 	int64_t last_byte, stall_since, stall_until;
+	/*
+	 * Suspect: one request waited stall_ms alone with no byte.  The next
+	 * request that may go elsewhere goes to it as a probe (WANTED, then
+	 * SENT).
+	 */
+	enum { PROBE_NONE, PROBE_WANTED, PROBE_SENT } probe;
 	uint64_t stalls;
 	int sweep_waiting, sweep_overdue;	/* scratch for sweep */
 	struct upstream *idle;	/* keep-alive pool, most recent first */
@@ -525,10 +531,16 @@ set_deadline(struct client *c, enum timer t, int64_t at)
 		next_sweep = at;
 }
 
+static int resendable(const struct client *c);
+
 /* The request went out to a dyno: a byte is due within --stall-timeout. */
 static void
 stall_arm(struct client *c)
 {
+	struct backend *b = c->up != NULL ? c->up->b : NULL;
+
+	if (b != NULL && b->probe == PROBE_WANTED && resendable(c))
+		b->probe = PROBE_SENT;
 	c->stall_at = now_ms() + opt.stall_ms;
 	if (c->stall_at < next_sweep)
 		next_sweep = c->stall_at;
@@ -1050,6 +1062,7 @@ static void
 backend_heard(struct backend *b)
 {
 	b->last_byte = now_ms();
+	b->probe = PROBE_NONE;
 	if (!b->stalled)
 		return;
 	b->stalled = 0;
@@ -1108,6 +1121,10 @@ backend_pick(struct client *c, int *full, int *none)
 	}
 	if (n == 1)
 		return cand[0];
+	/* A suspect dyno gets the probe it waits for. */
+	for (i = 0; i < n && resendable(c); i++)
+		if (cand[i]->probe == PROBE_WANTED)
+			return cand[i];
 	a = cand[rand_next() % n];
 	do
 		b = cand[rand_next() % n];
@@ -2694,8 +2711,11 @@ client_timeout(struct client *c)
  * observe layer7): requests on it waited --stall-timeout for a first byte
  * and no byte came from any of its connections meanwhile.  One slow request
  * alone is what a slow endpoint looks like, so it takes two waiting, or
- * one probe to a dyno already found stuck.  It then takes no new request
- * for five stall times, and its waiting requests that may go elsewhere do.
+ * one probe to a dyno already found stuck.  A request waiting alone makes
+ * the dyno a suspect: the next request that may go elsewhere is sent to it
+ * as a probe, and once that one also waited stall_ms with no byte, it is
+ * stuck.  It then takes no new request for five stall times, and its
+ * waiting requests that may go elsewhere do.
  */
 static int
 stall_check(int64_t now)
@@ -2711,9 +2731,13 @@ stall_check(int64_t now)
 		if (b->stalled) {
 			if (b->stall_until > now)
 				continue;	/* on hold: its requests were seen to */
-		} else if (b->sweep_waiting < 2)
+		} else if (b->sweep_waiting < 2 ||
+		    (b->probe == PROBE_SENT && b->sweep_overdue < 2)) {
+			if (b->sweep_waiting < 2)
+				b->probe = PROBE_WANTED;
 			continue;
-		else {
+		} else {
+			b->probe = PROBE_NONE;
 			b->stalled = 1;
 			b->stalls++;
 			b->stall_since = now;

@@ -72,6 +72,11 @@ served_after_recovery() {
 	    on && /at=info/ && index($0, d " ") && / status=200 / { n++ }
 	    END { exit !(n >= 5) }' "$LOG"
 }
+# "failed=N max=MS": the requests that got no 200, and the slowest.
+load_summary() {
+	awk '$1 != 200 { bad++ } $2 > max { max = $2 }
+	    END { printf "failed=%d max=%d\n", bad, max }' "$T/load.out"
+}
 post_count_is() { [ "$(cat "$T/post.codes" 2>/dev/null | grep -c .)" = "$1" ]; }
 counters_has() { grep -q -- "$1" "$T/.dyno/run/router"; }
 
@@ -97,14 +102,34 @@ counters_has() { grep -q -- "$1" "$T/.dyno/run/router"; }
 	wait_for 30 served_after_recovery web.1
 	touch "$T/stop"
 	wait_for 60 pid_gone "$HAMMER_PID"
-	run awk '$1 != 200 { bad++ } $2 > max { max = $2 }
-	    END { printf "failed=%d max=%d\n", bad, max }' "$T/load.out"
+	run load_summary
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == "failed=0 "* ]]
 	max=${output##*max=}
 	[ "$max" -lt 3000 ]
 	wait_for 10 counters_has 'dyno=web.1 .* stuck=0'
+}
+
+@test "a GET alone on a stuck dyno makes it a suspect: the next GET probes it, both go elsewhere" {
+	start_backends 2
+	start_router --stall-timeout 300ms
+	kill -STOP "${BPID[1]}"
+	STOPPED=${BPID[1]}
+	# Two clients: one ends up waiting on web.1, alone there, while the
+	# other's GETs go to web.2, which has fewer in flight.
+	start_hammer 2 /
+	wait_for 10 log_has 'stalled" dyno=web.1'
+	n=$(load_count)
+	wait_for 30 load_count_ge $((n + 20))
+	touch "$T/stop"
+	wait_for 60 pid_gone "$HAMMER_PID"
+	run load_summary
+	echo "$output"
+	[[ "$output" == "failed=0 "* ]]
+	# About twice the stall timeout: the lone wait, then the probe's.
+	[ "${output##*max=}" -lt 3000 ]
+	log_has 'no response byte for 300ms with 2 requests waiting: stalled" dyno=web.1'
 }
 
 @test "a slow but healthy dyno is not declared stuck, and its slow GET is sent once" {
@@ -114,8 +139,21 @@ counters_has() { grep -q -- "$1" "$T/.dyno/run/router"; }
 	run curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
 	    "http://127.0.0.1:$RPORT/slow?alone&ms=1500"
 	[ "$output" = 200 ]
+	# Alone on its dyno while GETs go to the other: a suspect after the
+	# stall timeout, the next GET is sent to it as a probe and answered
+	# (in 100 ms: not stuck while the probe has not waited the timeout).
+	start_hammer 1 "/slow?ms=100"
+	wait_for 30 load_count_ge 3
+	run curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+	    "http://127.0.0.1:$RPORT/slow?probed&ms=1500"
+	[ "$output" = 200 ]
+	touch "$T/stop"
+	wait_for 60 pid_gone "$HAMMER_PID"
+	rm "$T/stop"
 	# Next to other requests that its dyno answers meanwhile.
+	n=$(load_count)
 	start_hammer 4 /
+	wait_for 30 load_count_ge $((n + 8))
 	run curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
 	    "http://127.0.0.1:$RPORT/slow?busy&ms=1500"
 	[ "$output" = 200 ]
@@ -125,6 +163,7 @@ counters_has() { grep -q -- "$1" "$T/.dyno/run/router"; }
 	[ "$output" = 0 ]
 	# Each dyno got it exactly once between them: never re-sent.
 	[ "$(cat "$T"/web.*.log | grep -c 'GET /slow?alone&ms=1500 ')" = 1 ]
+	[ "$(cat "$T"/web.*.log | grep -c 'GET /slow?probed&ms=1500 ')" = 1 ]
 	[ "$(cat "$T"/web.*.log | grep -c 'GET /slow?busy&ms=1500 ')" = 1 ]
 	run awk '$1 != 200' "$T/load.out"
 	[ "$output" = "" ]

@@ -6,7 +6,12 @@
 
 load helpers
 
-teardown() { common_teardown; }
+setup() {
+	LOAD_PIDS=() PEER_PIDS=()
+	ROUTER_PID= HEALTH_PID= AUTO_PID=
+}
+
+teardown() { daemons_teardown; }
 
 need_gunicorn() {
 	command -v gunicorn >/dev/null ||
@@ -159,3 +164,60 @@ rss_set() { [ -n "$(state web.1 rss)" ] && [ "$(state web.1 rss)" -gt 0 ]; }
 	wait_for 20 booted
 }
 
+# ---- a hung dyno, everything at its defaults -------------------------------
+
+hlog_has() { grep -q -- "$1" "$APP/health.log"; }
+# The dyno NAME is up under a pid other than OLD.
+replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
+# Milliseconds since the epoch of a log line's timestamp.
+line_ms() { date -d "$(cut -c1-32 <<<"$1" | tr T ' ')" +%s%3N; }
+file_ok() { [ "$(sed -n 's/^state=//p' "$APP/.dyno/run/health/$1" 2>/dev/null)" = ok ]; }
+# The longest total= of the router's lines for METHOD requests, in ms.
+slowest_ms() {
+	grep "heroku\[router\]: .* method=$1 " "$APP/router.log" |
+	    grep -o ' total=[0-9]*ms' | tr -dc '0-9\n' | sort -n | tail -n 1
+}
+
+@test "a SIGSTOPped dyno at the defaults: replaced within 10 s, no request fails, no GET takes over 3 s" {
+	make_app 'web: ./app'
+	# dyno-run, dyno-route and dyno-health with their default flags.
+	start_run web=4
+	wait_for 10 has_routes 4
+	start_app_router
+	start_health
+	wait_for 10 file_ok web.4
+	start_load g1 "http://127.0.0.1:$ROUTER_PORT/"
+	start_load g2 "http://127.0.0.1:$ROUTER_PORT/slow?ms=20"
+	start_post_load p1 "http://127.0.0.1:$ROUTER_PORT/slow?ms=20"
+	start_post_load p2 "http://127.0.0.1:$ROUTER_PORT/"
+	wait_for 30 load_total_ge 20
+	old=$(state web.4 pid)
+	pkill -STOP -s "$old"
+	t0=$(now_ms)
+	wait_for 20 hlog_has 'heroku\[web.4\]: Restarting: health check failed'
+	wait_for 20 replaced web.4 "$old"
+	# The times the programs logged, not when this loop looked.
+	line=$(grep 'heroku\[web.4\]: Restarting: health check failed' "$APP/health.log" | head -n 1)
+	asked=$(( $(line_ms "$line") - t0 ))
+	line=$(sed -n '/heroku\[web.4\]: Restarting/,$p' "$APP/out.log" |
+	    grep -m 1 'heroku\[web.4\]: State changed from starting to up')
+	up=$(( $(line_ms "$line") - t0 ))
+	echo "restart asked ${asked}ms after the SIGSTOP; replacement up after ${up}ms"
+	[ "$asked" -lt 10000 ]
+	[ "$up" -lt 10000 ]
+	wait_for 40 pid_gone "$old"
+	n=$(load_total)
+	wait_for 30 load_total_ge $((n + 20))
+	stop_load
+	echo "requests: $(load_total), failed: $(load_failed), slowest GET $(slowest_ms GET)ms, POST $(slowest_ms POST)ms"
+	sort "$APP"/*.codes | uniq -c
+	[ "$(load_failed)" = 0 ]
+	[ "$(cat "$APP"/p?.codes | grep -c '^200$')" -ge 10 ]
+	fails grep -q 'at=error' "$APP/router.log"
+	# A GET the hung dyno holds goes elsewhere: alone it makes the dyno a
+	# suspect, the probe sent after it waits too, both go to another dyno.
+	[ "$(slowest_ms GET)" -lt 3000 ]
+	# A POST it holds cannot go elsewhere: it waits until the dyno is
+	# woken to stop, once its replacement is up.
+	[ "$(slowest_ms POST)" -lt 10000 ]
+}
