@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,12 @@
 
 #define LINE_MAX_BYTES 10000	/* longer dyno lines are split here */
 #define PROBE_MS 50		/* how often a booting web dyno's port is tried */
+#define READY_RETRY_MS 250	/* between readiness check attempts */
+#define READY_HTTP_MS 2000	/* one HTTP readiness attempt, connect to head */
+#define READY_COMMAND_MS 10000	/* one readiness command */
+#define READY_HEAD_MAX 4096	/* a readiness answer's head, at most */
+#define READY_PATH_MAX 1024
+#define READY_MAX 64		/* --ready options */
 #define ADOPT_POLL_MS 1000	/* liveness check where pidfd is missing */
 #define DYNOS_MAX 1024
 
@@ -78,6 +85,20 @@ struct dyno {
 				 * -1 unknown */
 	char cgroup[4096];	/* its own cgroup under --cgroup, or "" */
 	char envsum[17];	/* digest of the config it started with */
+	/* --ready: checked after the bind, before the dyno is up. */
+	int bound;		/* web: $PORT took a connect */
+	int ready_fd;		/* an HTTP attempt in flight, or -1 */
+	pid_t ready_pid;	/* a command attempt in flight, or 0 */
+	int64_t ready_end;	/* this attempt's deadline */
+	size_t ready_sent, ready_len;
+	char ready_buf[READY_HEAD_MAX];	/* the request, then the answer */
+	char ready_why[128];	/* the last attempt's failure, for R10 */
+};
+
+/* --ready TYPE=CHECK: a path ("/healthz") or a command. */
+struct ready_check {
+	char type[DYNO_NAME_MAX];
+	const char *check;
 };
 
 static struct {
@@ -90,11 +111,13 @@ static struct {
 	gid_t gid;
 	const char *cgroup;	/* a delegated cgroup v2 folder, or NULL: /proc */
 	const char *release_dir;	/* --one-off in this release, not current */
+	struct ready_check ready[READY_MAX];
+	size_t nready;
 } opt = {
 	60000, 30000, 320000, 60000,
 	86400000, 216 * 60000, 5000,
 	512 * 1024, 10000, 100,
-	5000, NULL, 0, 0, NULL, NULL,
+	5000, NULL, 0, 0, NULL, NULL, { { "", NULL } }, 0,
 };
 
 static struct app app;
@@ -119,6 +142,7 @@ static size_t nsweep;
 static struct control_lines control_in;
 
 static void dyno_stop(struct dyno *d, enum stop_reason why);
+static void ready_stop(struct dyno *d);
 
 static void
 usage(FILE *fp)
@@ -137,7 +161,10 @@ help(void)
 "  -a, --app DIR            app directory (default $DYNO_APP, then .)\n"
 "  -p, --port-base PORT     first port for web dynos (default 5000)\n"
 "  -u, --user USER          run dynos as USER (when started as root)\n"
-"      --boot-timeout DUR   web dyno must accept on $PORT within (60s, R10)\n"
+"      --boot-timeout DUR   web dyno must accept on $PORT (and pass --ready)\n"
+"                           within (60s, R10)\n"
+"      --ready TYPE=CHECK   TYPE is up only once CHECK passes: /PATH answers\n"
+"                           2xx on $PORT, or a command exits 0 (repeatable)\n"
 "      --stop-grace DUR     SIGTERM to SIGKILL (30s, R12)\n"
 "      --backoff-cap DUR    longest wait between crash restarts (320s)\n"
 "      --backoff-reset DUR  up this long forgets earlier crashes (60s)\n"
@@ -199,6 +226,8 @@ dyno_write(struct dyno *d)
 static void
 dyno_set_state(struct dyno *d, enum state s)
 {
+	if (s != ST_STARTING)
+		ready_stop(d);	/* no check outlives the boot it was for */
 	if (d->state != s)
 		log_event(stdout, "heroku", d->name,
 		    "State changed from %s to %s", state_names[d->state],
@@ -221,7 +250,7 @@ dyno_new(const char *type, int index)
 	}
 	snprintf(d->type, sizeof(d->type), "%s", type);
 	snprintf(d->name, sizeof(d->name), "%s.%d", type, index);
-	d->logfd = d->pidfd = -1;
+	d->logfd = d->pidfd = d->ready_fd = -1;
 	d->state = ST_DOWN;
 	dynos[ndynos++] = d;
 	return d;
@@ -235,6 +264,7 @@ dyno_free(struct dyno *d)
 
 	statefile_path(d, path, sizeof(path));
 	unlink(path);
+	ready_stop(d);
 	if (d->logfd >= 0)
 		close(d->logfd);
 	if (d->pidfd >= 0)
@@ -506,13 +536,39 @@ cycle_deadline(void)
 	    (opt.cycle_jitter_ms > 0 ? (int64_t)(random() % opt.cycle_jitter_ms) : 0);
 }
 
+/* The environment a dyno, and its readiness command, run with. */
+static int
+dyno_env(const struct dyno *d, struct env *env)
+{
+	char portbuf[16];
+
+	if (env_copy(env, &base_env) == -1)
+		return -1;
+	env_set(env, "DYNO", d->name);
+	if (d->port > 0) {
+		snprintf(portbuf, sizeof(portbuf), "%d", d->port);
+		env_set(env, "PORT", portbuf);
+	}
+	return 0;
+}
+
+static const char *
+ready_find(const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < opt.nready; i++)
+		if (strcmp(opt.ready[i].type, type) == 0)
+			return opt.ready[i].check;
+	return NULL;
+}
+
 static int
 dyno_spawn(struct dyno *d, int avoid_port)
 {
 	const struct proctype *pt = procfile_find(&procfile, d->type);
 	struct spawn_opts so;
 	struct env env;
-	char portbuf[16];
 	int outfd;
 
 	if (pt == NULL)
@@ -537,14 +593,9 @@ dyno_spawn(struct dyno *d, int avoid_port)
 		    d->logpath, strerror(errno));
 		goto fail;
 	}
-	if (env_copy(&env, &base_env) == -1) {
+	if (dyno_env(d, &env) == -1) {
 		close(outfd);
 		goto fail;
-	}
-	env_set(&env, "DYNO", d->name);
-	if (d->port > 0) {
-		snprintf(portbuf, sizeof(portbuf), "%d", d->port);
-		env_set(&env, "PORT", portbuf);
 	}
 	memset(&so, 0, sizeof(so));
 	d->cgroup[0] = '\0';
@@ -591,10 +642,12 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	d->cycle_at = cycle_deadline();
 	d->reset_at = 0;
 	d->leader_gone = 0;
+	d->bound = 0;
+	d->ready_why[0] = '\0';
 	dyno_set_state(d, ST_STARTING);
 	log_event(stdout, "heroku", d->name, "Starting process with command `%s`",
 	    d->command);
-	if (d->port > 0) {
+	if (d->port > 0 || ready_find(d->type) != NULL) {
 		d->deadline = clock_ms() + opt.boot_ms;
 		d->probe_at = clock_ms();
 	} else {
@@ -806,6 +859,327 @@ dyno_finish(struct dyno *d)
 	d->pid = 0;
 	d->port = 0;
 	dyno_set_state(d, ST_CRASHED);
+}
+
+/* ---- readiness (--ready) ---------------------------------------------- */
+
+/*
+ * A bound port is not a dyno that can serve: gunicorn binds before its
+ * workers have imported the app.  With --ready TYPE=CHECK a dyno stays
+ * "starting" (out of run/routes, a preboot's old dyno still serving) until
+ * one attempt passes: GET PATH on its $PORT answers 2xx, or the command
+ * exits 0.  Attempts are READY_RETRY_MS apart, each bounded, and never
+ * block the loop: the HTTP one is a non-blocking socket polled with the
+ * rest, the command a child reaped with the rest.  The boot timeout (R10)
+ * covers bind and readiness together.
+ */
+
+/* TYPE=CHECK from the command line; -1 with a one-line reason. */
+static int
+ready_parse(const char *arg, char *err, size_t errlen)
+{
+	const char *eq = strchr(arg, '='), *check;
+	struct ready_check *r;
+	size_t typelen, i;
+
+	if (eq == NULL) {
+		snprintf(err, errlen, "--ready: \"%s\" is not TYPE=CHECK", arg);
+		return -1;
+	}
+	typelen = (size_t)(eq - arg);
+	check = eq + 1;
+	if (typelen == 0 || typelen > PROCTYPE_NAME_MAX) {
+		snprintf(err, errlen, "--ready: \"%s\": no process type before =",
+		    arg);
+		return -1;
+	}
+	if (opt.nready == READY_MAX) {
+		snprintf(err, errlen, "--ready: more than %d", READY_MAX);
+		return -1;
+	}
+	r = &opt.ready[opt.nready];
+	memcpy(r->type, arg, typelen);
+	r->type[typelen] = '\0';
+	if (!name_valid(r->type) || strcmp(r->type, "run") == 0) {
+		snprintf(err, errlen, "--ready: invalid process type \"%s\"",
+		    r->type);
+		return -1;
+	}
+	if (ready_find(r->type) != NULL) {
+		snprintf(err, errlen, "--ready: %s given twice", r->type);
+		return -1;
+	}
+	if (check[0] == '\0' || strspn(check, " \t") == strlen(check)) {
+		snprintf(err, errlen, "--ready: %s: empty check", r->type);
+		return -1;
+	}
+	if (check[0] == '/') {
+		/* Sent as the request target: visible ASCII only, no fragment. */
+		for (i = 0; check[i]; i++)
+			if (check[i] < 0x21 || check[i] > 0x7e || check[i] == '#')
+				break;
+		if (check[i] != '\0' || i > READY_PATH_MAX) {
+			snprintf(err, errlen, "--ready: %s: a path is at most %d "
+			    "visible ASCII characters, no '#'", r->type,
+			    READY_PATH_MAX);
+			return -1;
+		}
+		if (strcmp(r->type, "web") != 0) {
+			snprintf(err, errlen, "--ready: %s has no $PORT: only "
+			    "web takes a path, other types a command", r->type);
+			return -1;
+		}
+	}
+	r->check = check;
+	opt.nready++;
+	return 0;
+}
+
+/* End the attempt in flight, if any. */
+static void
+ready_stop(struct dyno *d)
+{
+	if (d->ready_fd >= 0)
+		close(d->ready_fd);
+	d->ready_fd = -1;
+	/* Reaped by reap() like any child; its whole group goes. */
+	if (d->ready_pid > 0)
+		kill(-d->ready_pid, SIGKILL);
+	d->ready_pid = 0;
+}
+
+static void
+dyno_up(struct dyno *d, int64_t now)
+{
+	dyno_set_state(d, ST_UP);
+	d->reset_at = d->crashes ? now + opt.backoff_reset_ms : 0;
+}
+
+static void
+ready_fail(struct dyno *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* This attempt failed: say why at R10, try again soon. */
+static void
+ready_fail(struct dyno *d, const char *fmt, ...)
+{
+	va_list ap;
+
+	ready_stop(d);
+	va_start(ap, fmt);
+	vsnprintf(d->ready_why, sizeof(d->ready_why), fmt, ap);
+	va_end(ap);
+	d->probe_at = clock_ms() + READY_RETRY_MS;
+}
+
+static void
+ready_http_start(struct dyno *d, const char *path)
+{
+	struct sockaddr_in sin;
+	int n;
+
+	n = snprintf(d->ready_buf, sizeof(d->ready_buf),
+	    "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUser-Agent: dyno-run\r\n"
+	    "Connection: close\r\n\r\n", path, d->port);
+	if (n < 0 || (size_t)n >= sizeof(d->ready_buf)) {
+		ready_fail(d, "request too long");
+		return;
+	}
+	d->ready_len = (size_t)n;
+	d->ready_sent = 0;
+	d->ready_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (d->ready_fd == -1) {
+		ready_fail(d, "socket: %s", strerror(errno));
+		return;
+	}
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)d->port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(d->ready_fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 &&
+	    errno != EINPROGRESS)
+		ready_fail(d, "connect: %s", strerror(errno));
+}
+
+static void
+ready_command_start(struct dyno *d, const char *command)
+{
+	struct spawn_opts so;
+	struct env env;
+
+	if (dyno_env(d, &env) == -1) {
+		ready_fail(d, "cannot start: %s", strerror(errno));
+		return;
+	}
+	memset(&so, 0, sizeof(so));
+	so.command = command;
+	so.envp = env.vars;
+	so.dir = code_dir;
+	so.in_fd = so.out_fd = so.err_fd = -1;
+	so.new_session = 1;	/* killed as a group when it overruns */
+	so.user = opt.user;
+	so.uid = opt.uid;
+	so.gid = opt.gid;
+	so.nofile = opt.nofile;
+	d->ready_pid = spawn_process(&so);
+	env_free(&env);
+	if (d->ready_pid == -1) {
+		d->ready_pid = 0;
+		ready_fail(d, "cannot fork: %s", strerror(errno));
+	}
+}
+
+/* Begin an attempt, or go up at once when TYPE has no check. */
+static void
+ready_start(struct dyno *d, int64_t now)
+{
+	const char *check = ready_find(d->type);
+
+	if (check == NULL) {
+		dyno_up(d, now);
+		return;
+	}
+	if (check[0] == '/') {
+		d->ready_end = now + READY_HTTP_MS;
+		ready_http_start(d, check);
+	} else {
+		d->ready_end = now + READY_COMMAND_MS;
+		ready_command_start(d, check);
+	}
+}
+
+/* What poll should wait for on the HTTP attempt's socket. */
+static short
+ready_events(const struct dyno *d)
+{
+	return d->ready_sent < d->ready_len ? POLLOUT : POLLIN;
+}
+
+/* The HTTP attempt's socket is ready: send the request, read the head. */
+static void
+ready_http_io(struct dyno *d)
+{
+	struct http_msg m;
+	socklen_t len = sizeof(int);
+	ssize_t n;
+	int soerr = 0, rc;
+
+	if (d->ready_sent < d->ready_len) {
+		if (getsockopt(d->ready_fd, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 &&
+		    soerr != 0) {
+			ready_fail(d, "connect: %s", strerror(soerr));
+			return;
+		}
+		n = send(d->ready_fd, d->ready_buf + d->ready_sent,
+		    d->ready_len - d->ready_sent, MSG_NOSIGNAL);
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			ready_fail(d, "send: %s", strerror(errno));
+			return;
+		}
+		/* All sent: the buffer holds the answer from here on. */
+		if (n > 0 && (d->ready_sent += (size_t)n) == d->ready_len)
+			d->ready_len = d->ready_sent = 0;
+		return;
+	}
+	n = recv(d->ready_fd, d->ready_buf + d->ready_len,
+	    sizeof(d->ready_buf) - d->ready_len, 0);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		ready_fail(d, n == 0 ? "closed without an answer" : "recv: %s",
+		    strerror(errno));
+		return;
+	}
+	d->ready_len += (size_t)n;
+	rc = http_parse_response(d->ready_buf, d->ready_len, &m);
+	if (rc == 0 && d->ready_len == sizeof(d->ready_buf))
+		ready_fail(d, "answer head over %d bytes", READY_HEAD_MAX);
+	else if (rc < 0)
+		ready_fail(d, "malformed answer");
+	else if (rc > 0 && (m.status < 200 || m.status > 299))
+		ready_fail(d, "%d", m.status);
+	else if (rc > 0) {
+		ready_stop(d);
+		dyno_up(d, clock_ms());
+	}
+}
+
+/* The readiness command exited. */
+static void
+ready_command_done(struct dyno *d, int status)
+{
+	d->ready_pid = 0;
+	if (d->state != ST_STARTING)
+		return;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		dyno_up(d, clock_ms());
+	else if (WIFEXITED(status))
+		ready_fail(d, "exit status %d", WEXITSTATUS(status));
+	else
+		ready_fail(d, "signal %d", WTERMSIG(status));
+}
+
+/* A check for people: "GET /healthz" or "`pg_isready`". */
+static void
+ready_describe(const char *check, char *buf, size_t len)
+{
+	if (check[0] == '/')
+		snprintf(buf, len, "GET %s", check);
+	else
+		snprintf(buf, len, "`%s`", check);
+}
+
+/* A starting dyno's timers: bind, then readiness, within the boot timeout. */
+static void
+dyno_boot_step(struct dyno *d, int64_t now)
+{
+	const char *check = ready_find(d->type);
+	char what[READY_PATH_MAX + 8];
+
+	if (d->stop_reason != STOP_NONE)
+		return;		/* killed (R10, R15): only its exit is awaited */
+	if (check != NULL)
+		ready_describe(check, what, sizeof(what));
+	if (d->port > 0 && !d->bound && now >= d->probe_at) {
+		if (port_accepts(d->port)) {
+			d->bound = 1;
+			if (check != NULL)
+				log_event(stdout, "heroku", d->name, "Process bound "
+				    "to $PORT; up once its readiness check %s "
+				    "passes", what);
+		} else
+			d->probe_at = now + PROBE_MS;
+	}
+	if ((d->bound || d->port <= 0) && d->ready_fd < 0 &&
+	    d->ready_pid <= 0 && now >= d->probe_at) {
+		ready_start(d, now);
+		if (d->state != ST_STARTING)
+			return;
+	}
+	if (d->ready_fd >= 0 && now >= d->ready_end)
+		ready_fail(d, "no answer within %d ms", READY_HTTP_MS);
+	else if (d->ready_pid > 0 && now >= d->ready_end)
+		ready_fail(d, "still running after %d ms", READY_COMMAND_MS);
+	if (d->deadline == 0 || now < d->deadline)
+		return;
+	if (check != NULL && (d->bound || d->port <= 0))
+		log_event(stdout, "heroku", d->name,
+		    "Error R10 (Boot timeout) -> %s failed its "
+		    "readiness check %s (%s) within %lld seconds of "
+		    "launch", d->port > 0 ? "Web process" : "Process",
+		    what, d->ready_why[0] ? d->ready_why : "no answer",
+		    (long long)(opt.boot_ms / 1000));
+	else
+		log_event(stdout, "heroku", d->name,
+		    "Error R10 (Boot timeout) -> Web process failed "
+		    "to bind to $PORT within %lld seconds of launch",
+		    (long long)(opt.boot_ms / 1000));
+	log_event(stdout, "heroku", d->name,
+	    "Stopping process with SIGKILL");
+	ready_stop(d);
+	d->stop_reason = STOP_CRASH;
+	dyno_signal(d, SIGKILL);
 }
 
 /* ---- adoption --------------------------------------------------------- */
@@ -1266,25 +1640,7 @@ timers_run(int64_t now)
 
 		switch (d->state) {
 		case ST_STARTING:
-			if (d->port > 0 && now >= d->probe_at) {
-				if (port_accepts(d->port)) {
-					dyno_set_state(d, ST_UP);
-					d->reset_at = d->crashes ? now + opt.backoff_reset_ms : 0;
-					break;
-				}
-				d->probe_at = now + PROBE_MS;
-			}
-			if (d->deadline && now >= d->deadline &&
-			    d->stop_reason == STOP_NONE) {
-				log_event(stdout, "heroku", d->name,
-				    "Error R10 (Boot timeout) -> Web process failed "
-				    "to bind to $PORT within %lld seconds of launch",
-				    (long long)(opt.boot_ms / 1000));
-				log_event(stdout, "heroku", d->name,
-				    "Stopping process with SIGKILL");
-				d->stop_reason = STOP_CRASH;
-				dyno_signal(d, SIGKILL);
-			}
+			dyno_boot_step(d, now);
 			break;
 		case ST_UP:
 			if (d->reset_at && now >= d->reset_at) {
@@ -1345,9 +1701,9 @@ timers_next(int64_t now)
 		int64_t t[5] = { 0, 0, 0, 0, 0 };
 		int k;
 
-		if (d->state == ST_STARTING) {
-			if (d->port > 0)
-				t[0] = d->probe_at;
+		if (d->state == ST_STARTING && d->stop_reason == STOP_NONE) {
+			t[0] = d->ready_fd >= 0 || d->ready_pid > 0 ?
+			    d->ready_end : d->probe_at;
 			t[1] = d->deadline;
 		} else if (d->state == ST_STOPPING) {
 			t[1] = d->deadline;
@@ -1382,12 +1738,17 @@ reap(void)
 	size_t i;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < ndynos; i++)
+		for (i = 0; i < ndynos; i++) {
+			if (dynos[i]->ready_pid == pid) {
+				ready_command_done(dynos[i], status);
+				break;
+			}
 			if (dynos[i]->pid == pid && !dynos[i]->adopted &&
 			    !dynos[i]->leader_gone) {
 				dyno_exited(dynos[i], status);
 				break;
 			}
+		}
 	}
 }
 
@@ -1506,8 +1867,8 @@ kill_all_now(void)
 static int
 supervise(int sigfd)
 {
-	struct pollfd pfd[2 + 2 * DYNOS_MAX];
-	struct dyno *owner[2 + 2 * DYNOS_MAX];
+	struct pollfd pfd[2 + 3 * DYNOS_MAX];
+	struct dyno *owner[2 + 3 * DYNOS_MAX];
 	int sigints = 0;
 
 	for (;;) {
@@ -1552,6 +1913,11 @@ supervise(int sigfd)
 				pfd[n].events = POLLIN;
 				owner[n++] = dynos[i];
 			}
+			if (dynos[i]->ready_fd >= 0) {
+				pfd[n].fd = dynos[i]->ready_fd;
+				pfd[n].events = ready_events(dynos[i]);
+				owner[n++] = dynos[i];
+			}
 		}
 		now = clock_ms();
 		next = timers_next(now);
@@ -1572,7 +1938,8 @@ supervise(int sigfd)
 			else if (pfd[i].fd == d->pidfd) {
 				dyno_exited(d, -1);
 				break;	/* records moved; poll again */
-			}
+			} else if (pfd[i].fd == d->ready_fd)
+				ready_http_io(d);
 		}
 		if (rc > 0 && (pfd[1].revents & POLLIN))
 			control_read();
@@ -1782,6 +2149,7 @@ main(int argc, char **argv)
 		{ "nofile", required_argument, NULL, 'F' },
 		{ "one-off", no_argument, NULL, 'O' },
 		{ "port-base", required_argument, NULL, 'p' },
+		{ "ready", required_argument, NULL, 'Y' },
 		{ "release", required_argument, NULL, 'r' },
 		{ "stop-grace", required_argument, NULL, 'G' },
 		{ "user", required_argument, NULL, 'u' },
@@ -1863,6 +2231,13 @@ main(int argc, char **argv)
 			break;
 		case 'u':
 			opt.user = optarg;
+			break;
+		case 'Y':
+			if (ready_parse(optarg, err, sizeof(err)) == -1) {
+				fprintf(stderr, "dyno-run: %s\n", err);
+				usage(stderr);
+				return 2;
+			}
 			break;
 		case 'X':
 			if (parse_long(optarg, 0, 10000, &opt.max_per_type) == -1) {
