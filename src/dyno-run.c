@@ -926,7 +926,8 @@ ready_parse(const char *arg, char *err, size_t errlen)
 		}
 		if (strcmp(r->type, "web") != 0) {
 			snprintf(err, errlen, "--ready: %s has no $PORT: only "
-			    "web takes a path, other types a command", r->type);
+			    "web takes a path (a command: 'exec %s')", r->type,
+			    check);
 			return -1;
 		}
 	}

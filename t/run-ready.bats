@@ -42,6 +42,30 @@ timed_load() {
 }
 slowest() { sort -g "$APP"/*.times | tail -1; }
 
+# loaded_gunicorn ARG...: gunicorn_app (3 s imports) under dyno-run ARG...
+# with web=1 up, dyno-route in front, two clients asking for / through it.
+loaded_gunicorn() {
+	gunicorn_app 3
+	start_run "$@" web=1
+	wait_for 30 has_routes 1
+	start_app_router
+	timed_load a "http://127.0.0.1:$ROUTER_PORT/"
+	timed_load b "http://127.0.0.1:$ROUTER_PORT/"
+	wait_for 30 load_total_ge 20
+}
+
+# load_answered: stop the clients; every request got a 200, none took
+# 1.5 s (an import is 3 s: a request sent to a dyno not ready waits that).
+load_answered() {
+	local n
+	n=$(load_total)
+	wait_for 30 load_total_ge $((n + 20))
+	stop_load
+	echo "requests: $(load_total), failed: $(load_failed), slowest: $(slowest)s"
+	[ "$(load_failed)" = 0 ]
+	awk -v s="$(slowest)" 'BEGIN { exit !(s < 1.5) }'
+}
+
 # iso_ms LINE: the ms since the epoch of a log line's timestamp.
 iso_ms() { date -d "${1%% *}" +%s%3N; }
 # last_line PATTERN: the last line of out.log that has PATTERN.
@@ -65,24 +89,13 @@ EOF
 }
 
 @test "scale-up under load: the new dyno gets no request before its readiness check passes" {
-	gunicorn_app 3
-	start_run --ready web=/healthz web=1
-	wait_for 30 has_routes 1
-	start_app_router
-	timed_load a "http://127.0.0.1:$ROUTER_PORT/"
-	timed_load b "http://127.0.0.1:$ROUTER_PORT/"
-	wait_for 30 load_total_ge 20
+	loaded_gunicorn --ready web=/healthz
 	run "$BIN/dyno-scale" -a "$APP" web=2 --wait=40
 	[ "$status" -eq 0 ]
 	wait_for 20 grep -q 'dyno=web.2 ' "$APP/router.log"
-	n=$(load_total)
-	wait_for 30 load_total_ge $((n + 20))
-	stop_load
-	echo "requests: $(load_total), failed: $(load_failed), slowest: $(slowest)s"
-	[ "$(load_failed)" = 0 ]
-	# No request waited on web.2's import (3 s): none was sent before it
-	# could answer.
-	awk -v s="$(slowest)" 'BEGIN { exit !(s < 1.5) }'
+	load_answered
+	# None of web.2's requests waited on its import: none was sent before
+	# it could answer.
 	awk '/dyno=web.2 / && match($0, /service=[0-9]+/) {
 	    if (substr($0, RSTART + 8, RLENGTH - 8) + 0 > 1000) bad++ }
 	    END { exit bad > 0 }' "$APP/router.log"
@@ -97,23 +110,12 @@ EOF
 }
 
 @test "preboot restart under load: the old dyno serves until the new one passes its check" {
-	gunicorn_app 3
-	start_run --ready web=/healthz --stop-grace 10s web=1
-	wait_for 30 has_routes 1
+	loaded_gunicorn --ready web=/healthz --stop-grace 10s
 	old=$(state web.1 pid)
-	start_app_router
-	timed_load a "http://127.0.0.1:$ROUTER_PORT/"
-	timed_load b "http://127.0.0.1:$ROUTER_PORT/"
-	wait_for 30 load_total_ge 20
 	control restart web.1
 	wait_for 40 pid_gone "$old"
 	wait_for 10 is_state web.1 up
-	n=$(load_total)
-	wait_for 30 load_total_ge $((n + 20))
-	stop_load
-	echo "requests: $(load_total), failed: $(load_failed), slowest: $(slowest)s"
-	[ "$(load_failed)" = 0 ]
-	awk -v s="$(slowest)" 'BEGIN { exit !(s < 1.5) }'
+	load_answered
 	# The old one got SIGTERM only once the new one was ready, seconds
 	# after it bound.
 	bound=$(iso_ms "$(last_line 'heroku\[web.1\]: Process bound to $PORT')")
