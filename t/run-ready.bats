@@ -169,13 +169,14 @@ EOF
 	make_app 'web: ./app'
 	for bad in web '' web= =/healthz worker=/healthz 'web=/a b' 'web=/a#b' \
 	    'run=true' 'we.b=/x' 'web= '; do
-		run "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" --ready "$bad" web=1
+		# Bounded: a value wrongly taken would start a supervisor.
+		run timeout 10 "$BIN/dyno-run" -a "$APP" -p "$PORT_BASE" --ready "$bad" web=1
 		echo "--ready '$bad': $status: ${lines[0]}"
 		[ "$status" -eq 2 ]
 		[[ ${lines[0]} == "dyno-run: --ready"* ]]
 		[[ ${lines[1]} == usage:* ]]
 	done
-	run "$BIN/dyno-run" -a "$APP" --ready web=/a --ready web=/b web=1
+	run timeout 10 "$BIN/dyno-run" -a "$APP" --ready web=/a --ready web=/b web=1
 	[ "$status" -eq 2 ]
 	[ "${lines[0]}" = "dyno-run: --ready: web given twice" ]
 	[ ! -e "$APP/.dyno/run/routes" ]
