@@ -430,7 +430,9 @@ hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 	start_run
 	wait_for 30 has_routes 1
 	# The same pid with the file locked (as dyno-route holds it): signalled.
-	flock -x "$APP/.dyno/run/router.pid" sh -c 'echo $$ > "$1"; trap "echo HUP >> \"$2\"" HUP; while :; do sleep 0.05; done' \
+	# The shell takes the lock itself, so that the pid in PIDS is the one
+	# holding it (flock CMD would leave the shell behind when killed).
+	sh -c 'exec 9>>"$1"; flock -x 9; echo $$ > "$1"; trap "echo HUP >> \"$2\"" HUP; while :; do sleep 0.05; done' \
 	    sh "$APP/.dyno/run/router.pid" "$T/live.hup" 3>&- &
 	PIDS+=($!)
 	wait_for 30 fails flock -n -s "$APP/.dyno/run/router.pid" true
