@@ -26,6 +26,9 @@
 #   4. PSS, RssAnon, VmRSS and CPU (utime+stime) over CPU_S seconds with
 #      MANY services: one dyno-run worker=MANY (default flags), MANY runsv,
 #      MANY s6-supervise (sums).
+#   EXTRA=N first starts N idle `sleep` processes (not supervised by anyone
+#   measured) and stops them at the end: the respawn time must not grow with
+#   the number of processes on the host.
 #   Only the respawn test (1.) runs dyno-run with non-default flags:
 #   --no-cycle --backoff-cap 0 --memory-interval 60s, so that a kill every
 #   GAP_MS restarts at once instead of backing off.
@@ -33,7 +36,7 @@
 # Needs: cc, runsv (runit), s6-supervise (s6), bin/dyno-run (built if missing).
 # Binds nothing.  Every process it starts is stopped by pid on exit.
 #
-# Usage: bench/supervise.sh            (env: KILLS GAP_MS IDLE_S CPU_S MANY)
+# Usage: bench/supervise.sh     (env: KILLS GAP_MS IDLE_S CPU_S MANY EXTRA)
 set -euo pipefail
 
 # shellcheck source=bench/common.sh
@@ -45,6 +48,7 @@ GAP_MS=${GAP_MS:-1100}
 IDLE_S=${IDLE_S:-20}
 CPU_S=${CPU_S:-10}
 MANY=${MANY:-50}
+EXTRA=${EXTRA:-0}
 DYNO_FLAGS=(--no-cycle --backoff-cap 0 --memory-interval 60s)
 PROG=bsleeper
 
@@ -59,6 +63,7 @@ fi
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/supervise-bench.XXXXXX")
 SUPS=()			# "pid:comm:servicedir" of every supervisor started
+EXTRAS=()		# pids of the EXTRA idle processes
 
 # Stop supervisors gracefully, so that they reap what they supervise (pid 1
 # of a container may never reap an orphan): SIGTERM to dyno-run (it stops
@@ -107,6 +112,10 @@ stop_all() {
 }
 cleanup() {
 	stop_all
+	if ((${#EXTRAS[@]} > 0)); then
+		kill -KILL "${EXTRAS[@]}" 2>/dev/null || true
+		wait "${EXTRAS[@]}" 2>/dev/null || true
+	fi
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -229,7 +238,17 @@ echo "supervise.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $(uname -sr)
 echo "  commit $(bench_commit); dyno-run $DYNO_RUN (default flags; respawn: ${DYNO_FLAGS[*]})"
 echo "  runsv: runit $(dpkg-query -W -f='${Version}' runit 2>/dev/null || echo '?')," \
 	"s6-supervise: s6 $(dpkg-query -W -f='${Version}' s6 2>/dev/null || echo '?')"
-echo "  kills=$KILLS gap=${GAP_MS}ms idle=${IDLE_S}s cpu-window=${CPU_S}s many=$MANY"
+echo "  kills=$KILLS gap=${GAP_MS}ms idle=${IDLE_S}s cpu-window=${CPU_S}s many=$MANY" \
+	"extra=$EXTRA idle processes"
+# The extra idle processes: children of this script, in its session, so
+# that no supervisor measured has them below it; killed by pid on exit.
+for ((i = 0; i < EXTRA; i++)); do
+	sleep 100000 &
+	EXTRAS+=("$!")
+done
+NPROC=0
+for p in /proc/[0-9]*; do NPROC=$((NPROC + 1)); done
+echo "  processes on the host: $NPROC"
 echo "  load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- 1-3. one service each, and ten ----------------------------------------

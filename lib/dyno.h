@@ -131,10 +131,11 @@ struct proc_sample {
 	pid_t sid;		/* the dyno's first process: its session id */
 	long mem_kb;		/* PSS summed over the dyno's processes */
 	int nprocs;
+	int adopted;		/* not our child: look in all of /proc */
 };
 /* A dyno: its session, their descendants, and their orphans (proc.c). */
 int proc_sample_dynos(struct proc_sample *s, size_t n, int memory);
-int proc_dyno_kill(pid_t sid, int sig);	/* every process of the dyno */
+int proc_dyno_kill(pid_t sid, int sig, int adopted);	/* every process of the dyno */
 int proc_become_subreaper(void);
 
 /* sock.c: a connect that met itself (nothing listens on the port). */

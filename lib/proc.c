@@ -20,9 +20,9 @@
 
 struct stat_fields {
 	char state;
-	pid_t pgrp, sid;
+	pid_t ppid, pgrp, sid;
 	unsigned long long start;
-	long rss_pages;
+	long rss_pages, threads;
 };
 
 /* Parse the fields after "(comm)"; comm may hold spaces and parentheses. */
@@ -48,11 +48,17 @@ proc_stat(pid_t pid, struct stat_fields *f)
 		case 3:
 			f->state = *p;
 			break;
+		case 4:
+			f->ppid = (pid_t)strtol(p, NULL, 10);
+			break;
 		case 5:
 			f->pgrp = (pid_t)strtol(p, NULL, 10);
 			break;
 		case 6:
 			f->sid = (pid_t)strtol(p, NULL, 10);
+			break;
+		case 20:
+			f->threads = strtol(p, NULL, 10);
 			break;
 		case 22:
 			f->start = strtoull(p, NULL, 10);
@@ -100,15 +106,21 @@ proc_alive(pid_t pid, unsigned long long start)
  * What a dyno is, without a cgroup: every process in its session, every
  * descendant of one (a child that called setsid() is still its parent's),
  * and the orphans of those, which the kernel hands to us, the subreaper:
- * each scan remembers which dyno a process belonged to, by pid and start
+ * each look remembers which dyno a process belonged to, by pid and start
  * time, so an orphan is still known once its parent link is gone.  A
  * process that forks, leaves the session and loses its parent between two
- * scans is not known; only a cgroup closes that gap (dyno-run --cgroup).
+ * looks is not known; only a cgroup closes that gap (dyno-run --cgroup).
+ *
+ * Since all of that is below us, we find it by walking down from our own
+ * children (/proc/PID/task/TID/children), not by reading every process on
+ * the host: the cost follows the dynos, not the host.  A dyno adopted from
+ * an earlier supervisor is not below us (its orphans went to init), so a
+ * look that includes one still scans all of /proc.
  */
 struct pinfo {
 	pid_t pid, ppid, sid;
 	unsigned long long start;
-	long rss_pages;
+	long rss_pages, threads;
 	int owner;		/* index into the targets, or one of: */
 };
 #define OWNER_UNKNOWN	(-2)
@@ -120,20 +132,88 @@ struct member {
 };
 static struct member *members;
 static size_t nmembers, capmembers;
+static int subreaper;		/* orphans below us stay below us: walk */
 
-/* stat's ppid is field 4, right after the state. */
-static int
-proc_ppid(pid_t pid, pid_t *ppid)
+/*
+ * A set of pids, open addressing: the members' index (value: the member's
+ * position) and the walk's "seen" set.  Never shrinks; cleared for reuse.
+ */
+struct pidmap {
+	pid_t *keys;		/* 0: empty slot */
+	size_t *vals;
+	size_t cap, n;		/* cap: a power of two, or 0 */
+};
+
+static size_t
+pidmap_slot(const struct pidmap *m, pid_t pid)
 {
-	char path[64], buf[1024], *p;
+	size_t i = ((size_t)pid * 2654435761u) & (m->cap - 1);
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-	if (file_read(path, buf, sizeof(buf)) <= 0 ||
-	    (p = strrchr(buf, ')')) == NULL || p[1] != ' ' || p[2] == '\0' ||
-	    p[3] != ' ')
-		return -1;
-	*ppid = (pid_t)strtol(p + 4, NULL, 10);
-	return 0;
+	while (m->keys[i] != 0 && m->keys[i] != pid)
+		i = (i + 1) & (m->cap - 1);
+	return i;
+}
+
+static void
+pidmap_clear(struct pidmap *m)
+{
+	if (m->cap)
+		memset(m->keys, 0, m->cap * sizeof(*m->keys));
+	m->n = 0;
+}
+
+/* 1 if added, 0 if already there, -1 out of memory. */
+static int
+pidmap_put(struct pidmap *m, pid_t pid, size_t val)
+{
+	size_t i;
+
+	if (2 * (m->n + 1) > m->cap) {
+		struct pidmap g = { NULL, NULL, m->cap ? 2 * m->cap : 64, 0 };
+		if ((g.keys = calloc(g.cap, sizeof(*g.keys))) == NULL ||
+		    (g.vals = calloc(g.cap, sizeof(*g.vals))) == NULL) {
+			free(g.keys);
+			return -1;
+		}
+		for (i = 0; i < m->cap; i++)
+			if (m->keys[i] != 0) {
+				size_t j = pidmap_slot(&g, m->keys[i]);
+				g.keys[j] = m->keys[i];
+				g.vals[j] = m->vals[i];
+			}
+		g.n = m->n;
+		free(m->keys);
+		free(m->vals);
+		*m = g;
+	}
+	i = pidmap_slot(m, pid);
+	if (m->keys[i] == pid)
+		return 0;
+	m->keys[i] = pid;
+	m->vals[i] = val;
+	m->n++;
+	return 1;
+}
+
+static const size_t *
+pidmap_get(const struct pidmap *m, pid_t pid)
+{
+	size_t i;
+
+	if (m->cap == 0)
+		return NULL;
+	i = pidmap_slot(m, pid);
+	return m->keys[i] == pid ? &m->vals[i] : NULL;
+}
+
+static struct pidmap member_index;
+
+static const struct member *
+member_find(pid_t pid, unsigned long long start)
+{
+	const size_t *k = pidmap_get(&member_index, pid);
+
+	return k != NULL && members[*k].start == start ? &members[*k] : NULL;
 }
 
 static int
@@ -144,48 +224,154 @@ pinfo_cmp(const void *a, const void *b)
 	return (x->pid > y->pid) - (x->pid < y->pid);
 }
 
-/* Every live process (not zombies: they are gone but for their status). */
-static struct pinfo *
-proc_table(size_t *count)
+/* Append pid to the table if it is a live process (not a zombie). */
+static int
+table_add(struct pinfo **t, size_t *n, size_t *cap, pid_t pid)
 {
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	struct pinfo *t = NULL, *nt;
-	size_t n = 0, cap = 0;
+	struct stat_fields f;
+	struct pinfo *nt;
 
-	*count = 0;
-	if (d == NULL)
-		return NULL;
-	while ((de = readdir(d)) != NULL) {
-		struct stat_fields f;
-		pid_t pid, ppid;
-
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		pid = (pid_t)strtol(de->d_name, NULL, 10);
-		if (proc_stat(pid, &f) == -1 || f.state == 'Z' ||
-		    proc_ppid(pid, &ppid) == -1)
-			continue;
-		if (n == cap) {
-			cap = cap ? cap * 2 : 512;
-			if ((nt = realloc(t, cap * sizeof(*t))) == NULL)
-				break;
-			t = nt;
-		}
-		t[n].pid = pid;
-		t[n].ppid = ppid;
-		t[n].sid = f.sid;
-		t[n].start = f.start;
-		t[n].rss_pages = f.rss_pages;
-		t[n].owner = OWNER_UNKNOWN;
-		n++;
+	if (proc_stat(pid, &f) == -1 || f.state == 'Z')
+		return 0;
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 64;
+		if ((nt = realloc(*t, c * sizeof(*nt))) == NULL)
+			return -1;
+		*t = nt;
+		*cap = c;
 	}
-	closedir(d);
+	(*t)[*n].pid = pid;
+	(*t)[*n].ppid = f.ppid;
+	(*t)[*n].sid = f.sid;
+	(*t)[*n].start = f.start;
+	(*t)[*n].rss_pages = f.rss_pages;
+	(*t)[*n].threads = f.threads;
+	(*t)[*n].owner = OWNER_UNKNOWN;
+	(*n)++;
+	return 1;
+}
+
+static struct pinfo *
+table_done(struct pinfo *t, size_t n, size_t *count)
+{
 	if (t == NULL)
 		return calloc(1, sizeof(*t));	/* none: still not an error */
 	qsort(t, n, sizeof(*t), pinfo_cmp);
 	*count = n;
 	return t;
+}
+
+/* Every live process on the host. */
+static struct pinfo *
+proc_table(size_t *count)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	struct pinfo *t = NULL;
+	size_t n = 0, cap = 0;
+
+	*count = 0;
+	if (d == NULL)
+		return NULL;
+	while ((de = readdir(d)) != NULL)
+		if (isdigit((unsigned char)de->d_name[0]) &&
+		    table_add(&t, &n, &cap,
+		    (pid_t)strtol(de->d_name, NULL, 10)) == -1)
+			break;
+	closedir(d);
+	return table_done(t, n, count);
+}
+
+/* Add the pids listed in one children file that are not seen yet. */
+static int
+children_add(const char *path, struct pinfo **t, size_t *n, size_t *cap,
+    struct pidmap *seen)
+{
+	char buf[4096];
+	size_t have = 0;
+	ssize_t got;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd == -1)
+		return 0;	/* gone meanwhile */
+	for (;;) {
+		char *p = buf, *end;
+		got = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (got == -1 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			break;
+		have += (size_t)got;
+		buf[have] = '\0';
+		/* Whole numbers only; a split one waits for the next read. */
+		while ((end = strchr(p, ' ')) != NULL) {
+			pid_t pid = (pid_t)strtol(p, NULL, 10);
+			p = end + 1;
+			if (pid > 0 && pidmap_put(seen, pid, 0) == 1 &&
+			    (rc = table_add(t, n, cap, pid)) == -1)
+				goto out;
+		}
+		have = strlen(p);
+		memmove(buf, p, have);
+	}
+out:
+	close(fd);
+	return rc == -1 ? -1 : 0;
+}
+
+/* The children of every thread of pid. */
+static int
+walk_children(pid_t pid, long threads, struct pinfo **t, size_t *n,
+    size_t *cap, struct pidmap *seen)
+{
+	char path[96];
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+
+	if (threads <= 1) {
+		snprintf(path, sizeof(path), "/proc/%ld/task/%ld/children",
+		    (long)pid, (long)pid);
+		return children_add(path, t, n, cap, seen);
+	}
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long)pid);
+	if ((d = opendir(path)) == NULL)
+		return 0;
+	while (rc == 0 && (de = readdir(d)) != NULL) {
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/task/%.20s/children",
+		    (long)pid, de->d_name);
+		rc = children_add(path, t, n, cap, seen);
+	}
+	closedir(d);
+	return rc;
+}
+
+/*
+ * Every live process below us: our children (the dynos, and the orphans
+ * handed to us) and theirs, down the tree.  We are in the table too, as the
+ * root that owner_of stops at.
+ */
+static struct pinfo *
+proc_walk(size_t *count)
+{
+	static struct pidmap seen;
+	struct pinfo *t = NULL;
+	size_t n = 0, cap = 0, i;
+
+	*count = 0;
+	pidmap_clear(&seen);
+	if (pidmap_put(&seen, getpid(), 0) == -1 ||
+	    table_add(&t, &n, &cap, getpid()) != 1) {
+		free(t);
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		if (walk_children(t[i].pid, t[i].threads, &t, &n, &cap,
+		    &seen) == -1)
+			break;
+	return table_done(t, n, count);
 }
 
 static int
@@ -205,7 +391,7 @@ owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
     size_t nsids, int depth)
 {
 	struct pinfo key, *parent;
-	size_t k;
+	const struct member *m;
 	int o;
 
 	if (t[i].owner != OWNER_UNKNOWN)
@@ -213,9 +399,8 @@ owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
 	t[i].owner = OWNER_NONE;	/* also ends a loop of parent links */
 	if ((o = target_of(t[i].sid, sids, nsids)) >= 0)
 		return t[i].owner = o;
-	for (k = 0; k < nmembers; k++)
-		if (members[k].pid == t[i].pid && members[k].start == t[i].start)
-			return t[i].owner = target_of(members[k].sid, sids, nsids);
+	if ((m = member_find(t[i].pid, t[i].start)) != NULL)
+		return t[i].owner = target_of(m->sid, sids, nsids);
 	/* Our own children that are not in a dyno are nobody's. */
 	if (depth > 256 || t[i].ppid <= 1 || t[i].ppid == getpid())
 		return OWNER_NONE;
@@ -230,10 +415,12 @@ owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
 /*
  * Resolve every process against the target dynos and keep what was learnt:
  * the targets' members replace their old entries; entries of processes
- * that are gone are dropped; other dynos' entries stay.
+ * that are gone are dropped; other dynos' entries stay.  A walk does not
+ * see an adopted dyno's processes: those are dropped only once dead.
  */
 static void
-members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids)
+members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids,
+    int walked)
 {
 	size_t i, k, keep = 0;
 
@@ -243,9 +430,11 @@ members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids)
 		struct pinfo key, *p;
 		key.pid = members[k].pid;
 		p = bsearch(&key, t, n, sizeof(*t), pinfo_cmp);
-		if (p == NULL || p->start != members[k].start ||
-		    target_of(members[k].sid, sids, nsids) >= 0)
-			continue;	/* gone, or re-added below */
+		if (target_of(members[k].sid, sids, nsids) >= 0)
+			continue;	/* re-added below if still there */
+		if (p != NULL ? p->start != members[k].start :
+		    !walked || !proc_alive(members[k].pid, members[k].start))
+			continue;	/* gone */
 		members[keep++] = members[k];
 	}
 	nmembers = keep;
@@ -256,7 +445,7 @@ members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids)
 			size_t cap = capmembers ? capmembers * 2 : 64;
 			struct member *nm = realloc(members, cap * sizeof(*nm));
 			if (nm == NULL)
-				return;
+				break;
 			members = nm;
 			capmembers = cap;
 		}
@@ -265,6 +454,10 @@ members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids)
 		members[nmembers].sid = sids[t[i].owner];
 		nmembers++;
 	}
+	pidmap_clear(&member_index);
+	for (k = 0; k < nmembers; k++)
+		if (pidmap_put(&member_index, members[k].pid, k) == -1)
+			break;
 }
 
 /* Proportional set size: each shared page charged in equal parts; kB. */
@@ -287,6 +480,7 @@ proc_sample_dynos(struct proc_sample *s, size_t n, int memory)
 	struct pinfo *t;
 	size_t count, i;
 	long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+	int walk = subreaper;
 
 	if ((sids = calloc(n ? n : 1, sizeof(*sids))) == NULL)
 		return -1;
@@ -295,11 +489,14 @@ proc_sample_dynos(struct proc_sample *s, size_t n, int memory)
 		s[i].mem_kb = 0;
 		s[i].nprocs = 0;
 	}
-	if ((t = proc_table(&count)) == NULL) {
+	for (i = 0; i < n; i++)
+		if (s[i].adopted)
+			walk = 0;
+	if ((t = walk ? proc_walk(&count) : proc_table(&count)) == NULL) {
 		free(sids);
 		return -1;
 	}
-	members_learn(t, count, sids, n);
+	members_learn(t, count, sids, n, walk);
 	for (i = 0; i < count; i++) {
 		long kb;
 		if (t[i].owner < 0)
@@ -325,15 +522,18 @@ int
 proc_become_subreaper(void)
 {
 #ifdef PR_SET_CHILD_SUBREAPER
-	return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-#else
-	return 0;
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+		return -1;
+	subreaper = 1;
 #endif
+	return 0;
 }
 
 int
-proc_dyno_kill(pid_t sid, int sig)
+proc_dyno_kill(pid_t sid, int sig, int adopted)
 {
+	int walk = subreaper && !adopted;
+
 	struct pinfo *t;
 	size_t count, i;
 	int killed = 0;
@@ -342,15 +542,18 @@ proc_dyno_kill(pid_t sid, int sig)
 		errno = EINVAL;
 		return -1;
 	}
-	/* The group first (cheap, atomic), then those that left it. */
+	/* Look before signalling: a dying parent hands its children to us or
+	 * to init, and with the parent link goes what tied them to the dyno.
+	 * Then the group (atomic), then those that left it. */
+	t = walk ? proc_walk(&count) : proc_table(&count);
 	if (kill(-sid, sig) == 0)
 		killed++;
-	if ((t = proc_table(&count)) == NULL)
+	if (t == NULL)
 		return killed;
-	members_learn(t, count, &sid, 1);
+	members_learn(t, count, &sid, 1, walk);
 	for (i = 0; i < count; i++) {
 		unsigned long long now;
-		/* Still the process the scan found, not a new one on its pid. */
+		/* Still the process we found, not a new one on its pid. */
 		if (t[i].owner == 0 && proc_starttime(t[i].pid, &now) == 0 &&
 		    now == t[i].start && kill(t[i].pid, sig) == 0)
 			killed++;

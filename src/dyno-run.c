@@ -135,9 +135,12 @@ static int shutting_down, ready_sent, initial_started;
 static int64_t mem_next;
 static unsigned long log_seq;
 static int control_fd = -1;
-/* Sessions of exited dynos still to be swept for stragglers: the /proc scan
- * costs milliseconds, so it runs after the replacement has been started. */
-static pid_t sweep_sids[DYNOS_MAX];
+/* Sessions of exited dynos still to be swept for stragglers: after the
+ * replacement has been started, so the crash-to-exec path reads no /proc. */
+static struct {
+	pid_t sid;
+	int adopted;
+} sweeps[DYNOS_MAX];
 static size_t nsweep;
 static struct control_lines control_in;
 
@@ -686,7 +689,7 @@ static void
 dyno_signal(struct dyno *d, int sig)
 {
 	if (d->pid > 0)
-		proc_dyno_kill(d->pid, sig);
+		proc_dyno_kill(d->pid, sig, d->adopted);
 	if (sig == SIGKILL && d->cgroup[0]) {
 		/* cgroup.kill reaches even processes that left the session. */
 		char path[4200];
@@ -757,11 +760,12 @@ dyno_replace(struct dyno *d, const char *why)
 }
 
 static int
-session_empty(pid_t sid)
+session_empty(const struct dyno *d)
 {
 	struct proc_sample s;
 
-	s.sid = sid;
+	s.sid = d->pid;
+	s.adopted = d->adopted;
 	proc_sample_dynos(&s, 1, 0);
 	return s.nprocs == 0;
 }
@@ -792,7 +796,7 @@ dyno_exited(struct dyno *d, int status)
 	 * still finishes its requests.  Wait for the rest, within the grace;
 	 * dyno_finish says "Process exited" when they are gone, not before. */
 	if (d->state == ST_STOPPING && d->stop_reason != STOP_CRASH &&
-	    !session_empty(d->pid)) {
+	    !session_empty(d)) {
 		d->leader_gone = 1;
 		d->probe_at = clock_ms() + PROBE_MS;
 		return;
@@ -811,10 +815,11 @@ dyno_finish(struct dyno *d)
 	 * else in its session right after the restart (sessions_sweep). */
 	if (d->pid > 1) {
 		kill(-d->pid, SIGKILL);
-		if (nsweep < DYNOS_MAX)
-			sweep_sids[nsweep++] = d->pid;
-		else
-			proc_dyno_kill(d->pid, SIGKILL);
+		if (nsweep < DYNOS_MAX) {
+			sweeps[nsweep].sid = d->pid;
+			sweeps[nsweep++].adopted = d->adopted;
+		} else
+			proc_dyno_kill(d->pid, SIGKILL, d->adopted);
 	}
 	dyno_read_output(d, 1);
 	/* After its last lines: the app's output comes first, as on Heroku. */
@@ -1213,7 +1218,7 @@ adopt_one(const char *file)
 		/* Its top process died unwatched; the rest of its session
 		 * (an app that its shell started) must not linger on. */
 		if (pid > 1)
-			proc_dyno_kill((pid_t)pid, SIGKILL);
+			proc_dyno_kill((pid_t)pid, SIGKILL, 1);
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0])
 			unlink(logp);
 		unlink(path);
@@ -1545,6 +1550,7 @@ memory_sample(void)
 		if (dynos[i]->pid > 0 && (dynos[i]->state == ST_UP ||
 		    dynos[i]->state == ST_STARTING)) {
 			s[n].sid = dynos[i]->pid;
+			s[n].adopted = dynos[i]->adopted;
 			who[n++] = dynos[i];
 		}
 	if (n == 0)
@@ -1655,7 +1661,7 @@ timers_run(int64_t now)
 			break;
 		case ST_STOPPING:
 			if (d->leader_gone && now >= d->probe_at) {
-				if (session_empty(d->pid)) {
+				if (session_empty(d)) {
 					dyno_finish(d);
 					return;	/* records moved; the loop comes back */
 				}
@@ -1809,7 +1815,7 @@ sessions_sweep(void)
 	size_t i;
 
 	for (i = 0; i < nsweep; i++)
-		proc_dyno_kill(sweep_sids[i], SIGKILL);
+		proc_dyno_kill(sweeps[i].sid, SIGKILL, sweeps[i].adopted);
 	nsweep = 0;
 }
 

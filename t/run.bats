@@ -419,7 +419,7 @@ unwatch_routes() {
 	wait_for 10 log_has 'heroku\[worker.1\]: Error R14 (Memory quota exceeded)'
 	stop_run
 	[ "$RUN_STATUS" -eq 0 ]
-	pid_gone "$child"
+	wait_for 10 pid_gone "$child"
 }
 
 @test "an orphan that left the dyno's session is still the dyno's, and dies with it" {
@@ -434,6 +434,42 @@ unwatch_routes() {
 	stop_run
 	[ "$RUN_STATUS" -eq 0 ]
 	pid_gone "$orphan"
+}
+
+@test "a setsid'd child started by a second thread is the dyno's: counted, and dies with it" {
+	# dyno-run finds a dyno's processes down the tree from its own
+	# children, thread by thread: this child is listed under the thread
+	# that forked it, not under the main thread.
+	local n=$((100000 + RANDOM))
+	make_app "worker: exec python3 $DYNO_ROOT/t/peers/threadfork.py $n"
+	start_run --memory 64M --memory-interval 100ms worker=1
+	wait_for 10 test -e "$APP/ready"
+	child=$(cat "$APP/ready")
+	leader=$(state worker.1 pid)
+	[ "$(ps -o sid= -p "$child" | tr -d ' ')" = "$child" ]
+	[ "$(ps -o ppid= -p "$child" | tr -d ' ')" = "$leader" ]
+	# Its 80 MB count toward the dyno's quota.
+	wait_for 10 log_has 'heroku\[worker.1\]: Error R14 (Memory quota exceeded)'
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	wait_for 10 pid_gone "$child"
+}
+
+@test "an adopted dyno's setsid'd child dies with it, though it is not below the new supervisor" {
+	# After a supervisor restart the dyno is not our child: its processes
+	# are found in all of /proc, not down our own tree.
+	local n=$((100000 + RANDOM))
+	make_app "worker: setsid sleep $n & exec sleep 1000"
+	start_run worker=1
+	wait_for 10 pgrep -f "^sleep $n\$"
+	child=$(pgrep -f "^sleep $n\$")
+	[ "$(ps -o sid= -p "$child" | tr -d ' ')" = "$child" ]
+	kill -KILL "$RUN_PID"; wait "$RUN_PID" 2>/dev/null || true; RUN_PID=
+	start_run
+	wait_for 10 log_has 'Adopted process'
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	wait_for 10 pid_gone "$child"
 }
 
 @test "restart web.1 starts the new one first and never leaves zero routable" {
