@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dyno.h"
@@ -106,16 +108,13 @@ file_read(const char *path, char *buf, size_t len)
 	return (int)got;
 }
 
-int
-file_read_alloc(const char *path, char **out, size_t *outlen, size_t max)
+/* Read fd whole (at most max bytes) into a new NUL-terminated buffer; closes fd. */
+static int
+read_alloc_fd(int fd, char **out, size_t *outlen, size_t max)
 {
 	size_t got = 0, cap = 4096;
 	char *buf, *nb;
-	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
 	if ((buf = malloc(cap)) == NULL)
 		goto fail;
 	for (;;) {
@@ -154,6 +153,62 @@ fail:
 		errno = saved;
 	}
 	return -1;
+}
+
+int
+file_read_alloc(const char *path, char **out, size_t *outlen, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return -1;
+	return read_alloc_fd(fd, out, outlen, max);
+}
+
+/*
+ * openat2(2)'s how, and the two ways of resolving we ask for: never out of
+ * dirfd (RESOLVE_BENEATH), never through /proc's magic links.  Spelled out
+ * here, as not every libc's headers have them.
+ */
+struct open_how_beneath {
+	uint64_t flags, mode, resolve;
+};
+#define RESOLVE_NO_MAGICLINKS_ 0x02
+#define RESOLVE_BENEATH_ 0x08
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+
+/*
+ * Read name, relative to dirfd, where a file of untrusted code is read:
+ * symlinks are followed only while they stay inside dirfd's tree (EXDEV
+ * otherwise; where the kernel has no openat2, none is followed: ELOOP), and
+ * only a regular file is read (EINVAL otherwise), so a FIFO or a device
+ * neither blocks nor feeds us.  At most max bytes (EFBIG).
+ */
+int
+file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
+    size_t max)
+{
+	struct open_how_beneath how;
+	struct stat st;
+	int fd;
+
+	memset(&how, 0, sizeof(how));
+	how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+	how.resolve = RESOLVE_BENEATH_ | RESOLVE_NO_MAGICLINKS_;
+	fd = (int)syscall(SYS_openat2, dirfd, name, &how, sizeof(how));
+	if (fd == -1 && (errno == ENOSYS || errno == EPERM))
+		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NONBLOCK |
+		    O_NOCTTY | O_NOFOLLOW);
+	if (fd == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return read_alloc_fd(fd, out, outlen, max);
 }
 
 int

@@ -41,6 +41,8 @@ int atomicfile_write(const char *path, const void *data, size_t len,
     mode_t mode, int durable);
 int file_read(const char *path, char *buf, size_t len);	/* NUL-terminated; returns length */
 int file_read_alloc(const char *path, char **out, size_t *outlen, size_t max);
+int file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
+    size_t max);	/* untrusted tree: no symlink out of it, regular files only */
 int mkdir_mode(const char *path, mode_t mode);	/* mkdir, or fix the mode if it exists */
 
 /* kv.c: "key=value" lines, one fact a line. */

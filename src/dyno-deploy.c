@@ -450,7 +450,8 @@ tree_hash(struct sha256 *h, const char *root, const char *rel)
 		} else if (S_ISREG(st.st_mode)) {
 			char buf[65536];
 			ssize_t k;
-			int fd = open(full, O_RDONLY | O_CLOEXEC);
+			int fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+			    O_NONBLOCK);
 			while (fd >= 0 && (k = read(fd, buf, sizeof(buf))) > 0)
 				sha256_update(h, buf, (size_t)k);
 			if (fd >= 0)
@@ -1025,6 +1026,26 @@ retention(void)
 	free(list);
 }
 
+/*
+ * The code's Procfile: code is untrusted, so the file is read only if it
+ * is a regular file inside it (a symlink to /etc/shadow is refused, a FIFO
+ * does not hold the deploy and its lock), at most 1 MB.  -1 with errno.
+ */
+static int
+procfile_read_code(const char *code, char **text)
+{
+	int dfd = open(code, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	int rc, saved;
+
+	if (dfd == -1)
+		return -1;
+	rc = file_read_beneath(dfd, "Procfile", text, NULL, 1 << 20);
+	saved = errno;
+	close(dfd);
+	errno = saved;
+	return rc;
+}
+
 /* Run the Procfile's release: entry as a one-off dyno in the new release. */
 static void
 release_phase(const char *builddir, const struct procfile *pf, int logfd)
@@ -1110,11 +1131,16 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	/* The effective Procfile: the code's, plus buildpack defaults. */
 	{
 		char *text = NULL;
-		size_t len = 0;
-		snprintf(path, sizeof(path), "%s/Procfile", code);
 		if (procfile_text_in != NULL)
 			text = strdup(procfile_text_in);
-		else if (file_read_alloc(path, &text, &len, 1 << 20) == -1) {
+		else if (procfile_read_code(code, &text) == -1) {
+			if (errno != ENOENT)
+				die("%s: Procfile: %s", rs->source ? rs->source :
+				    "the release", errno == EXDEV ?
+				    "a symlink that leads out of the code" :
+				    errno == ELOOP ? "a symlink (not followed here)" :
+				    errno == EINVAL ? "not a regular file" :
+				    errno == EFBIG ? "over 1 MB" : strerror(errno));
 			if (procfile_add[0] == '\0')
 				die("%s has no Procfile", rs->source ? rs->source :
 				    "the release");

@@ -283,6 +283,37 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[[ "$output" == *'--max-source-size: invalid size "0"'* ]]
 }
 
+@test "the code's Procfile is read only as a regular file inside the code: a symlink out refused, a FIFO does not hold the deploy" {
+	make_app 'web: ./app'
+	# A symlink out of the code (to a file only root may read).
+	make_src "$APP/out" out
+	ln -sf /etc/shadow "$APP/out/Procfile"
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/out"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$APP/out: Procfile: a symlink that leads out of the code"* ]]
+	[ -z "$(release_dirs)" ]
+	# A FIFO: refused at once, and the deploy lock goes with it.
+	make_src "$APP/fifo" fifo
+	rm "$APP/fifo/Procfile"
+	mkfifo "$APP/fifo/Procfile"
+	start=$(now_ms)
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/fifo"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"$APP/fifo: Procfile: not a regular file"* ]]
+	[ $(( $(now_ms) - start )) -lt 10000 ]
+	# A symlink that stays inside the code is followed.
+	make_src "$APP/in" in
+	mv "$APP/in/Procfile" "$APP/in/Procfile.prod"
+	ln -s Procfile.prod "$APP/in/Procfile"
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/in"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(release_dirs)" = 1 ]
+	grep -q '^web: ' "$APP/.dyno/releases/1/Procfile"
+}
+
 @test "buildpack: compiles app.c, the second build reuses the cache, a failed compile changes nothing" {
 	make_app
 	rm "$APP/Procfile" "$APP/app"
