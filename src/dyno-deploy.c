@@ -1027,6 +1027,88 @@ retention(void)
 }
 
 /*
+ * The code as the tenant gave it holds nothing the platform would not:
+ * special files (devices, FIFOs, sockets) go, set-id bits and
+ * world-writable bits come off (the sticky bit too), whatever a tarball,
+ * a git tree or a buildpack left.  Symlinks stay (never followed here).
+ * Each change is said once on stdout and in the build log.  -1 if the
+ * tree cannot be walked.
+ */
+static int
+sanitize_at(int dfd, const char *rel, int logfd, int depth)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd;
+
+	if (depth > 256)
+		return -1;
+	if ((fd = dup(dfd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char sub[PATH_MAX], msg[PATH_MAX + 128];
+		struct stat st;
+		mode_t keep;
+		int n = 0, cfd;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(sub, sizeof(sub), "%s%s%s", rel, rel[0] ? "/" : "",
+		    de->d_name);
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    S_ISLNK(st.st_mode))
+			continue;
+		if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+			if (unlinkat(dfd, de->d_name, 0) == 0)
+				n = snprintf(msg, sizeof(msg), "-----> removed %s: "
+				    "not a file, folder or symlink\n", sub);
+		} else {
+			keep = st.st_mode & 0777 & ~(mode_t)S_IWOTH;
+			if ((st.st_mode & 07777) != keep) {
+				if (fchmodat(dfd, de->d_name, keep, 0) == -1) {
+					closedir(d);
+					return -1;
+				}
+				n = snprintf(msg, sizeof(msg), "-----> %s: mode %04o "
+				    "made %04o (no set-id, sticky or world-writable "
+				    "bits)\n", sub, (unsigned)(st.st_mode & 07777),
+				    (unsigned)keep);
+			}
+		}
+		if (n > 0) {
+			(void)!write(1, msg, (size_t)n);
+			(void)!write(logfd, msg, (size_t)n);
+		}
+		if (!S_ISDIR(st.st_mode))
+			continue;
+		cfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+		if (cfd == -1 || sanitize_at(cfd, sub, logfd, depth + 1) == -1) {
+			if (cfd != -1)
+				close(cfd);
+			closedir(d);
+			return -1;
+		}
+		close(cfd);
+	}
+	closedir(d);
+	return 0;
+}
+
+static void
+sanitize_tree(const char *dir, int logfd)
+{
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd == -1 || sanitize_at(dfd, "", logfd, 0) == -1)
+		die("cannot check the modes in %s: %s", dir, strerror(errno));
+	close(dfd);
+}
+
+/*
  * The code's Procfile: code is untrusted, so the file is read only if it
  * is a regular file inside it (a symlink to /etc/shadow is refused, a FIFO
  * does not hold the deploy and its lock), at most 1 MB.  -1 with errno.
@@ -1122,8 +1204,10 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 		if (mkdir(code, 0755) == -1)
 			die("cannot make %s: %s", code, strerror(errno));
 		source_fetch(rs->source, code, commit, sizeof(commit), logfd);
+		sanitize_tree(code, logfd);
 		buildpacks_run(builddir, rs->config, logfd, procfile_add,
 		    sizeof(procfile_add));
+		sanitize_tree(code, logfd);
 		sha256_init(&h);
 		tree_hash(&h, code, "");
 		sha256_hex(&h, sha);

@@ -301,7 +301,8 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/fifo"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"$APP/fifo: Procfile: not a regular file"* ]]
+	[[ "$output" == *"removed Procfile: not a file, folder or symlink"* ]]
+	[[ "$output" == *"$APP/fifo has no Procfile"* ]]
 	[ $(( $(now_ms) - start )) -lt 10000 ]
 	# A symlink that stays inside the code is followed.
 	make_src "$APP/in" in
@@ -312,6 +313,36 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[ "$status" -eq 0 ]
 	[ "$(release_dirs)" = 1 ]
 	grep -q '^web: ' "$APP/.dyno/releases/1/Procfile"
+}
+
+@test "a tarball's device nodes, FIFOs, set-id bits and world-writable modes do not reach the release" {
+	[ "$(id -u)" = 0 ] || skip "needs root to make device nodes and root-owned set-id files"
+	make_app 'web: ./app'
+	make_src "$APP/src/app-main" evil
+	d="$APP/src/app-main"
+	mknod -m 0666 "$d/null" c 1 3
+	mkfifo -m 0666 "$d/pipe"
+	printf '#!/bin/sh\nid -u\n' >"$d/suid" && chmod 4755 "$d/suid"
+	printf 'x\n' >"$d/sgid" && chmod 2755 "$d/sgid"
+	mkdir -m 0777 "$d/open" && chmod 1777 "$d/open"
+	printf 'x\n' >"$d/open/w" && chmod 0666 "$d/open/w"
+	tar -czf "$APP/evil.tar.gz" -C "$APP/src" app-main
+	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP/evil.tar.gz"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	c="$APP/.dyno/releases/1/app"
+	[ -f "$c/app" ]
+	[ ! -e "$c/null" ]
+	[ ! -e "$c/pipe" ]
+	[ "$(stat -c %a "$c/suid")" = 755 ]
+	[ "$(stat -c %a "$c/sgid")" = 755 ]
+	[ "$(stat -c %a "$c/open")" = 775 ]
+	[ "$(stat -c %a "$c/open/w")" = 664 ]
+	# Nothing special, set-id or world-writable anywhere in the release.
+	[ -z "$(find -L "$c/" \( ! -type f ! -type d \) -o -perm /7002 2>/dev/null)" ]
+	[[ "$output" == *"removed null: not a file, folder or symlink"* ]]
+	[[ "$output" == *"suid: mode 4755 made 0755"* ]]
+	grep -q 'removed pipe: not a file, folder or symlink' "$APP/.dyno/releases/1/build.log"
 }
 
 @test "buildpack: compiles app.c, the second build reuses the cache, a failed compile changes nothing" {
