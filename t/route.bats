@@ -589,7 +589,9 @@ children_count_is() { [ "$(pgrep -c -P "$ROUTER_PID")" -eq "$1" ]; }
 	start_backend good; good=$LAST_PORT
 	start_backend dying --close; dying=$LAST_PORT
 	make_routes_app "good 127.0.0.1:$good"
-	start_router --app "$APPDIR"
+	# No stall detection here: good's one slow request would make it a
+	# suspect, and the next GET would go to it as a probe.
+	start_router --app "$APPDIR" --stall-timeout 60s
 	# A request in flight on good, so the next goes to the idle dying dyno
 	# (fewest in flight of the two) whenever it is not quarantined.
 	curl -s -m 60 -o /dev/null "http://127.0.0.1:$RPORT/slow?ms=30000" 3>&- &
