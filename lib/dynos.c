@@ -29,6 +29,7 @@ info_read(const struct app *a, const char *file, struct dyno_info *d)
 {
 	char path[4096], text[8192], buf[64];
 	const char *dot;
+	long idx;
 
 	memset(d, 0, sizeof(*d));
 	if (app_path(a, path, sizeof(path), "run/dynos/%s", file) == -1 ||
@@ -48,8 +49,18 @@ info_read(const struct app *a, const char *file, struct dyno_info *d)
 		d->started = strtoll(buf, NULL, 10);
 	if (kv_get(text, "next_start", buf, sizeof(buf)) == 0)
 		d->next_start = strtoll(buf, NULL, 10);
+	/*
+	 * A state file may be written by whoever the dynos run as: its name
+	 * becomes a path (run/health/NAME) and a process to act on, so it
+	 * must be the file's own, TYPE.N, with type= saying TYPE.
+	 */
 	dot = strrchr(d->name, '.');
-	d->index = dot ? strtol(dot + 1, NULL, 10) : 0;
+	if (strcmp(d->name, file) != 0 || dot == NULL || !name_valid(d->type) ||
+	    (size_t)(dot - d->name) != strlen(d->type) ||
+	    strncmp(d->name, d->type, (size_t)(dot - d->name)) != 0 ||
+	    parse_long(dot + 1, 1, 1000000, &idx) == -1)
+		return -1;
+	d->index = idx;
 	return 0;
 }
 

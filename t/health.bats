@@ -24,6 +24,36 @@ replaced() { [ "$(state "$1" pid)" != "$2" ] && is_state "$1" up; }
 line_ms() { date -d "$(cut -c1-32 <<<"$1" | tr T ' ')" +%s%3N; }
 no_proc() { ! pgrep -fx "$1" >/dev/null; }
 
+@test "a state file whose name is not its own TYPE.N is ignored: no health file outside run/health, not in ps" {
+	make_app 'web: ./app'
+	start_run web=1
+	wait_for 10 has_routes 1
+	port=$(state web.1 port)
+	# Planted as a dyno's user could: a name that climbs out of
+	# run/health, and one that is not the file's.
+	printf 'name=../../../planted\ntype=web\nstate=up\npid=%s\nport=%s\n' \
+	    "$(state web.1 pid)" "$port" >"$APP/.dyno/run/dynos/evil"
+	printf 'name=web.7\ntype=web\nstate=up\npid=%s\nport=%s\n' \
+	    "$(state web.1 pid)" "$port" >"$APP/.dyno/run/dynos/web.6"
+	printf 'name=x/y.1\ntype=x/y\nstate=up\npid=1\nport=%s\n' "$port" >"$APP/.dyno/run/dynos/x"
+	start_health --interval 200ms
+	wait_for 10 hstate_is web.1 state ok
+	# Two more rounds, each of which would have probed the planted ones.
+	c=$(hstate web.1 checked)
+	wait_for 10 eval '[ "$(hstate web.1 checked)" -gt "$c" ]'
+	c=$(hstate web.1 checked)
+	wait_for 10 eval '[ "$(hstate web.1 checked)" -gt "$c" ]'
+	[ "$(ls "$APP/.dyno/run/health")" = web.1 ]
+	[ ! -e "$APP/planted" ]
+	[ ! -e "$APP/.dyno/planted" ]
+	[ ! -e "$(dirname "$APP")/planted" ]
+	run "$BIN/dyno-scale" -a "$APP" --porcelain
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c . <<<"$output")" -eq 1 ]
+	[[ "$output" == web.1$'\t'* ]]
+}
+
 @test "--once: a table, exit 0 when all are healthy, 1 when a dyno hangs" {
 	make_app 'web: ./app'
 	start_run web=2
