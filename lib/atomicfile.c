@@ -215,18 +215,19 @@ int
 mkdir_mode(const char *path, mode_t mode)
 {
 	struct stat st;
+	int fd, rc = 0;
 
-	if (mkdir(path, mode) == 0)
-		return chmod(path, mode);
-	if (errno != EEXIST)
+	if (mkdir(path, mode) == -1 && errno != EEXIST)
 		return -1;
-	if (stat(path, &st) == -1)
+	/* Never through a symlink (ELOOP): a planted one would have us
+	 * chmod whatever it points to. */
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
 		return -1;
-	if (!S_ISDIR(st.st_mode)) {
-		errno = ENOTDIR;
-		return -1;
-	}
-	if ((st.st_mode & 07777) != mode)
-		return chmod(path, mode);
-	return 0;
+	if (fstat(fd, &st) == -1)
+		rc = -1;
+	else if ((st.st_mode & 07777) != mode)
+		rc = fchmod(fd, mode);
+	close(fd);
+	return rc;
 }

@@ -19,12 +19,21 @@ int
 lock_take(const char *path, pid_t *holder)
 {
 	char buf[32];
+	struct stat st;
 	int fd, n;
 
 	*holder = 0;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* Not through a symlink, and only a regular file: a planted one
+	 * would have us truncate and chmod what it names. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+	    0644);
 	if (fd == -1)
 		return -1;
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
 	(void)fchmod(fd, 0644);	/* the mode dyno(7) names, whatever the umask */
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		int saved = errno;

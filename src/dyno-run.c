@@ -2325,7 +2325,8 @@ main(int argc, char **argv)
 			    "runs %s\n", (long)holder, app.dir);
 		else
 			fprintf(stderr, "dyno-run: cannot lock %s: %s\n", path,
-			    strerror(errno));
+			    errno == ELOOP || errno == EINVAL ? "not a regular "
+			    "file (a symlink is never followed)" : strerror(errno));
 		return 1;
 	}
 	(void)lockfd;	/* held until we exit; the kernel drops it then */

@@ -256,6 +256,29 @@ unwatch_routes() {
 	log_has 'heroku\[worker.1\]: Process exited with status 0'
 }
 
+@test "a planted run/lock or run symlink is never followed: nothing truncated or chmodded through it" {
+	make_app 'web: ./app'
+	mkdir -p "$APP/.dyno/run" "$APP/elsewhere"
+	printf 'keep me\n' >"$APP/elsewhere/file"
+	chmod 600 "$APP/elsewhere/file"
+	ln -s "$APP/elsewhere/file" "$APP/.dyno/run/lock"
+	run timeout 20 "$BIN/dyno-run" -a "$APP"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "dyno-run: cannot lock $APP/.dyno/run/lock: not a regular file (a symlink is never followed)" ]]
+	[ "$(cat "$APP/elsewhere/file")" = "keep me" ]
+	[ "$(stat -c %a "$APP/elsewhere/file")" = 600 ]
+	# A folder of .dyno planted as a symlink: not chmodded through.
+	rm -rf "$APP/.dyno/run"
+	chmod 700 "$APP/elsewhere"
+	ln -s "$APP/elsewhere" "$APP/.dyno/run"
+	run timeout 20 "$BIN/dyno-run" -a "$APP"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "dyno-run: cannot prepare $APP/.dyno: "* ]]
+	[ "$(stat -c %a "$APP/elsewhere")" = 700 ]
+}
+
 @test "R10: a connect that meets itself on \$PORT (nothing listening) is not a dyno up" {
 	[ "$(id -u)" = 0 ] || skip "needs root for a network namespace"
 	make_app 'web: exec sleep 1000'
