@@ -262,6 +262,7 @@ struct dyno_info {
 	long pid, port, rss_kb, restarts, index;
 	long long started, next_start;
 };
+long dyno_name_index(const char *name, const char *type);	/* TYPE.N: N, else -1 */
 int dynos_list(const struct app *a, struct dyno_info **out, size_t *n);
 int routes_has(const struct app *a, const char *name);
 int route_parse(const char *line, size_t len, char *name, size_t namelen,

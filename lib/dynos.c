@@ -28,8 +28,6 @@ static int
 info_read(const struct app *a, const char *file, struct dyno_info *d)
 {
 	char path[4096], text[8192], buf[64];
-	const char *dot;
-	long idx;
 
 	memset(d, 0, sizeof(*d));
 	if (app_path(a, path, sizeof(path), "run/dynos/%s", file) == -1 ||
@@ -52,16 +50,27 @@ info_read(const struct app *a, const char *file, struct dyno_info *d)
 	/*
 	 * A state file may be written by whoever the dynos run as: its name
 	 * becomes a path (run/health/NAME) and a process to act on, so it
-	 * must be the file's own, TYPE.N, with type= saying TYPE.
+	 * must be the file's own.
 	 */
-	dot = strrchr(d->name, '.');
-	if (strcmp(d->name, file) != 0 || dot == NULL || !name_valid(d->type) ||
-	    (size_t)(dot - d->name) != strlen(d->type) ||
-	    strncmp(d->name, d->type, (size_t)(dot - d->name)) != 0 ||
+	if (strcmp(d->name, file) != 0 ||
+	    (d->index = dyno_name_index(d->name, d->type)) < 0)
+		return -1;
+	return 0;
+}
+
+/* NAME is TYPE.N, TYPE a valid type, N from 1: N; else -1. */
+long
+dyno_name_index(const char *name, const char *type)
+{
+	const char *dot = strrchr(name, '.');
+	long idx;
+
+	if (dot == NULL || !name_valid(type) ||
+	    (size_t)(dot - name) != strlen(type) ||
+	    strncmp(name, type, (size_t)(dot - name)) != 0 ||
 	    parse_long(dot + 1, 1, 1000000, &idx) == -1)
 		return -1;
-	d->index = idx;
-	return 0;
+	return idx;
 }
 
 int

@@ -8,6 +8,7 @@
  * dyno(7).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -1190,6 +1191,35 @@ dyno_boot_step(struct dyno *d, int64_t now)
 
 /* ---- adoption --------------------------------------------------------- */
 
+/*
+ * A state file's log= names the FIFO made for its dyno,
+ * run/logs/NAME.PID.SEQ, and nothing else: root must not unlink or open
+ * whatever a planted file names.
+ */
+static int
+logpath_ours(const char *name, const char *logp)
+{
+	char dir[4096];
+	const char *p;
+	struct stat st;
+	size_t n;
+	int dots = 0;
+
+	if (app_path(&app, dir, sizeof(dir), "run/logs/") == -1)
+		return 0;
+	n = strlen(dir);
+	if (strncmp(logp, dir, n) != 0 || strncmp(logp + n, name,
+	    strlen(name)) != 0 || logp[n + strlen(name)] != '.')
+		return 0;
+	for (p = logp + n + strlen(name); *p != '\0'; p++) {
+		if (*p == '.' && isdigit((unsigned char)p[1]))
+			dots++;
+		else if (!isdigit((unsigned char)*p))
+			return 0;
+	}
+	return dots == 2 && lstat(logp, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
 static void
 adopt_one(const char *file)
 {
@@ -1214,12 +1244,23 @@ adopt_one(const char *file)
 	tilde = strchr(name, '~');
 	if (tilde)
 		*tilde = '\0';
+	/* Its name becomes paths (run/logs/NAME.*, run/health/NAME): it
+	 * must be the file's own, TYPE.N, or the file is not ours. */
+	if (strncmp(file, name, strlen(name)) != 0 ||
+	    (file[strlen(name)] != '\0' && file[strlen(name)] != '~') ||
+	    dyno_name_index(name, type) < 0) {
+		log_event(stdout, "heroku", "run", "Ignoring run/dynos/%s: its "
+		    "name= is not its own TYPE.N", file);
+		unlink(path);
+		return;
+	}
 	if (pid <= 0 || !proc_alive((pid_t)pid, start)) {
 		/* Its top process died unwatched; the rest of its session
 		 * (an app that its shell started) must not linger on. */
 		if (pid > 1)
 			proc_dyno_kill((pid_t)pid, SIGKILL, 1);
-		if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0])
+		if (kv_get(text, "log", logp, sizeof(logp)) == 0 &&
+		    logpath_ours(name, logp))
 			unlink(logp);
 		unlink(path);
 		if (pid > 0)
@@ -1250,9 +1291,11 @@ adopt_one(const char *file)
 		snprintf(d->cgroup, sizeof(d->cgroup), "%s", cmd);
 	if (kv_get(text, "envsum", rel, sizeof(rel)) == 0)
 		snprintf(d->envsum, sizeof(d->envsum), "%s", rel);
-	if (kv_get(text, "log", logp, sizeof(logp)) == 0 && logp[0]) {
+	if (kv_get(text, "log", logp, sizeof(logp)) == 0 &&
+	    logpath_ours(name, logp)) {
 		snprintf(d->logpath, sizeof(d->logpath), "%s", logp);
-		d->logfd = open(logp, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		d->logfd = open(logp, O_RDWR | O_NONBLOCK | O_CLOEXEC |
+		    O_NOFOLLOW);
 	}
 	kv_get(text, "state", state, sizeof(state));
 	log_event(stdout, "heroku", d->name, "Adopted process %ld (%s)", pid,

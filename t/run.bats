@@ -256,6 +256,29 @@ unwatch_routes() {
 	log_has 'heroku\[worker.1\]: Process exited with status 0'
 }
 
+@test "a planted state file: a log= that is not the dyno's FIFO is never unlinked, a name= not its own is ignored" {
+	make_app 'web: ./app'
+	mkdir -p "$APP/.dyno/run/dynos"
+	printf 'keep me\n' >"$APP/victim"
+	# A dead dyno whose log= names a file of someone else's.
+	printf 'name=web.1\ntype=web\nstate=up\npid=999999\npid_start=1\nlog=%s\n' \
+	    "$APP/victim" >"$APP/.dyno/run/dynos/web.1"
+	# A name that would climb out of run/logs and run/health.
+	printf 'name=../../x.1\ntype=web\nstate=up\npid=999998\npid_start=1\n' \
+	    >"$APP/.dyno/run/dynos/web.2"
+	# Its own name, but not TYPE.N.
+	printf 'name=web.x\ntype=web\nstate=up\npid=999997\npid_start=1\n' \
+	    >"$APP/.dyno/run/dynos/web.x"
+	start_run web=1
+	wait_for 10 log_has 'heroku\[web.1\]: State changed from starting to up'
+	[ "$(cat "$APP/victim")" = "keep me" ]
+	log_has 'heroku\[run\]: Ignoring run/dynos/web.2: its name= is not its own TYPE.N'
+	[ ! -e "$APP/.dyno/run/dynos/web.2" ]
+	log_has 'heroku\[run\]: Ignoring run/dynos/web.x: its name= is not its own TYPE.N'
+	stop_run
+	[ "$(cat "$APP/victim")" = "keep me" ]
+}
+
 @test "a planted run/lock or run symlink is never followed: nothing truncated or chmodded through it" {
 	make_app 'web: ./app'
 	mkdir -p "$APP/.dyno/run" "$APP/elsewhere"
