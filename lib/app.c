@@ -4,8 +4,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -127,4 +129,70 @@ app_supervisor_pid(const struct app *a)
 	if (parse_long(buf, 1, INT_MAX, &pid) == -1)
 		return 0;
 	return (pid_t)pid;
+}
+
+/* Can uid (primary group gid, of user name) write dir: own it, be in its
+ * group while it is group-writable, or find it world-writable?  With
+ * sticky, a world- or group-writable folder lets no one rename what they
+ * do not own, which is all that matters for a parent. */
+static int
+writable_by(const char *dir, const char *name, uid_t uid, gid_t gid,
+    int sticky_ok)
+{
+	struct stat st;
+	gid_t groups[256];
+	int n = 256, i;
+
+	if (stat(dir, &st) == -1)
+		return errno == ENOENT ? 0 : 1;
+	if (st.st_uid == uid)
+		return 1;
+	if (sticky_ok && (st.st_mode & S_ISVTX))
+		return 0;
+	if (st.st_mode & S_IWOTH)
+		return 1;
+	if (!(st.st_mode & S_IWGRP) || st.st_gid == 0)
+		return 0;
+	if (st.st_gid == gid)
+		return 1;
+	if (getgrouplist(name, gid, groups, &n) == -1)
+		return 1;	/* too many groups to tell: assume it can */
+	for (i = 0; i < n; i++)
+		if (groups[i] == st.st_gid)
+			return 1;
+	return 0;
+}
+
+/*
+ * Root runs dynos as user: may that user replace .dyno (and plant state
+ * files root then follows)?  The app directory, .dyno and the app
+ * directory's parent must not be writable by it, as git's safe.directory
+ * refuses a repository another user owns.  0 if safe; else -1 with the
+ * folder named in why.
+ */
+int
+app_safe_for(const struct app *a, const char *user, uid_t uid, gid_t gid,
+    char *why, size_t whylen)
+{
+	char parent[4096], *slash;
+
+	snprintf(parent, sizeof(parent), "%s", a->dir);
+	slash = strrchr(parent, '/');
+	if (slash == parent)
+		slash[1] = '\0';
+	else if (slash != NULL)
+		*slash = '\0';
+	if (writable_by(a->dir, user, uid, gid, 0)) {
+		snprintf(why, whylen, "%s", a->dir);
+		return -1;
+	}
+	if (writable_by(a->state, user, uid, gid, 0)) {
+		snprintf(why, whylen, "%s", a->state);
+		return -1;
+	}
+	if (slash != NULL && writable_by(parent, user, uid, gid, 1)) {
+		snprintf(why, whylen, "%s", parent);
+		return -1;
+	}
+	return 0;
 }

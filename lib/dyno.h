@@ -302,5 +302,7 @@ int app_path(const struct app *a, char *buf, size_t len, const char *fmt, ...)
 int app_release(const struct app *a, char *version, size_t vlen,
     char *dir, size_t dlen);	/* 0: release found; 1: dev mode */
 pid_t app_supervisor_pid(const struct app *a);	/* 0 if none */
+int app_safe_for(const struct app *a, const char *user, uid_t uid, gid_t gid,
+    char *why, size_t whylen);	/* can user not replace .dyno?  0 yes */
 
 #endif

@@ -165,6 +165,8 @@ help(void)
 "  -a, --app DIR            app directory (default $DYNO_APP, then .)\n"
 "  -p, --port-base PORT     first port for web dynos (default 5000)\n"
 "  -u, --user USER          run dynos as USER (when started as root)\n"
+"      --trust-app-dir      with -u: run even if USER can write the app\n"
+"                           directory, .dyno or the folder above\n"
 "      --boot-timeout DUR   web dyno must accept on $PORT (and pass --ready)\n"
 "                           within (60s, R10)\n"
 "      --ready TYPE=CHECK   TYPE is up only once CHECK passes: /PATH answers\n"
@@ -2202,13 +2204,14 @@ main(int argc, char **argv)
 		{ "ready", required_argument, NULL, 'Y' },
 		{ "release", required_argument, NULL, 'r' },
 		{ "stop-grace", required_argument, NULL, 'G' },
+		{ "trust-app-dir", no_argument, NULL, 'W' },
 		{ "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 }
 	};
 	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
 	const char *appdir = NULL;
 	char err[DYNO_ERR_MAX], path[4096];
-	int ch, oneoff = 0, sigfd, lockfd, rc;
+	int ch, oneoff = 0, sigfd, lockfd, rc, trust_dir = 0;
 	pid_t holder;
 	long v;
 
@@ -2282,6 +2285,9 @@ main(int argc, char **argv)
 		case 'u':
 			opt.user = optarg;
 			break;
+		case 'W':
+			trust_dir = 1;
+			break;
 		case 'Y':
 			if (ready_parse(optarg, err, sizeof(err)) == -1) {
 				fprintf(stderr, "dyno-run: %s\n", err);
@@ -2331,6 +2337,17 @@ main(int argc, char **argv)
 	if (app_init(&app, appdir) == -1) {
 		fprintf(stderr, "dyno-run: app directory %s: %s\n",
 		    appdir ? appdir : ".", strerror(errno));
+		return 1;
+	}
+	/* Root, dynos as another user: that user must not be able to
+	 * replace .dyno, whose files root reads, signals and unlinks by. */
+	if (opt.user != NULL && !trust_dir &&
+	    app_safe_for(&app, opt.user, opt.uid, opt.gid, path,
+	    sizeof(path)) == -1) {
+		fprintf(stderr, "dyno-run: %s can be written by %s, who could "
+		    "replace .dyno under root: make it root's (and not "
+		    "group- or world-writable), or pass --trust-app-dir\n",
+		    path, opt.user);
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);

@@ -808,6 +808,46 @@ unwatch_routes() {
 	[ "$status" -eq 143 ]
 }
 
+@test "-u USER as root: an app directory, .dyno or parent USER can write is refused; --trust-app-dir runs anyway" {
+	[ "$(id -u)" = 0 ] || skip "needs root for -u"
+	make_app 'worker: exec sleep 1000'
+	msg="can be written by nobody, who could replace .dyno under root: make it root's (and not group- or world-writable), or pass --trust-app-dir"
+	chown nobody "$APP"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u nobody worker=1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP $msg" ]
+	[ ! -e "$APP/.dyno" ]
+	chown root "$APP"
+	chmod 777 "$APP"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u nobody worker=1
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP $msg" ]
+	chmod 755 "$APP"
+	mkdir -m 755 "$APP/.dyno" && chown nobody "$APP/.dyno"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u nobody worker=1
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP/.dyno $msg" ]
+	rm -rf "$APP/.dyno"
+	# The folder above: nobody could rename the app directory away.
+	mkdir -m 755 "$APP/sub"
+	cp "$APP/app" "$APP/Procfile" "$APP/sub/"
+	chown nobody "$APP"
+	run timeout 10 "$BIN/dyno-run" -a "$APP/sub" -u nobody worker=1
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP $msg" ]
+	chown root "$APP"
+	# Said so: it runs.
+	chown nobody "$APP/sub"
+	APP_SAVED=$APP
+	APP=$APP/sub
+	start_run -u nobody --trust-app-dir worker=1
+	wait_for 10 is_state worker.1 up
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	APP=$APP_SAVED
+}
+
 @test "-u USER runs dynos as that user with no new privileges" {
 	[ "$(id -u)" = 0 ] || skip "needs root"
 	make_app "worker: echo uid=\$(id -u) nnp=\$(grep NoNewPrivs /proc/self/status | cut -f2); exec sleep 1000"
