@@ -398,6 +398,11 @@ body_is() { [ "$(curl -s --max-time 10 "$1")" = "$2" ]; }
 	write_routes "web.2 127.0.0.1:$b"
 	wait_for 30 body_is "http://127.0.0.1:$port/" "Hello from web.2"
 	fails grep -q H14 "$T/r0.log"
+	# Requests for 2.5 s: the counters are due (and fail) every second.
+	local until=$(( $(now_ms) + 2500 ))
+	while [ "$(now_ms)" -lt "$until" ]; do
+		body_is "http://127.0.0.1:$port/" "Hello from web.2"
+	done
 	[ "$(cat "$APPDIR/.dyno/run/router.pid")" = "$pid" ]
 	fails flock -n -s "$APPDIR/.dyno/run/router.pid" true
 	kill -TERM "$pid"
