@@ -199,6 +199,12 @@ stop_daemon() {
 	return 0
 }
 
+# daemons_setup: the pid lists and variables daemons_teardown stops by.
+daemons_setup() {
+	LOAD_PIDS=() PEER_PIDS=()
+	ROUTER_PID= HEALTH_PID= AUTO_PID=
+}
+
 # daemons_teardown: stop the load (LOAD_PIDS), other helpers (PEER_PIDS),
 # dyno-health, the autoscaler and the router; fail the test on a sanitizer report in their logs; then the rest.
 daemons_teardown() {

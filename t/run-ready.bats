@@ -9,10 +9,7 @@ load helpers
 
 PEERS="$BATS_TEST_DIRNAME/peers"
 
-setup() {
-	LOAD_PIDS=() PEER_PIDS=()
-	ROUTER_PID= HEALTH_PID= AUTO_PID=
-}
+setup() { daemons_setup; }
 
 teardown() { daemons_teardown; }
 
