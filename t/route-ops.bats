@@ -427,9 +427,12 @@ hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 	RUN_APP=$APP
 	mkdir -p "$APP/.dyno/run"
 	# A live process that is not a router, named by a stale (unlocked) file.
-	sh -c 'trap "echo HUP >> \"$0\"" HUP; while :; do sleep 0.05; done' "$T/stale.hup" 3>&- &
+	# It says it is ready once its trap is set: a HUP before that would
+	# kill it silently, and the test could not tell it was signalled.
+	sh -c 'trap "echo HUP >> \"$0\"" HUP; : > "$0.ready"; while :; do sleep 0.05; done' "$T/stale.hup" 3>&- &
 	pid=$!
 	PIDS+=($pid)
+	wait_for 30 test -e "$T/stale.hup.ready"
 	echo "$pid" > "$APP/.dyno/run/router.pid"
 	# Its first routes are written with the stale file in place.
 	start_run
@@ -437,11 +440,12 @@ hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 	# The same pid with the file locked (as dyno-route holds it): signalled.
 	# The shell takes the lock itself, so that the pid in PIDS is the one
 	# holding it (flock CMD would leave the shell behind when killed).
-	sh -c 'exec 9>>"$1"; flock -x 9; echo $$ > "$1"; trap "echo HUP >> \"$2\"" HUP; while :; do sleep 0.05; done' \
+	sh -c 'trap "echo HUP >> \"$2\"" HUP; exec 9>>"$1"; flock -x 9; echo $$ > "$1"; while :; do sleep 0.05; done' \
 	    sh "$APP/.dyno/run/router.pid" "$T/live.hup" 3>&- &
 	PIDS+=($!)
 	wait_for 30 fails flock -n -s "$APP/.dyno/run/router.pid" true
 	control restart web.1
 	wait_for 30 eval '[ "$(hup_count "$T/live.hup")" -ge 1 ]'
 	[ "$(hup_count "$T/stale.hup")" -eq 0 ]
+	kill -0 "$pid"
 }
