@@ -113,6 +113,7 @@ int selfpipe_read(int *sig);				/* 1 with *sig, 0 when drained */
 /* spawn.c: a dyno process in its own session. */
 struct spawn_opts {
 	const char *command;	/* plain words exec'd, else /bin/sh -c */
+	char *const *argv;	/* instead of command: exec'd as is (PATH) */
 	char **envp;
 	const char *dir;
 	int in_fd, out_fd, err_fd;	/* -1: /dev/null */
@@ -122,6 +123,7 @@ struct spawn_opts {
 	const char *user;	/* non-NULL: initgroups, setgid, setuid */
 	long nofile;		/* 0: leave RLIMIT_NOFILE alone */
 	const char *cgroup_procs;	/* non-NULL: join this cgroup v2 first */
+	int pdeathsig;		/* non-zero: sent to the child when we die */
 };
 pid_t spawn_process(const struct spawn_opts *o);
 void signals_reset(void);

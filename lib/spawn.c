@@ -105,6 +105,8 @@ child_setup(const struct spawn_opts *o)
 
 	if (o->new_session && setsid() == -1)
 		child_fail("setsid");
+	if (o->pdeathsig != 0 && prctl(PR_SET_PDEATHSIG, o->pdeathsig) == -1)
+		child_fail("set the parent-death signal");
 	if (o->cgroup_procs != NULL) {
 		/* Join the dyno's cgroup before anything else can fork. */
 		char pid[32];
@@ -214,6 +216,15 @@ spawn_process(const struct spawn_opts *o)
 		char *argv[] = { "sh", "-c", (char *)o->command, NULL };
 		extern char **environ;
 
+		if (o->argv != NULL) {
+			environ = o->envp;
+			execvp(o->argv[0], o->argv);
+			{
+				char what[300];
+				snprintf(what, sizeof(what), "run %s", o->argv[0]);
+				child_fail(what);
+			}
+		}
 		if (plain_words(o->command, words, sizeof(words), wargv, 64) > 0) {
 			/* execvp looks in the dyno's PATH, not ours. */
 			environ = o->envp;

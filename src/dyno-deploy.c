@@ -14,6 +14,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +41,24 @@ static struct {
 	int64_t build_ms, wait_ms;
 	int wait, rollback_on_failure, keep, no_git;
 	long max_source_kb;
+	const char *user;	/* -u: the dynos' user, who runs the app's code */
+	uid_t uid;
+	gid_t gid;
+	char **user_env;	/* our environment, HOME, USER, LOGNAME its */
+	int trust_dir;
 } opt = {
 	NULL, NULL, { NULL }, 0,
 	15 * 60000, 120000,
 	-1, 0, 20, 0,
 	500 * 1024,	/* Heroku's slug cap */
+	NULL, 0, 0, NULL, 0,
 };
 static char self_dir[PATH_MAX];
 /* What a deploy that fails leaves, removed at exit: its build folder and a
  * slug it stored that no release points at yet. */
 static char failed_build[PATH_MAX], failed_slug[PATH_MAX];
+/* A build area of the dynos' user that a failed build leaves. */
+static char failed_area[PATH_MAX];
 /* The process group of the build step running now: a deploy that is
  * stopped (Ctrl-C, SIGTERM, SIGHUP) takes it along. */
 static volatile pid_t build_pgid;
@@ -58,7 +67,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-"usage: dyno-deploy [-a APP] [-m DESC] [--ref REF] [--buildpack DIR] [options] SOURCE\n"
+"usage: dyno-deploy [-a APP] [-u USER] [-m DESC] [--ref REF] [--buildpack DIR] [options] SOURCE\n"
 "       dyno-deploy [-a APP] releases\n"
 "       dyno-deploy [-a APP] rollback [vN]\n"
 "       dyno-deploy [-a APP] config [--show] | config:get KEY\n"
@@ -86,6 +95,10 @@ help(void)
 "      --wait-timeout DUR   (120s)\n"
 "      --rollback-on-failure  go back if the new release does not come up\n"
 "      --keep N             releases kept (20)\n"
+"  -u, --user USER          root only: run the buildpacks and the release\n"
+"                           phase as USER (the dynos' user, as dyno-run -u)\n"
+"      --trust-app-dir      with -u, build even if USER can write the app\n"
+"                           directory, .dyno or the folder above\n"
 "      --show               config: print values, not just names\n"
 "  -h, --help               this help\n");
 }
@@ -125,33 +138,61 @@ state_path(char *buf, size_t len, const char *fmt, ...)
 		die("path too long: %s", rel);
 }
 
-/* rm -rf, without following symlinks out of the tree. */
+/*
+ * rm -rf name in the folder dfd, never through a symlink: each folder is
+ * opened with O_NOFOLLOW and emptied by its fd, so a tree someone else can
+ * write while we remove it (a build area of the dynos' user) cannot lead
+ * us out of it.
+ */
+static void
+remove_at(int dfd, const char *name, int depth)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int fd;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
+		unlinkat(dfd, name, 0);
+		return;
+	}
+	fd = depth < 256 ? openat(dfd, name, O_RDONLY | O_DIRECTORY |
+	    O_NOFOLLOW | O_CLOEXEC) : -1;
+	if (fd != -1) {
+		(void)fchmod(fd, 0700);	/* a read-only folder empties too */
+		if ((d = fdopendir(fd)) == NULL)
+			close(fd);
+		else {
+			while ((de = readdir(d)) != NULL)
+				if (strcmp(de->d_name, ".") != 0 &&
+				    strcmp(de->d_name, "..") != 0)
+					remove_at(dirfd(d), de->d_name, depth + 1);
+			closedir(d);
+		}
+	}
+	unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+/* rm -rf path; the folders above its last component are ours. */
 static void
 remove_tree(const char *path)
 {
-	struct stat st;
-	DIR *d;
-	struct dirent *de;
+	char parent[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int dfd;
 
-	if (lstat(path, &st) == -1)
-		return;
-	if (!S_ISDIR(st.st_mode)) {
-		unlink(path);
+	if (slash == NULL || slash[1] == '\0') {
+		remove_at(AT_FDCWD, path, 0);
 		return;
 	}
-	chmod(path, 0700);
-	if ((d = opendir(path)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			char sub[PATH_MAX];
-			if (strcmp(de->d_name, ".") == 0 ||
-			    strcmp(de->d_name, "..") == 0)
-				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-			remove_tree(sub);
-		}
-		closedir(d);
-	}
-	rmdir(path);
+	snprintf(parent, sizeof(parent), "%.*s", (int)(slash - path), path);
+	dfd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd == -1)
+		return;
+	remove_at(dfd, slash + 1, 0);
+	close(dfd);
 }
 
 static void
@@ -163,9 +204,14 @@ on_stop(int sig)
 	raise(sig);
 }
 
+static void area_leave(const char *area, int logfd);
+static void sanitize_tree(const char *dir, int logfd);
+
 static void
 failed_cleanup(void)
 {
+	if (failed_area[0])
+		area_leave(failed_area, -1);
 	if (failed_build[0])
 		remove_tree(failed_build);
 	if (failed_slug[0])
@@ -183,61 +229,69 @@ fsync_dir(const char *path)
 	}
 }
 
+/* A command of the build: what run_cmd needs to start and watch it. */
+struct cmd {
+	char *const *argv;	/* exec'd as is, found in PATH */
+	const char *cwd;	/* NULL: ours */
+	char **envp;		/* NULL: ours */
+	int in_fd;		/* -1: /dev/null */
+	int out_fd;		/* -1: stdout goes where stderr goes */
+	int logfd;		/* stderr (and stdout) appended here too, -1: not */
+	int quiet;		/* not to our stdout as well */
+	int as_user;		/* as the dynos' user (-u), not as us */
+};
+
 /*
- * Run argv with its output sent to our stdout and appended to logfd (if
- * >= 0), in its own process group, killed when timeout_ms passes.
+ * Run c->argv through spawn_process, in a session of its own (killed as a
+ * whole), its output (stderr always, stdout unless c->out_fd) sent to our
+ * stdout and appended to c->logfd, killed when --build-timeout passes.
  * Returns the exit status (128+signal), or -1 if it could not run.
  */
 static int
-run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
-    int64_t timeout_ms, int quiet)
+run_cmd(const struct cmd *c)
 {
+	extern char **environ;
+	struct spawn_opts so;
 	int fds[2], status = 0;
-	int64_t deadline = clock_ms() + timeout_ms;
+	int64_t deadline = clock_ms() + opt.build_ms;
 	pid_t pid;
 	char buf[8192];
 	sigset_t stop, old;
 
 	if (pipe2(fds, O_CLOEXEC) == -1)
 		return -1;
+	memset(&so, 0, sizeof(so));
+	so.argv = c->argv;
+	so.envp = c->envp != NULL ? c->envp : c->as_user ? opt.user_env :
+	    environ;
+	so.dir = c->cwd;
+	so.in_fd = c->in_fd;
+	so.out_fd = c->out_fd >= 0 ? c->out_fd : fds[1];
+	so.err_fd = fds[1];
+	so.new_session = 1;
+	/* A kill -9 of the deploy must not leave its build running. */
+	so.pdeathsig = SIGKILL;
+	if (c->as_user) {
+		so.user = opt.user;
+		so.uid = opt.uid;
+		so.gid = opt.gid;
+	}
 	fflush(stdout);
-	/* No stop signal between fork and knowing the group to kill. */
+	/* No stop signal between fork and knowing the session to kill. */
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGHUP);
 	sigprocmask(SIG_BLOCK, &stop, &old);
-	pid = fork();
-	if (pid > 0) {
-		setpgid(pid, pid);
+	pid = spawn_process(&so);
+	if (pid > 0)
 		build_pgid = pid;
-	}
-	if (pid != 0)
-		sigprocmask(SIG_SETMASK, &old, NULL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	close(fds[1]);
 	if (pid == -1) {
 		close(fds[0]);
-		close(fds[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		signals_reset();
-#ifdef PR_SET_PDEATHSIG
-		/* A kill -9 of the deploy must not leave its build running. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-		dup2(fds[1], 1);
-		dup2(fds[1], 2);
-		if (cwd != NULL && chdir(cwd) == -1)
-			_exit(127);
-		if (envp != NULL)
-			execve(argv[0], argv, envp);
-		else
-			execvp(argv[0], argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fds[1]);
 	for (;;) {
 		struct pollfd pfd = { fds[0], POLLIN, 0 };
 		int64_t now = clock_ms();
@@ -246,7 +300,7 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 		if (now >= deadline) {
 			kill(-pid, SIGKILL);
 			fprintf(stderr, "dyno-deploy: %s timed out after %llds\n",
-			    argv[0], (long long)(timeout_ms / 1000));
+			    c->argv[0], (long long)(opt.build_ms / 1000));
 			break;
 		}
 		if (poll(&pfd, 1, (int)(deadline - now > 1000 ? 1000 :
@@ -255,10 +309,10 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 		n = read(fds[0], buf, sizeof(buf));
 		if (n <= 0)
 			break;
-		if (!quiet)
+		if (!c->quiet)
 			(void)!write(1, buf, (size_t)n);
-		if (logfd >= 0)
-			(void)!write(logfd, buf, (size_t)n);
+		if (c->logfd >= 0)
+			(void)!write(c->logfd, buf, (size_t)n);
 	}
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
@@ -266,6 +320,54 @@ run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
 	kill(-pid, SIGKILL);	/* whatever it left behind */
 	build_pgid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* run_cmd as us, output (stdout too) to our stdout and logfd. */
+static int
+run_logged(char *const argv[], const char *cwd, char **envp, int logfd,
+    int quiet)
+{
+	struct cmd c = { argv, cwd, envp, -1, -1, logfd, quiet, 0 };
+
+	return run_cmd(&c);
+}
+
+/*
+ * -u USER: it must exist and we must be root.  The build's commands get
+ * our environment with USER's HOME, USER and LOGNAME, so that a tool that
+ * keeps things in $HOME keeps them in USER's.
+ */
+static int
+user_init(void)
+{
+	extern char **environ;
+	struct passwd *pw = getpwnam(opt.user);
+	size_t n = 0, i, k = 0;
+
+	if (pw == NULL) {
+		fprintf(stderr, "dyno-deploy: no such user \"%s\"\n", opt.user);
+		return -1;
+	}
+	if (geteuid() != 0) {
+		fprintf(stderr, "dyno-deploy: -u needs root\n");
+		return -1;
+	}
+	opt.uid = pw->pw_uid;
+	opt.gid = pw->pw_gid;
+	while (environ[n] != NULL)
+		n++;
+	if ((opt.user_env = calloc(n + 4, sizeof(char *))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (strncmp(environ[i], "HOME=", 5) != 0 &&
+		    strncmp(environ[i], "USER=", 5) != 0 &&
+		    strncmp(environ[i], "LOGNAME=", 8) != 0)
+			opt.user_env[k++] = environ[i];
+	if (asprintf(&opt.user_env[k++], "HOME=%s", pw->pw_dir) == -1 ||
+	    asprintf(&opt.user_env[k++], "USER=%s", pw->pw_name) == -1 ||
+	    asprintf(&opt.user_env[k++], "LOGNAME=%s", pw->pw_name) == -1)
+		return -1;
+	return 0;
 }
 
 /* ---- config ----------------------------------------------------------------- */
@@ -626,7 +728,7 @@ untar(const char *file, const char *dir, int logfd)
 	(void)!read(fd, magic, sizeof(magic));
 	close(fd);
 	if (run_logged(magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f &&
-	    magic[3] == 0xfd ? zargv : argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+	    magic[3] == 0xfd ? zargv : argv, NULL, NULL, logfd, 0) != 0)
 		die("cannot unpack %s", file);
 }
 
@@ -696,7 +798,7 @@ source_fetch(const char *src, const char *dir, char *commit, size_t clen,
 		fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd == -1)
 			die("cannot open %s: %s", out, strerror(errno));
-		rc = run_logged(revparse, NULL, NULL, fd, opt.build_ms, 1);
+		rc = run_logged(revparse, NULL, NULL, fd, 1);
 		close(fd);
 		if (rc != 0 || file_read(out, commit, clen) <= 0) {
 			unlink(out);
@@ -709,7 +811,7 @@ source_fetch(const char *src, const char *dir, char *commit, size_t clen,
 			    "git -C \"$1\" archive --format=tar \"$2\" | "
 			    "tar -x -C \"$3\" --no-same-owner", "sh", (char *)src,
 			    commit, (char *)dir, NULL };
-			if (run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+			if (run_logged(argv, NULL, NULL, logfd, 0) != 0)
 				die("cannot export %s from %s", commit, src);
 		}
 		return;
@@ -719,7 +821,7 @@ source_fetch(const char *src, const char *dir, char *commit, size_t clen,
 		    "tar -C \"$1\" --exclude=./.dyno --exclude=./.git -cf - . | "
 		    "tar -C \"$2\" -xf - --no-same-owner", "sh", (char *)src,
 		    (char *)dir, NULL };
-		if (run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0) != 0)
+		if (run_logged(argv, NULL, NULL, logfd, 0) != 0)
 			die("cannot copy %s", src);
 		return;
 	}
@@ -760,22 +862,12 @@ buildpack_release_types(const char *yaml, char *procfile_add, size_t len)
 	}
 }
 
+/* ENV_DIR: one file per config var, named by the key. */
 static void
-buildpacks_run(const char *builddir, const struct env *config, int logfd,
-    char *procfile_add, size_t addlen)
+envdir_write(const char *envdir, const struct env *config)
 {
-	char code[PATH_MAX], cache[4096], envdir[PATH_MAX];
-	int i;
 	size_t k;
 
-	if (opt.nbuildpacks == 0)
-		return;
-	snprintf(code, sizeof(code), "%s/app", builddir);
-	state_path(cache, sizeof(cache), "cache");
-	if (mkdir_mode(cache, 0700) == -1)
-		die("cannot make %s: %s", cache, strerror(errno));
-	/* ENV_DIR: one file per config var, named by the key. */
-	snprintf(envdir, sizeof(envdir), "%s/env", builddir);
 	if (mkdir(envdir, 0700) == -1)
 		die("cannot make %s: %s", envdir, strerror(errno));
 	for (k = 0; k < config->n; k++) {
@@ -786,6 +878,133 @@ buildpacks_run(const char *builddir, const struct env *config, int logfd,
 		snprintf(f, sizeof(f), "%s/%s", envdir, key);
 		if (atomicfile_write(f, eq + 1, strlen(eq + 1), 0600, 0) == -1)
 			die("cannot write %s: %s", f, strerror(errno));
+	}
+}
+
+/* A folder's contents into another, by tar, as root: both are ours. */
+static void
+tree_copy(const char *from, const char *to, int logfd)
+{
+	char *argv[] = { "sh", "-c", "tar -C \"$1\" -cf - . | "
+	    "tar -C \"$2\" -xf - --no-same-owner", "sh", (char *)from,
+	    (char *)to, NULL };
+
+	if (run_logged(argv, NULL, NULL, logfd, 1) != 0)
+		die("cannot copy %s to %s", from, to);
+}
+
+/*
+ * The buildpacks run as the dynos' user (-u) in a build area of that user's:
+ * a fresh folder in $TMPDIR (or /tmp), since .dyno is root's alone.  Root
+ * fills it (code, cache, config vars) while it is still root's, hands it
+ * over whole, and afterwards takes back only a tar stream of the code and
+ * the cache, written by the user and unpacked by root in .dyno/tmp, where
+ * the user cannot reach: whatever the build left (symlinks, FIFOs, a
+ * process still running), root never walks the user's tree.
+ */
+static void
+area_enter(char *area, size_t len, const char *code, const char *cache,
+    const struct env *config, int logfd)
+{
+	const char *tmp = getenv("TMPDIR");
+	char sub[PATH_MAX], ids[64];
+
+	snprintf(area, len, "%s/dyno-build.XXXXXX", tmp && tmp[0] == '/' ? tmp :
+	    "/tmp");
+	if (mkdtemp(area) == NULL)
+		die("cannot make a build area in %s: %s", tmp && tmp[0] == '/' ?
+		    tmp : "/tmp", strerror(errno));
+	snprintf(sub, sizeof(sub), "%s/app", area);
+	if (mkdir(sub, 0755) == -1)
+		die("cannot make %s: %s", sub, strerror(errno));
+	tree_copy(code, sub, logfd);
+	snprintf(sub, sizeof(sub), "%s/cache", area);
+	if (mkdir(sub, 0700) == -1)
+		die("cannot make %s: %s", sub, strerror(errno));
+	tree_copy(cache, sub, logfd);
+	snprintf(sub, sizeof(sub), "%s/env", area);
+	envdir_write(sub, config);
+	snprintf(ids, sizeof(ids), "%lu:%lu", (unsigned long)opt.uid,
+	    (unsigned long)opt.gid);
+	{
+		/* -P: symlinks are changed themselves, never followed. */
+		char *argv[] = { "chown", "-R", "-P", "-h", ids, area, NULL };
+		if (run_logged(argv, NULL, NULL, logfd, 0) != 0)
+			die("cannot give %s to %s", area, opt.user);
+	}
+}
+
+/* What the user's tar wrote to fd, unpacked into dir (made afresh) by root. */
+static void
+area_take(const char *area, const char *what, const char *dir, mode_t mode,
+    const char *builddir, int logfd)
+{
+	char out[PATH_MAX], from[PATH_MAX];
+	int fd;
+
+	snprintf(out, sizeof(out), "%s/%s.tar", builddir, what);
+	snprintf(from, sizeof(from), "%s/%s", area, what);
+	fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd == -1)
+		die("cannot make %s: %s", out, strerror(errno));
+	{
+		char *argv[] = { "tar", "-C", from, "-cf", "-", ".", NULL };
+		struct cmd c = { argv, area, NULL, -1, fd, logfd, 0, 1 };
+		if (run_cmd(&c) != 0)
+			die("cannot take the build's %s back from %s", what, area);
+	}
+	remove_tree(dir);
+	if (mkdir(dir, mode) == -1 || lseek(fd, 0, SEEK_SET) == -1)
+		die("cannot make %s: %s", dir, strerror(errno));
+	{
+		char *argv[] = { "tar", "-C", (char *)dir, "-xf", "-",
+		    "--no-same-owner", NULL };
+		struct cmd c = { argv, NULL, NULL, fd, -1, logfd, 0, 0 };
+		if (run_cmd(&c) != 0)
+			die("cannot unpack the build's %s", what);
+	}
+	close(fd);
+	unlink(out);
+	sanitize_tree(dir, logfd);
+}
+
+/* The user empties the area, then root removes the empty folder. */
+static void
+area_leave(const char *area, int logfd)
+{
+	char *argv[] = { "rm", "-rf", "--", "app", "cache", "env", NULL };
+	struct cmd c = { argv, area, NULL, -1, -1, logfd, 1, 1 };
+
+	(void)run_cmd(&c);
+	remove_tree(area);
+}
+
+static void
+buildpacks_run(const char *builddir, const struct env *config, int logfd,
+    char *procfile_add, size_t addlen)
+{
+	char code[PATH_MAX], cache[4096], envdir[PATH_MAX], area[PATH_MAX];
+	char bcode[PATH_MAX + 8], bcache[PATH_MAX + 8], benv[PATH_MAX + 8];
+	int i, as_user = opt.user != NULL;
+
+	if (opt.nbuildpacks == 0)
+		return;
+	snprintf(code, sizeof(code), "%s/app", builddir);
+	state_path(cache, sizeof(cache), "cache");
+	if (mkdir_mode(cache, 0700) == -1)
+		die("cannot make %s: %s", cache, strerror(errno));
+	if (as_user) {
+		area_enter(area, sizeof(area), code, cache, config, logfd);
+		snprintf(failed_area, sizeof(failed_area), "%s", area);
+		snprintf(bcode, sizeof(bcode), "%s/app", area);
+		snprintf(bcache, sizeof(bcache), "%s/cache", area);
+		snprintf(benv, sizeof(benv), "%s/env", area);
+	} else {
+		snprintf(envdir, sizeof(envdir), "%s/env", builddir);
+		envdir_write(envdir, config);
+		snprintf(bcode, sizeof(bcode), "%s", code);
+		snprintf(bcache, sizeof(bcache), "%s", cache);
+		snprintf(benv, sizeof(benv), "%s", envdir);
 	}
 	for (i = 0; i < opt.nbuildpacks; i++) {
 		char bp[PATH_MAX], detect[PATH_MAX], compile[PATH_MAX],
@@ -798,13 +1017,14 @@ buildpacks_run(const char *builddir, const struct env *config, int logfd,
 		snprintf(compile, sizeof(compile), "%s/bin/compile", bp);
 		snprintf(release, sizeof(release), "%s/bin/release", bp);
 		{
-			char *argv[] = { detect, code, NULL };
+			char *argv[] = { detect, bcode, NULL };
+			struct cmd c = { argv, bcode, NULL, -1, -1, logfd, 0,
+			    as_user };
 			char msg[256];
 			int n = snprintf(msg, sizeof(msg), "-----> %s: detect\n", bp);
 			(void)!write(1, msg, (size_t)n);
 			(void)!write(logfd, msg, (size_t)n);
-			if (access(detect, X_OK) == 0 && (rc = run_logged(argv, code,
-			    NULL, logfd, opt.build_ms, 0)) != 0) {
+			if (access(detect, X_OK) == 0 && (rc = run_cmd(&c)) != 0) {
 				n = snprintf(msg, sizeof(msg), "-----> %s does not "
 				    "apply (detect exited %d)\n", bp, rc);
 				(void)!write(1, msg, (size_t)n);
@@ -813,32 +1033,48 @@ buildpacks_run(const char *builddir, const struct env *config, int logfd,
 			}
 		}
 		{
-			char *argv[] = { compile, code, cache, envdir, NULL };
+			char *argv[] = { compile, bcode, bcache, benv, NULL };
+			struct cmd c = { argv, bcode, NULL, -1, -1, logfd, 0,
+			    as_user };
 			char msg[256];
 			int n = snprintf(msg, sizeof(msg), "-----> %s: compile\n", bp);
 			(void)!write(1, msg, (size_t)n);
 			(void)!write(logfd, msg, (size_t)n);
-			rc = run_logged(argv, code, NULL, logfd, opt.build_ms, 0);
+			rc = run_cmd(&c);
 			if (rc != 0)
 				die("buildpack %s: compile failed (exit %d); nothing "
 				    "changed", bp, rc);
 		}
 		if (access(release, X_OK) == 0) {
-			char *argv[] = { release, code, NULL };
+			char *argv[] = { release, bcode, NULL };
 			char text[8192];
 			int fd;
 			snprintf(out, sizeof(out), "%s/release.yml", builddir);
 			fd = open(out, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-			if (fd == -1 || run_logged(argv, code, NULL, fd, opt.build_ms,
-			    1) != 0)
-				die("buildpack %s: bin/release failed", bp);
+			{
+				struct cmd c = { argv, bcode, NULL, -1, fd, logfd,
+				    0, as_user };
+				if (fd == -1 || run_cmd(&c) != 0)
+					die("buildpack %s: bin/release failed", bp);
+			}
 			close(fd);
 			if (file_read(out, text, sizeof(text)) > 0)
 				buildpack_release_types(text, procfile_add, addlen);
 			unlink(out);
 		}
 	}
-	remove_tree(envdir);
+	if (as_user) {
+		char newcache[4200];
+		area_take(area, "app", code, 0755, builddir, logfd);
+		snprintf(newcache, sizeof(newcache), "%s.new", cache);
+		area_take(area, "cache", newcache, 0700, builddir, logfd);
+		remove_tree(cache);
+		if (rename(newcache, cache) == -1)
+			die("cannot keep the build cache: %s", strerror(errno));
+		area_leave(area, logfd);
+		failed_area[0] = '\0';
+	} else
+		remove_tree(envdir);
 }
 
 /* ---- switching and waiting ----------------------------------------------------- */
@@ -1102,9 +1338,23 @@ static void
 sanitize_tree(const char *dir, int logfd)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
 
-	if (dfd == -1 || sanitize_at(dfd, "", logfd, 0) == -1)
+	/* The top folder too: a tarball's "./" entry sets its mode. */
+	if (dfd == -1 || fstat(dfd, &st) == -1 || ((st.st_mode & 07777) !=
+	    (st.st_mode & 0777 & ~(mode_t)S_IWOTH) && fchmod(dfd, st.st_mode &
+	    0777 & ~(mode_t)S_IWOTH) == -1) || sanitize_at(dfd, "", logfd, 0) == -1)
 		die("cannot check the modes in %s: %s", dir, strerror(errno));
+	if ((st.st_mode & 07777) != (st.st_mode & 0777 & ~(mode_t)S_IWOTH)) {
+		char msg[128];
+		int n = snprintf(msg, sizeof(msg), "-----> the top folder: mode "
+		    "%04o made %04o (no set-id, sticky or world-writable bits)\n",
+		    (unsigned)(st.st_mode & 07777),
+		    (unsigned)(st.st_mode & 0777 & ~(mode_t)S_IWOTH));
+		(void)!write(1, msg, (size_t)n);
+		if (logfd >= 0)
+			(void)!write(logfd, msg, (size_t)n);
+	}
 	close(dfd);
 }
 
@@ -1149,9 +1399,24 @@ release_phase(const char *builddir, const struct procfile *pf, int logfd)
 		(void)!write(logfd, msg, (size_t)n);
 	}
 	{
-		char *argv[] = { dynorun, "-a", app.dir, "--release",
-		    (char *)builddir, "--one-off", rel->command, NULL };
-		rc = run_logged(argv, NULL, NULL, logfd, opt.build_ms, 0);
+		/* As a dyno: as the dynos' user (-u), with their limits. */
+		char *argv[12];
+		int n = 0;
+		argv[n++] = dynorun;
+		argv[n++] = "-a";
+		argv[n++] = app.dir;
+		if (opt.user != NULL) {
+			argv[n++] = "-u";
+			argv[n++] = (char *)opt.user;
+			if (opt.trust_dir)
+				argv[n++] = "--trust-app-dir";
+		}
+		argv[n++] = "--release";
+		argv[n++] = (char *)builddir;
+		argv[n++] = "--one-off";
+		argv[n++] = rel->command;
+		argv[n] = NULL;
+		rc = run_logged(argv, NULL, NULL, logfd, 0);
 	}
 	if (rc != 0)
 		die("release phase failed (exit %d): current is unchanged", rc);
@@ -1583,6 +1848,8 @@ main(int argc, char **argv)
 		{ "ref", required_argument, NULL, 'r' },
 		{ "rollback-on-failure", no_argument, NULL, 'R' },
 		{ "show", no_argument, NULL, 's' },
+		{ "trust-app-dir", no_argument, NULL, 't' },
+		{ "user", required_argument, NULL, 'u' },
 		{ "wait", no_argument, NULL, 'w' },
 		{ "wait-timeout", required_argument, NULL, 'W' },
 		{ NULL, 0, NULL, 0 }
@@ -1592,7 +1859,7 @@ main(int argc, char **argv)
 	int ch, show = 0, lockfd, rc;
 	long v;
 
-	while ((ch = getopt_long(argc, argv, "a:hm:", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "a:hm:u:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'a':
 			appdir = optarg;
@@ -1646,6 +1913,12 @@ main(int argc, char **argv)
 		case 'T':
 			opt.build_ms = duration_arg("build-timeout", optarg);
 			break;
+		case 't':
+			opt.trust_dir = 1;
+			break;
+		case 'u':
+			opt.user = optarg;
+			break;
 		case 'w':
 			opt.wait = 1;
 			break;
@@ -1679,10 +1952,25 @@ main(int argc, char **argv)
 	    strncmp(cmd, "config", 6) != 0 && strcmp(cmd, "releases") != 0 &&
 	    strcmp(cmd, "rollback") != 0)) && mkdir(appdir, 0755) == 0)
 		fprintf(stderr, "dyno-deploy: created app directory %s\n", appdir);
+	if (opt.user != NULL && user_init() == -1)
+		return 2;
 	if (app_init(&app, appdir) == -1) {
 		fprintf(stderr, "dyno-deploy: app directory %s: %s\n",
 		    appdir ? appdir : ".", strerror(errno));
 		return 1;
+	}
+	/* Root builds as the dynos' user: as for dyno-run -u, that user must
+	 * not be able to replace .dyno, which root builds and switches in. */
+	if (opt.user != NULL && !opt.trust_dir) {
+		char path[4096];
+		if (app_safe_for(&app, opt.user, opt.uid, opt.gid, path,
+		    sizeof(path)) == -1) {
+			fprintf(stderr, "dyno-deploy: %s can be written by %s, who "
+			    "could replace .dyno under root: make it root's (and "
+			    "not group- or world-writable), or pass "
+			    "--trust-app-dir\n", path, opt.user);
+			return 1;
+		}
 	}
 	if (strcmp(cmd, "config") == 0 && argc == 1)
 		return config_show(show);

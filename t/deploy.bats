@@ -326,6 +326,7 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	printf 'x\n' >"$d/sgid" && chmod 2755 "$d/sgid"
 	mkdir -m 0777 "$d/open" && chmod 1777 "$d/open"
 	printf 'x\n' >"$d/open/w" && chmod 0666 "$d/open/w"
+	chmod 0777 "$d"
 	tar -czf "$APP/evil.tar.gz" -C "$APP/src" app-main
 	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP/evil.tar.gz"
 	echo "$output"
@@ -338,6 +339,7 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[ "$(stat -c %a "$c/sgid")" = 755 ]
 	[ "$(stat -c %a "$c/open")" = 775 ]
 	[ "$(stat -c %a "$c/open/w")" = 664 ]
+	[ "$(stat -c %a "$c/")" = 775 ]
 	# Nothing special, set-id or world-writable anywhere in the release.
 	[ -z "$(find -L "$c/" \( ! -type f ! -type d \) -o -perm /7002 2>/dev/null)" ]
 	[[ "$output" == *"removed null: not a file, folder or symlink"* ]]
@@ -404,6 +406,91 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[ "$(release_dirs)" = "1 2 3 4" ]
 	[ "$(ls "$APP/.dyno/slugs")" = "$slugs_before" ]
 	[ -z "$(ls "$APP/.dyno/tmp")" ]
+}
+
+@test "-u USER: buildpacks and the release phase run as USER; root takes the build back as a tar stream" {
+	[ "$(id -u)" = 0 ] || skip "needs root for -u"
+	make_app
+	chmod 0755 "$APP"
+	rm "$APP/Procfile" "$APP/app"
+	make_src "$APP/src" one 'web: ./app' 'release: echo "release phase as $(id -un)"'
+	rm "$APP/src/Procfile.bak" 2>/dev/null || true
+	# A hostile build: it reports who it is, keeps a count in the cache,
+	# and tries what a tenant's build would.
+	mkdir -p "$APP/bp/bin" "$APP/tmpd"
+	printf '#!/bin/sh\nexit 0\n' >"$APP/bp/bin/detect"
+	cat >"$APP/bp/bin/compile" <<-EOF
+	#!/bin/sh
+	set -e
+	echo "compile as \$(id -un) in \$(pwd)"
+	id -un >"\$1/built-by"
+	cat "\$3/FOO" >"\$1/foo"
+	n=\$(cat "\$2/count" 2>/dev/null || echo 0)
+	echo \$((n + 1)) >"\$2/count"
+	if echo x >"$APP/.dyno/owned" 2>/dev/null; then echo "WROTE .dyno"; fi
+	if echo x >>"$APP/.dyno/config" 2>/dev/null; then echo "WROTE config"; fi
+	ln -sf /etc/shadow "\$1/shadow"
+	ln -sf /etc/shadow "\$2/shadow"
+	mkfifo "\$1/fifo" "\$2/fifo"
+	cp /bin/true "\$1/suid" && chmod 4755 "\$1/suid"
+	chmod 0777 "\$1"
+	[ ! -e "\$3/FAIL" ]
+	EOF
+	printf '#!/bin/sh\nprintf -- "---\\ndefault_process_types:\\n  worker: ./app\\n"\n' \
+	    >"$APP/bp/bin/release"
+	chmod 0755 "$APP/bp/bin/"*
+	run deploy -u nobody config:set FOO=bar
+	[ "$status" -eq 0 ]
+	TMPDIR=$APP/tmpd run deploy -u nobody --buildpack "$APP/bp" "$APP/src"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"compile as nobody in $APP/tmpd/dyno-build."* ]]
+	[[ "$output" == *"release phase as nobody"* ]]
+	[[ "$output" != *WROTE* ]]
+	[ ! -e "$APP/.dyno/owned" ]
+	c="$APP/.dyno/releases/1/app"
+	[ "$(cat "$c/built-by")" = nobody ]
+	[ "$(cat "$c/foo")" = bar ]
+	grep -qx 'worker: ./app' "$APP/.dyno/releases/1/Procfile"
+	# Root's now, sanitised; the symlink is kept, never followed.
+	[ -z "$(find "$c/" ! -user root)" ]
+	[ -L "$c/shadow" ]
+	[ ! -e "$c/fifo" ]
+	[ "$(stat -c %a "$c/suid")" = 755 ]
+	[ "$(stat -c %a "$c/")" = 775 ]
+	[ "$(cat "$APP/.dyno/cache/count")" = 1 ]
+	[ -L "$APP/.dyno/cache/shadow" ]
+	[ ! -e "$APP/.dyno/cache/fifo" ]
+	[ -z "$(find "$APP/.dyno/cache/" ! -user root)" ]
+	[ "$(stat -c %a "$APP/.dyno/cache")" = 700 ]
+	# The build area is gone.
+	[ -z "$(ls -A "$APP/tmpd")" ]
+
+	# The cache goes back in; a failed build leaves no area behind either.
+	TMPDIR=$APP/tmpd run deploy -u nobody --buildpack "$APP/bp" "$APP/src"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$APP/.dyno/cache/count")" = 2 ]
+	run deploy -u nobody config:set FAIL=1
+	[ "$status" -eq 0 ]
+	TMPDIR=$APP/tmpd run deploy -u nobody --buildpack "$APP/bp" "$APP/src"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"compile failed"* ]]
+	[ -z "$(ls -A "$APP/tmpd")" ]
+	[ "$(cat "$APP/.dyno/cache/count")" = 2 ]
+
+	# An app directory the user can write: refused, unless trusted.
+	chown nobody "$APP"
+	run deploy -u nobody releases
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-deploy: $APP can be written by nobody, who could replace .dyno under root: make it root's (and not group- or world-writable), or pass --trust-app-dir" ]
+	run deploy -u nobody --trust-app-dir releases
+	[ "$status" -eq 0 ]
+	chown root "$APP"
+	run deploy -u no-such-user-here releases
+	[ "$status" -eq 2 ]
+	[ "$output" = 'dyno-deploy: no such user "no-such-user-here"' ]
 }
 
 @test "release phase: runs before the switch; when it fails nothing changes" {
