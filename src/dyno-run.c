@@ -179,8 +179,10 @@ help(void)
 "      --cycle DUR          restart each dyno after DUR (24h; 0 turns it off)\n"
 "      --cycle-jitter DUR   plus a random 0..DUR (216m)\n"
 "      --no-cycle           no daily cycling\n"
-"      --cgroup DIR         a delegated cgroup v2 folder: one child cgroup per\n"
-"                           dyno, memory from memory.current (default: /proc)\n"
+"      --cgroup DIR         a delegated cgroup v2 folder (or v1 memory folder):\n"
+"                           one child cgroup per dyno, memory from\n"
+"                           memory.current (v1: memory.usage_in_bytes)\n"
+"                           (default: PSS from /proc)\n"
 "      --nofile N           open-file limit for dynos (10000)\n"
 "      --max N              most dynos of one type (100)\n"
 "      --one-off CMD ...    run CMD once as run.N, attached, and exit with its status\n"
@@ -674,7 +676,7 @@ fail:
 	return -1;
 }
 
-/* Bytes in a cgroup v2 file such as memory.current, as KB; -1 if unreadable. */
+/* Bytes in a cgroup file such as memory.current, as KB; -1 if unreadable. */
 static long
 cgroup_read_kb(const struct dyno *d, const char *file)
 {
@@ -688,21 +690,56 @@ cgroup_read_kb(const struct dyno *d, const char *file)
 	return v < 0 ? -1 : (long)(v / 1024);
 }
 
+/*
+ * The dyno's memory as its cgroup counts it: v2's memory.current, else
+ * v1's memory.usage_in_bytes (a delegated v1 memory controller folder).
+ */
+static long
+cgroup_memory_kb(const struct dyno *d)
+{
+	long kb = cgroup_read_kb(d, "memory.current");
+
+	return kb >= 0 ? kb : cgroup_read_kb(d, "memory.usage_in_bytes");
+}
+
+/*
+ * SIGKILL to everything in the dyno's cgroup, even what left its session:
+ * v2 has cgroup.kill; v1 has not, so each pid its cgroup.procs lists (the
+ * kernel's list of the cgroup's processes) gets SIGKILL.
+ */
+static void
+cgroup_kill(const struct dyno *d)
+{
+	char path[4200], text[65536], *line, *save;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/cgroup.kill", d->cgroup);
+	if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+		(void)!write(fd, "1", 1);
+		close(fd);
+		return;
+	}
+	if (errno != ENOENT)
+		return;
+	snprintf(path, sizeof(path), "%s/cgroup.procs", d->cgroup);
+	if (file_read(path, text, sizeof(text)) <= 0)
+		return;
+	for (line = strtok_r(text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		long pid;
+		if (parse_long(line, 2, 1L << 30, &pid) == 0 &&
+		    (pid_t)pid != getpid())
+			kill((pid_t)pid, SIGKILL);
+	}
+}
+
 static void
 dyno_signal(struct dyno *d, int sig)
 {
 	if (d->pid > 0)
 		proc_dyno_kill(d->pid, sig, d->adopted);
-	if (sig == SIGKILL && d->cgroup[0]) {
-		/* cgroup.kill reaches even processes that left the session. */
-		char path[4200];
-		int fd;
-		snprintf(path, sizeof(path), "%s/cgroup.kill", d->cgroup);
-		if ((fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
-			(void)!write(fd, "1", 1);
-			close(fd);
-		}
-	}
+	if (sig == SIGKILL && d->cgroup[0])
+		cgroup_kill(d);
 }
 
 static void
@@ -1603,7 +1640,7 @@ memory_sample(void)
 	proc_sample_dynos(s, n, 1);
 	for (i = 0; i < n; i++) {
 		struct dyno *d = who[i];
-		long kb = d->cgroup[0] ? cgroup_read_kb(d, "memory.current") : -1;
+		long kb = d->cgroup[0] ? cgroup_memory_kb(d) : -1;
 		long mb, pct;
 
 		/* The cgroup counts everything the dyno started; else PSS from /proc. */

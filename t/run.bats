@@ -10,6 +10,7 @@ teardown() {
 	local rc=0
 	common_teardown || rc=1
 	[ -z "${NS:-}" ] || ip netns del "$NS" 2>/dev/null
+	[ -z "${STRAY:-}" ] || kill -KILL "$STRAY" 2>/dev/null
 	return "$rc"
 }
 
@@ -938,6 +939,30 @@ open(sys.argv[2], "w").write(msg)
 	wait_for 10 log_has 'heroku\[web.1\]: Process running mem=40M(250.0%)'
 	log_has 'Error R15 (Memory quota vastly exceeded)'
 	wait_for 10 pid_gone "$pid"
+}
+
+@test "--cgroup on a v1 memory folder: memory.usage_in_bytes, and SIGKILL to every pid of cgroup.procs" {
+	# As above, a plain folder stands for the cgroup: the test writes what
+	# the kernel would (its usage, and a process that left the dyno's
+	# session and tree but not its cgroup).
+	make_app 'web: ./app'
+	mkdir "$APP/cg"
+	start_run --cgroup "$APP/cg" --memory 16M --memory-interval 100ms
+	wait_for 10 has_routes 1
+	cg=$(state web.1 cgroup)
+	pid=$(state web.1 pid)
+	setsid sleep 1000 3>&- &
+	stray=$!
+	STRAY=$stray	# teardown's, should the test fail first
+	echo "$stray" >> "$cg/cgroup.procs"
+	echo $((24 * 1024 * 1024)) > "$cg/memory.usage_in_bytes"
+	wait_for 10 log_has 'heroku\[web.1\]: Process running mem=24M(150.0%)'
+	log_has 'Error R14 (Memory quota exceeded)'
+	kill -0 "$stray"
+	echo $((40 * 1024 * 1024)) > "$cg/memory.usage_in_bytes"
+	wait_for 10 log_has 'Error R15 (Memory quota vastly exceeded)'
+	wait_for 10 pid_gone "$pid"
+	wait_for 10 pid_gone "$stray"
 }
 
 @test "dev mode: a config change replaces the dynos on reload" {
