@@ -124,6 +124,9 @@ struct spawn_opts {
 	long nofile;		/* 0: leave RLIMIT_NOFILE alone */
 	const char *cgroup_procs;	/* non-NULL: join this cgroup v2 first */
 	int pdeathsig;		/* non-zero: sent to the child when we die */
+	int setid_ok;		/* set-id programs may gain privileges (an
+				 * operator's hook that mails through a setgid
+				 * sendmail); else no_new_privs */
 };
 pid_t spawn_process(const struct spawn_opts *o);
 void signals_reset(void);

@@ -128,8 +128,11 @@ child_setup(const struct spawn_opts *o)
 	child_fd(out, 1);
 	child_fd(errfd, 2);
 	child_close_rest();
-	if (o->dir != NULL && chdir(o->dir) == -1)
-		child_fail("chdir to the app");
+	if (o->dir != NULL && chdir(o->dir) == -1) {
+		char what[300];
+		snprintf(what, sizeof(what), "enter %s", o->dir);
+		child_fail(what);
+	}
 	if (o->nofile > 0) {
 		struct rlimit rl;
 		if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -152,7 +155,8 @@ child_setup(const struct spawn_opts *o)
 			child_fail("drop root for good");
 		}
 	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 && o->user != NULL)
+	if (!o->setid_ok && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 &&
+	    o->user != NULL)
 		child_fail("set no_new_privs");
 }
 

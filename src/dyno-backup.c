@@ -407,42 +407,6 @@ error_line(const char *tail, size_t n, char *out, size_t outlen)
 			*q = ' ';
 }
 
-static void
-child_exec(char *const argv[], char **envp, const char *dir, int in, int out,
-    int err)
-{
-	struct sigaction sa;
-	int sig;
-
-#ifdef __linux__
-	/* A dyno-backup that is killed takes its dump along. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-#endif
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		(void)sigaction(sig, &sa, NULL);
-	if (in == -1)
-		in = open("/dev/null", O_RDONLY);
-	if (out == -1)
-		out = open("/dev/null", O_WRONLY);
-	if (in != 0 && (dup2(in, 0) == -1))
-		_exit(127);
-	if (out != 1 && (dup2(out, 1) == -1))
-		_exit(127);
-	if (err != 2 && (dup2(err, 2) == -1))
-		_exit(127);
-	if (dir != NULL && chdir(dir) == -1) {
-		dprintf(2, "cannot enter %s: %s\n", dir, strerror(errno));
-		_exit(127);
-	}
-	if (envp != NULL)
-		environ = envp;
-	execvp(argv[0], argv);
-	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
 /*
  * A file streamed into a child's stdin and checked on the way: everything
  * but its last FEED_HOLD bytes goes in as it is read; those are read,
@@ -527,12 +491,22 @@ run_io(char *const argv[], char **envp, const char *dir, int in,
 	    (sink != NULL && pipe2(outp, O_CLOEXEC) == -1) ||
 	    (feed != NULL && pipe2(inp, O_CLOEXEC) == -1))
 		die("pipe: %s", strerror(errno));
-	pid = fork();
-	if (pid == -1)
-		die("fork: %s", strerror(errno));
-	if (pid == 0)
-		child_exec(argv, envp, dir, feed != NULL ? inp[0] : in,
-		    sink != NULL ? outp[1] : -1, errp[1]);
+	{
+		struct spawn_opts so;
+
+		memset(&so, 0, sizeof(so));
+		so.argv = argv;
+		so.envp = envp != NULL ? envp : environ;
+		so.dir = dir;
+		so.in_fd = feed != NULL ? inp[0] : in;
+		so.out_fd = sink != NULL ? outp[1] : -1;
+		so.err_fd = errp[1];
+		/* A dyno-backup that is killed takes its dump along. */
+		so.pdeathsig = SIGTERM;
+		so.setid_ok = 1;	/* the operator's --cmd may use sudo */
+		if ((pid = spawn_process(&so)) == -1)
+			die("fork: %s", strerror(errno));
+	}
 	current_child = pid;
 	close(errp[1]);
 	if (sink != NULL)

@@ -271,6 +271,8 @@ run_cmd(const struct cmd *c)
 	so.new_session = 1;
 	/* A kill -9 of the deploy must not leave its build running. */
 	so.pdeathsig = SIGKILL;
+	/* The app's code gains no privilege; an operator's build may. */
+	so.setid_ok = !c->as_user;
 	if (c->as_user) {
 		so.user = opt.user;
 		so.uid = opt.uid;

@@ -22,6 +22,8 @@
 
 #include "dyno.h"
 
+extern char **environ;
+
 #define TARGETS_MAX 1024
 #define TYPES_MAX 16
 #define BODY_MAX 65536
@@ -263,6 +265,45 @@ probe_limit_ms(void)
 	return opt.timeout_ms;
 }
 
+/* Our environment with the dyno's DYNO and PORT (none for a worker). */
+static int
+dyno_env_for(const struct target *t, struct env *env)
+{
+	char port[16];
+
+	snprintf(port, sizeof(port), "%ld", t->port);
+	if (env_init(env, environ) == -1)
+		return -1;
+	if (env_set(env, "DYNO", t->name) == -1 || (t->port > 0 ?
+	    env_set(env, "PORT", port) : env_unset(env, "PORT")) == -1) {
+		env_free(env);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * An operator's command (--exec, --on-fail) by sh -c, in a session of its
+ * own, our stdout and stderr, stdin /dev/null.  Set-id programs keep
+ * working in it (a hook may mail through a setgid sendmail).
+ */
+static pid_t
+command_start(const char *command, const struct env *env)
+{
+	char *argv[] = { "sh", "-c", (char *)command, NULL };
+	struct spawn_opts so;
+
+	memset(&so, 0, sizeof(so));
+	so.argv = argv;
+	so.envp = env->vars;
+	so.in_fd = -1;
+	so.out_fd = 1;
+	so.err_fd = 2;
+	so.new_session = 1;
+	so.setid_ok = 1;
+	return spawn_process(&so);
+}
+
 static void
 probe_start(struct target *t)
 {
@@ -280,26 +321,18 @@ probe_start(struct target *t)
 	t->started = clock_ms();
 	t->deadline = t->started + probe_limit_ms();
 	if (t->probe == PROBE_EXEC) {
-		char port[16];
-		pid_t pid = fork();
-		if (pid == 0) {
-			/* Its own group, so a timeout kills all it started. */
-			setpgid(0, 0);
-			signals_reset();
-			setenv("DYNO", t->name, 1);
-			snprintf(port, sizeof(port), "%ld", t->port);
-			if (t->port > 0)
-				setenv("PORT", port, 1);
-			else
-				unsetenv("PORT");	/* a worker has none */
-			execl("/bin/sh", "sh", "-c", opt.exec, (char *)NULL);
-			_exit(127);
+		struct env env;
+		pid_t pid = -1;
+
+		/* Its own session, so a timeout kills all it started. */
+		if (dyno_env_for(t, &env) == 0) {
+			pid = command_start(opt.exec, &env);
+			env_free(&env);
 		}
-		if (pid > 0)
-			setpgid(pid, pid);	/* both sides: no race */
 		if (pid == -1) {
 			t->done = 1;
-			probe_fail(t, "H99", "cannot fork: %s", strerror(errno));
+			probe_fail(t, "H99", "cannot start the check: %s",
+			    strerror(errno));
 		}
 		t->child = pid;
 		return;
@@ -457,32 +490,25 @@ health_write(const struct target *t)
 static void
 hook_run(const struct target *t, const char *event)
 {
-	char when[32], port[16];
-	pid_t pid;
+	char when[32];
+	struct env env;
 
 	if (opt.on_fail == NULL)
 		return;
-	pid = fork();
-	if (pid != 0)
-		return;
-	signals_reset();
 	snprintf(when, sizeof(when), "%lld", (long long)time(NULL));
-	snprintf(port, sizeof(port), "%ld", t->port);
-	setenv("DYNO_HEALTH_EVENT", event, 1);
-	setenv("DYNO_HEALTH_TARGET", t->name, 1);
-	setenv("DYNO_HEALTH_CODE", t->ok ? "" : t->code, 1);
-	setenv("DYNO_HEALTH_REASON", t->ok ? "" : t->reason, 1);
-	setenv("DYNO_HEALTH_TIME", when, 1);
-	setenv("DYNO_HEALTH_APP", app_ok ? app.dir : "", 1);
-	if (t->probe != PROBE_URL) {
-		setenv("DYNO", t->name, 1);
-		if (t->port > 0)
-			setenv("PORT", port, 1);
-		else
-			unsetenv("PORT");
-	}
-	execl("/bin/sh", "sh", "-c", opt.on_fail, (char *)NULL);
-	_exit(127);
+	if ((t->probe != PROBE_URL ? dyno_env_for(t, &env) :
+	    env_init(&env, environ)) == -1)
+		return;
+	if (env_set(&env, "DYNO_HEALTH_EVENT", event) == -1 ||
+	    env_set(&env, "DYNO_HEALTH_TARGET", t->name) == -1 ||
+	    env_set(&env, "DYNO_HEALTH_CODE", t->ok ? "" : t->code) == -1 ||
+	    env_set(&env, "DYNO_HEALTH_REASON", t->ok ? "" : t->reason) == -1 ||
+	    env_set(&env, "DYNO_HEALTH_TIME", when) == -1 ||
+	    env_set(&env, "DYNO_HEALTH_APP", app_ok ? app.dir : "") == -1 ||
+	    command_start(opt.on_fail, &env) == -1)
+		log_event(stdout, "heroku", "health", "cannot run the --on-fail "
+		    "command: %s", strerror(errno));
+	env_free(&env);
 }
 
 static void

@@ -299,6 +299,17 @@ while n != 0 and not os.path.exists(stop):
 	run backup capture --db "$(pg_url "$db")"
 	[ "$status" -eq 0 ]
 	[ "$(listed | wc -w)" -eq 1 ]
+
+	# The command starts clean: only the fds it is given, stdin
+	# /dev/null, no signal left ignored.
+	run sh -c 'trap "" INT; exec "$@" 9<"$0"' /dev/zero \
+	    "$BIN/dyno-backup" -a "$APP" capture --cmd "sh '$DYNO_ROOT/t/peers/childinfo.sh' '$TDIR/cmd'; echo data"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(cat "$TDIR/cmd.fds")" = "0 1 2" ]
+	[ "$(cat "$TDIR/cmd.stdin")" = /dev/null ]
+	[ "$(cat "$TDIR/cmd.sigign")" = 0000000000000000 ]
+	[ "$(cat "$TDIR/cmd.nnp")" = 0 ]	# --cmd may use sudo
 }
 
 # argv_with_secret: the processes whose command line holds the secret in

@@ -278,6 +278,29 @@ no_proc() { ! pgrep -fx "$1" >/dev/null; }
 	hlog_has 'Not restarting again yet'
 }
 
+@test "--exec and --on-fail commands start clean: own session, fds 0-2 only, stdin /dev/null, no ignored signal" {
+	make_app 'worker: ./app --worker'
+	start_run worker=1
+	wait_for 10 is_state worker.1 up
+	info=$DYNO_ROOT/t/peers/childinfo.sh
+	# Started with a stray fd, stdin a file and SIGINT ignored: none of it
+	# may reach the commands.
+	run sh -c 'trap "" INT; exec "$@" 9<"$0" <"$0"' "$APP/Procfile" \
+	    "$BIN/dyno-health" -a "$APP" --once --type worker \
+	    --exec "sh '$info' '$APP/exec'; exit 1" --on-fail "sh '$info' '$APP/hook'"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	wait_for 10 test -s "$APP/hook.stdin"
+	for c in exec hook; do
+		[ "$(cat "$APP/$c.fds")" = "0 1 2" ]
+		[ "$(cat "$APP/$c.sid")" = "$(cat "$APP/$c.pid")" ]
+		[ "$(cat "$APP/$c.stdin")" = /dev/null ]
+		[ "$(cat "$APP/$c.sigign")" = 0000000000000000 ]
+		# An operator's hook may mail through a setgid sendmail.
+		[ "$(cat "$APP/$c.nnp")" = 0 ]
+	done
+}
+
 @test "--on-fail runs on down and on up with the event in its environment" {
 	make_app 'web: ./app'
 	start_run web=2
