@@ -423,6 +423,7 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	#!/bin/sh
 	set -e
 	echo "compile as \$(id -un) in \$(pwd)"
+	sed -n 's/^NoNewPrivs:[[:space:]]*/no_new_privs=/p' /proc/\$\$/status
 	id -un >"\$1/built-by"
 	cat "\$3/FOO" >"\$1/foo"
 	n=\$(cat "\$2/count" 2>/dev/null || echo 0)
@@ -446,6 +447,7 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"compile as nobody in $APP/tmpd/dyno-build."* ]]
 	[[ "$output" == *"release phase as nobody"* ]]
+	[[ "$output" == *"no_new_privs=1"* ]]
 	[[ "$output" != *WROTE* ]]
 	[ ! -e "$APP/.dyno/owned" ]
 	c="$APP/.dyno/releases/1/app"
