@@ -3,14 +3,12 @@
  * keeps .git beside the working tree; see dyno(7) for every file in it.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -109,26 +107,11 @@ app_release(const struct app *a, char *version, size_t vlen, char *dir,
 pid_t
 app_supervisor_pid(const struct app *a)
 {
-	char path[4096], buf[32];
-	long pid;
-	int fd;
+	char path[4096];
 
 	if (app_path(a, path, sizeof(path), "run/lock") == -1)
 		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd == -1)
-		return 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0) {	/* nobody holds it */
-		close(fd);
-		return 0;
-	}
-	close(fd);
-	if (file_read(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	buf[strcspn(buf, "\n")] = '\0';
-	if (parse_long(buf, 1, INT_MAX, &pid) == -1)
-		return 0;
-	return (pid_t)pid;
+	return pidfile_holder(path);
 }
 
 /* Can uid (primary group gid, of user name) write dir: own it, be in its

@@ -3,8 +3,11 @@
  * for the process's life and released by the kernel when it dies, so a
  * kill -9 never leaves a stale lock.  The file also holds the holder's pid
  * for dyno-scale's SIGHUP.  A pid file such as run/router.pid is locked the
- * same way, so that a pid in it is signalled only while its writer lives.
+ * same way, so that a pid in it is signalled only while its writer lives,
+ * and only if that pid holds the file open: anyone who can open a file can
+ * flock it, and write someone else's pid in it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -108,9 +111,41 @@ pidfile_release(const char *path, int fd)
 }
 
 /*
- * The pid in a file pidfile_lock wrote, if its writer still holds the lock;
- * 0 if the file is missing, malformed or not locked (left by a process that
- * is gone: its pid may be anyone's now).
+ * Has process pid the file of fd open?  Its /proc/PID/fd links lead to the
+ * same inode, whatever the file system, where only its owner (or root) may
+ * look.  Not ourselves: we hold it open to ask.
+ */
+static int
+pid_has_open(pid_t pid, int fd)
+{
+	char dir[64], link[320];
+	struct stat ours, theirs;
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	if (pid == getpid() || fstat(fd, &ours) == -1)
+		return 0;
+	snprintf(dir, sizeof(dir), "/proc/%ld/fd", (long)pid);
+	if ((d = opendir(dir)) == NULL)
+		return 0;
+	while (!found && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		found = stat(link, &theirs) == 0 &&
+		    theirs.st_dev == ours.st_dev && theirs.st_ino == ours.st_ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/*
+ * The pid in a file pidfile_lock or lock_take wrote, if its writer still
+ * holds the lock, and holds the file open; 0 if the file is missing,
+ * malformed or not locked (left by a process that is gone: its pid may be
+ * anyone's now), or if the pid is not the file's (a lock taken, and a pid
+ * written, by someone else).
  */
 pid_t
 pidfile_holder(const char *path)
@@ -118,21 +153,20 @@ pidfile_holder(const char *path)
 	char buf[32];
 	ssize_t r;
 	long pid;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
 	if (fd == -1)
 		return 0;
-	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK) {
+	if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK ||
+	    (r = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0) {
 		close(fd);
 		return 0;
 	}
-	r = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	if (r <= 0)
-		return 0;
 	buf[r] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
-	if (parse_long(buf, 2, 1L << 30, &pid) == -1)
-		return 0;
+	if (parse_long(buf, 1, 1L << 30, &pid) == -1 ||
+	    !pid_has_open((pid_t)pid, fd))
+		pid = 0;
+	close(fd);
 	return (pid_t)pid;
 }

@@ -2409,7 +2409,11 @@ main(int argc, char **argv)
 			}
 			if (apply_formation_args(argc, argv) == -1)
 				return 1;
-			if (kill(holder, SIGHUP) == -1) {
+			/* The pid is the lock's holder only if it has run/lock
+			 * open: a lock alone proves only that someone holds it. */
+			if ((holder = app_supervisor_pid(&app)) == 0)
+				errno = ESRCH;
+			if (holder == 0 || kill(holder, SIGHUP) == -1) {
 				fprintf(stderr, "dyno-run: formation saved, but the "
 				    "supervisor (pid %ld) cannot be told: %s\n",
 				    (long)holder, strerror(errno));

@@ -1,0 +1,221 @@
+#!/usr/bin/env bats
+# tenant.bats: a hostile tenant (issue 13).  Root runs dyno-run -u and
+# dyno-deploy; the dynos run as an unprivileged user this file creates, and
+# the attacker is the dyno itself: each attack is its own Procfile command,
+# run as that user, or the code of a deployed tarball.  Each test shows the
+# attack failing with a clear error, or doing nothing harmful (root's file
+# unchanged, its process not signalled, no file outside the app).
+#
+# Covered elsewhere, not repeated here:
+#   a URL source that trickles or sends too much: t/deploy.bats
+#     ("--max-source-size", "--build-timeout" tests);
+#   a backup store that sends an endless body: t/backup.bats
+#     ("verify --remote" with a body longer than the recorded size);
+#   a percent-encoded password key (pass%77ord): t/backup.bats
+#     (redaction from argv and meta).
+#   dyno-health's name= checks as root: t/health.bats ("planted").
+# The release phase and buildpacks as the dyno user are tested with
+# dyno-deploy -u, not here.
+
+load helpers
+
+setup_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	export TENANT="dynot$$"
+	useradd --system --no-create-home --shell /usr/sbin/nologin "$TENANT"
+	export TENANT_UID
+	TENANT_UID=$(id -u "$TENANT")
+	# Every app of this file lives here: root's, 0755, so that the folder
+	# above each app is one the tenant cannot write.
+	export TROOT
+	TROOT=$(mktemp -d "${BATS_TMPDIR:-/tmp}/dyno-tenant.XXXXXX")
+	chmod 755 "$TROOT"
+}
+
+teardown_file() {
+	[ "$(id -u)" = 0 ] || return 0
+	[ -n "${TENANT:-}" ] || return 0
+	# Nothing of the tenant's may outlive the file.
+	pkill -KILL -u "$TENANT" 2>/dev/null
+	rm -rf "$TROOT"
+	userdel "$TENANT" 2>/dev/null
+	getent group "$TENANT" >/dev/null && groupdel "$TENANT"
+	return 0
+}
+
+setup() {
+	[ "$(id -u)" = 0 ] || skip "needs root: dyno-run -u and dyno-deploy as root with dynos as another user"
+	daemons_setup
+	VICTIM_PIDS=()
+}
+
+teardown() {
+	local p rc=0
+	[ "$(id -u)" = 0 ] || return 0
+	for p in "${VICTIM_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; done
+	for p in "${VICTIM_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	pkill -KILL -u "$TENANT" 2>/dev/null
+	daemons_teardown || rc=1
+	return "$rc"
+}
+
+# tenant_app PROCFILE-LINE...: an app in $TROOT the tenant can read and run
+# but not write (root's, 0755), holding attack.sh from the test's heredoc.
+tenant_app() {
+	APP=$(mktemp -d "$TROOT/app.XXXXXX")
+	chmod 755 "$APP"
+	cp "$SAMPLE_APP" "$APP/app"
+	printf '%s\n' "$@" >"$APP/Procfile"
+	PORT_BASE=$(( 20000 + (RANDOM % 400) * 100 ))
+	# Root's own things the attacks aim at, outside the app.
+	VICTIM=$(mktemp -d "$TROOT/victim.XXXXXX")
+	chmod 755 "$VICTIM"
+	printf 'root secret\n' >"$VICTIM/file"
+	chmod 600 "$VICTIM/file"
+}
+
+# attack SCRIPT: the attacker's code, app/attack.sh, run by sh.
+attack() { cat >"$APP/attack.sh"; chmod 755 "$APP/attack.sh"; }
+
+# victim_process: a live root process with a HUP trap; says when the trap is
+# set, logs every HUP to $VICTIM/hup.  Its pid in VICTIM_PID.
+victim_process() {
+	sh -c 'trap "echo HUP >>\"$0\"" HUP; : >"$0.ready"; while :; do sleep 0.05; done' \
+	    "$VICTIM/hup" 3>&- &
+	VICTIM_PID=$!
+	VICTIM_PIDS+=("$VICTIM_PID")
+	wait_for 30 test -e "$VICTIM/hup.ready"
+}
+
+# victim_intact: root's file has its content and mode, nothing was added
+# beside it, and the victim process is alive and saw no HUP.
+victim_intact() {
+	[ "$(cat "$VICTIM/file")" = "root secret" ]
+	[ "$(stat -c '%a %U' "$VICTIM/file")" = "600 root" ]
+	[ "$(ls -A "$VICTIM" | grep -v '^hup' | paste -sd' ')" = file ]
+	if [ -n "${VICTIM_PID:-}" ]; then
+		kill -0 "$VICTIM_PID"
+		[ ! -s "$VICTIM/hup" ]
+	fi
+}
+
+# Nothing of the tenant's beside its app, in the folder above.
+nothing_outside() {
+	[ -z "$(find "$TROOT" -mindepth 1 -maxdepth 1 -user "$TENANT" ! -path "$APP")" ]
+	[ ! -e "$TROOT/x" ]
+}
+
+said() { grep -q -- "app\[$1\]: $2" "$APP/out.log"; }
+
+@test "tenant: -u refuses an app directory, .dyno or folder above that the dyno user can write" {
+	tenant_app 'worker: exec sleep 1000'
+	msg="can be written by $TENANT, who could replace .dyno under root: make it root's (and not group- or world-writable), or pass --trust-app-dir"
+	chown "$TENANT" "$APP"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u "$TENANT" worker=1
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP $msg" ]
+	[ ! -e "$APP/.dyno" ]
+	# Group-writable by the tenant's group.
+	chown root:"$TENANT" "$APP"
+	chmod 775 "$APP"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u "$TENANT" worker=1
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP $msg" ]
+	chown root:root "$APP"
+	chmod 755 "$APP"
+	# A .dyno of the tenant's.
+	mkdir -m 700 "$APP/.dyno"
+	chown "$TENANT" "$APP/.dyno"
+	run timeout 10 "$BIN/dyno-run" -a "$APP" -u "$TENANT" worker=1
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: $APP/.dyno $msg" ]
+	[ -z "$(ls -A "$APP/.dyno")" ]
+}
+
+@test "tenant: in a safe app, a dyno cannot write .dyno or its release's code, nor signal dyno-run" {
+	tenant_app 'worker: exec ./attack.sh'
+	attack <<'EOF'
+#!/bin/sh
+# As the tenant, in the release's code.  $APPDIR is a config var.
+sup=$(cut -d' ' -f4 /proc/$$/stat)
+try() { if "$@" 2>/dev/null; then echo "$1 WORKED"; else echo "$1 failed"; fi; }
+echo "uid=$(id -u) supervisor=$sup"
+try ls "$APPDIR/.dyno"
+try touch "$APPDIR/.dyno/formation"
+try mv "$APPDIR/.dyno" "$APPDIR/.dyno.old"
+try touch "$APPDIR/planted"
+try touch ./planted
+try sh -c ': > ./app'
+try chmod 777 .
+try mkdir ../x
+try ln -s /etc/shadow ../../run/lock
+try kill -HUP "$sup"
+try kill -TERM "$sup"
+try kill -KILL "$sup"
+echo "attack done"
+exec sleep 1000
+EOF
+	"$BIN/dyno-deploy" -a "$APP" config:set "APPDIR=$APP" >/dev/null
+	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	code=$(readlink -f "$APP/.dyno/releases/1/app")
+	before=$(cd "$code" && find . -printf '%p %m %U %s\n' | sort; sha256sum app attack.sh)
+	start_run -u "$TENANT" worker=1
+	wait_for 20 said worker.1 'attack done'
+	said worker.1 "uid=$TENANT_UID supervisor=$RUN_PID"
+	for what in ls touch mv mkdir ln sh chmod kill; do
+		fails said worker.1 "$what WORKED"
+	done
+	[ "$(grep -c "app\[worker.1\]: .* failed" "$APP/out.log")" -eq 12 ]
+	# dyno-run lives, saw no signal, and the dyno is up and was not restarted.
+	kill -0 "$RUN_PID"
+	is_state worker.1 up
+	[ "$(log_count 'heroku\[worker.1\]: Starting process')" -eq 1 ]
+	fails log_has 'Stopping all'
+	[ "$(cd "$code" && find . -printf '%p %m %U %s\n' | sort; sha256sum app attack.sh)" = "$before" ]
+	[ ! -e "$APP/.dyno.old" ]
+	[ ! -e "$APP/planted" ]
+	[ ! -e "$APP/.dyno/slugs/x" ]
+	[ "$(cat "$APP/.dyno/formation")" = "worker=1" ]
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	nothing_outside
+}
+
+# trusted_app PROCFILE-LINE...: an app the tenant owns (dev mode, as for a
+# SQLite app), run with --trust-app-dir; .dyno is made by root first, so it
+# is root's.  The attacker learns root's process and folder from .env.
+trusted_app() {
+	tenant_app "$@"
+	victim_process
+	printf 'VICTIM=%s\nVICTIM_PID=%s\n' "$VICTIM" "$VICTIM_PID" >"$APP/.env"
+	chown -R "$TENANT" "$APP"
+	mkdir -m 700 "$APP/.dyno"
+}
+
+# The web dyno's crash makes dyno-run rewrite run/routes and its state:
+# wait for the replacement to be up.
+web_restarted() { wait_for 30 log_count_ge 'heroku\[web.1\]: State changed from starting to up' 2; }
+
+@test "tenant, --trust-app-dir: a dyno that replaces .dyno and locks a planted run/router.pid makes root signal no one" {
+	trusted_app 'web: exec ./app' 'worker: exec ./attack.sh'
+	attack <<'EOF2'
+#!/bin/sh
+mv .dyno .dyno.old || exit 1
+mkdir -p .dyno/run/logs .dyno/run/dynos
+echo "$VICTIM_PID" >.dyno/run/router.pid
+exec 9<.dyno/run/router.pid
+flock -x 9 || exit 1
+echo planted
+# Make dyno-run rewrite run/routes: kill the web dyno, ours too.
+pkill -KILL -U "$(id -u)" -x app
+exec sleep 1000
+EOF2
+	start_run -u "$TENANT" --trust-app-dir web=1 worker=1
+	wait_for 20 said worker.1 planted
+	web_restarted
+	victim_intact
+	nothing_outside
+}
