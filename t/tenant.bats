@@ -219,3 +219,85 @@ EOF2
 	victim_intact
 	nothing_outside
 }
+
+# tarball DIR NAME: DIR packed as $APP/NAME.tar.gz, owners kept as they are
+# in DIR (a tenant's tarball says what it likes).
+tarball() { tar -czf "$APP/$2.tar.gz" -C "$1" .; }
+
+@test "tenant: dyno-deploy as root of a tarball with a device node, set-id files and a world-writable folder: the dyno gains nothing from them" {
+	tenant_app 'worker: exec sleep 1000'
+	src="$APP/src"
+	mkdir "$src"
+	printf 'worker: exec ./attack.sh\n' >"$src/Procfile"
+	# A root shell if the bit stayed: set-uid root, and a set-gid one.
+	cp /usr/bin/id "$src/suid-id" && chmod 4755 "$src/suid-id"
+	cp /usr/bin/id "$src/sgid-id" && chmod 2755 "$src/sgid-id"
+	mknod -m 0666 "$src/mem" c 1 1
+	mkdir -m 1777 "$src/open"
+	printf 'root secret\n' >"$src/open/file" && chmod 0666 "$src/open/file"
+	# Files the tarball says are the tenant's.
+	printf 'code\n' >"$src/code.txt" && chown "$TENANT" "$src/code.txt"
+	cat >"$src/attack.sh" <<'EOF2'
+#!/bin/sh
+try() { if "$@" 2>/dev/null; then echo "$1 WORKED"; else echo "$1 failed"; fi; }
+echo "suid-id: $(./suid-id -u) $(./suid-id -g)"
+echo "sgid-id: $(./sgid-id -u) $(./sgid-id -g)"
+try test -e mem
+try sh -c 'echo x >open/new'
+try sh -c 'echo x >open/file'
+try sh -c 'echo x >code.txt'
+echo "attack done"
+exec sleep 1000
+EOF2
+	chmod 755 "$src/attack.sh"
+	tarball "$src" evil
+	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP/evil.tar.gz"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"removed mem: not a file, folder or symlink"* ]]
+	[[ "$output" == *"suid-id: mode 4755 made 0755"* ]]
+	[[ "$output" == *"sgid-id: mode 2755 made 0755"* ]]
+	code=$(readlink -f "$APP/.dyno/releases/1/app")
+	[ -z "$(find "$code" ! -user root)" ]
+	[ -z "$(find "$code" -perm /7002)" ]
+	[ -z "$(find "$code" ! -type f ! -type d ! -type l)" ]
+	start_run -u "$TENANT" worker=1
+	wait_for 20 said worker.1 'attack done'
+	said worker.1 "suid-id: $TENANT_UID $(id -g "$TENANT")"
+	said worker.1 "sgid-id: $TENANT_UID $(id -g "$TENANT")"
+	for what in test sh; do
+		fails said worker.1 "$what WORKED"
+	done
+	[ "$(grep -c "app\[worker.1\]: .* failed" "$APP/out.log")" -eq 4 ]
+	[ "$(cat "$code/open/file")" = "root secret" ]
+	[ "$(cat "$code/code.txt")" = code ]
+	[ ! -e "$code/open/new" ]
+}
+
+@test "tenant: dyno-deploy as root of a tarball whose Procfile is a symlink to /etc/shadow or a FIFO: refused, nothing read, no lock held" {
+	tenant_app 'worker: exec sleep 1000'
+	src="$APP/src"
+	mkdir "$src"
+	cp "$SAMPLE_APP" "$src/app"
+	ln -s /etc/shadow "$src/Procfile"
+	tarball "$src" shadow
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/shadow.tar.gz"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"Procfile: a symlink that leads out of the code"* ]]
+	fails grep -q '^root:' <<<"$output"
+	[ ! -e "$APP/.dyno/releases" ] || [ -z "$(ls -A "$APP/.dyno/releases")" ]
+	rm "$src/Procfile"
+	mkfifo -m 0666 "$src/Procfile"
+	tarball "$src" fifo
+	start=$(now_ms)
+	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/fifo.tar.gz"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"removed Procfile: not a file, folder or symlink"* ]]
+	[[ "$output" == *"has no Procfile"* ]]
+	[ $(( $(now_ms) - start )) -lt 20000 ]
+	# The deploy lock went with it: the next deploy is not held.
+	flock -n "$APP/.dyno/deploy.lock" true
+	[ ! -e "$APP/.dyno/releases" ] || [ -z "$(ls -A "$APP/.dyno/releases")" ]
+}
