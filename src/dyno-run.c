@@ -1295,8 +1295,12 @@ adopt_one(const char *file)
 	}
 	if (pid <= 0 || !proc_alive((pid_t)pid, start)) {
 		/* Its top process died unwatched; the rest of its session
-		 * (an app that its shell started) must not linger on. */
-		if (pid > 1)
+		 * (an app that its shell started) must not linger on.  But a
+		 * pid that lives, with another start time, is another process
+		 * (the kernel reuses a pid only once no process has it as
+		 * session or group): its group and session are not the
+		 * dyno's, whoever wrote this file. */
+		if (pid > 1 && kill((pid_t)pid, 0) == -1 && errno == ESRCH)
 			proc_dyno_kill((pid_t)pid, SIGKILL, 1);
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 &&
 		    logpath_ours(name, logp))

@@ -80,7 +80,8 @@ attack() { cat >"$APP/attack.sh"; chmod 755 "$APP/attack.sh"; }
 # victim_process: a live root process with a HUP trap; says when the trap is
 # set, logs every HUP to $VICTIM/hup.  Its pid in VICTIM_PID.
 victim_process() {
-	sh -c 'trap "echo HUP >>\"$0\"" HUP; : >"$0.ready"; while :; do sleep 0.05; done' \
+	# A session leader, as root's daemons are.
+	setsid sh -c 'trap "echo HUP >>\"$0\"" HUP; : >"$0.ready"; while :; do sleep 0.05; done' \
 	    "$VICTIM/hup" 3>&- &
 	VICTIM_PID=$!
 	VICTIM_PIDS+=("$VICTIM_PID")
@@ -300,4 +301,49 @@ EOF2
 	# The deploy lock went with it: the next deploy is not held.
 	flock -n "$APP/.dyno/deploy.lock" true
 	[ ! -e "$APP/.dyno/releases" ] || [ -z "$(ls -A "$APP/.dyno/releases")" ]
+}
+
+@test "tenant, --trust-app-dir: what a dyno plants in a replaced .dyno while no supervisor runs (a run/lock symlink, state files naming root's file and process, a name= out of the app) is not followed" {
+	trusted_app 'worker: exec ./attack.sh'
+	attack <<'EOF2'
+#!/bin/sh
+sup=$(cut -d' ' -f4 /proc/$$/stat)
+echo ready
+# The supervisor goes (a crash, an upgrade): plant before the next one.
+while [ -d "/proc/$sup" ]; do sleep 0.05; done
+mv .dyno .dyno.old && mkdir -p .dyno/run/dynos || exit 1
+ln -s "$VICTIM/file" .dyno/run/lock
+: >planted1
+while [ ! -e phase2 ]; do sleep 0.05; done
+rm .dyno/run/lock
+d=.dyno/run/dynos
+printf 'name=web.1\ntype=web\nstate=up\npid=999999\npid_start=1\nlog=%s\n' "$VICTIM/file" >$d/web.1
+printf 'name=../../../x\ntype=web\nstate=up\npid=999998\npid_start=1\n' >$d/web.2
+printf 'name=web.3\ntype=web\nstate=up\npid=%s\npid_start=1\n' "$VICTIM_PID" >$d/web.3
+: >planted2
+exec sleep 1000
+EOF2
+	start_run -u "$TENANT" --trust-app-dir worker=1
+	wait_for 20 said worker.1 ready
+	kill -KILL "$RUN_PID"
+	wait "$RUN_PID" || true
+	RUN_PID=
+	wait_for 20 test -e "$APP/planted1"
+	run timeout 20 "$BIN/dyno-run" -a "$APP" -u "$TENANT" --trust-app-dir worker=0
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-run: cannot lock $APP/.dyno/run/lock: not a regular file (a symlink is never followed)" ]
+	victim_intact
+	touch "$APP/phase2"
+	wait_for 20 test -e "$APP/planted2"
+	start_run -u "$TENANT" --trust-app-dir worker=0
+	wait_for 20 log_has 'heroku\[web.3\]: Process died while no supervisor was running'
+	wait_for 20 log_has 'heroku\[web.1\]: Process died while no supervisor was running'
+	log_has 'heroku\[run\]: Ignoring run/dynos/web.2: its name= is not its own TYPE.N'
+	victim_intact
+	nothing_outside
+	[ -z "$(find "$APP" -name 'x*' -path '*/x*')" ]
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	victim_intact
 }
