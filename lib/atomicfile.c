@@ -211,6 +211,45 @@ file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
 	return read_alloc_fd(fd, out, outlen, max);
 }
 
+/*
+ * Read path as file_read_beneath reads a file of untrusted code, beneath
+ * its own folder: a Procfile or .env in an app directory its dynos' user
+ * may write, read by root.
+ */
+int
+file_read_in(const char *path, char **out, size_t *outlen, size_t max)
+{
+	char copy[4096];
+	const char *base;
+	int dirfd, rc, saved;
+
+	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	dirfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd == -1)
+		return -1;
+	rc = file_read_beneath(dirfd, base, out, outlen, max);
+	saved = errno;
+	close(dirfd);
+	errno = saved;
+	return rc;
+}
+
+/* Why file_read_beneath or file_read_in failed, for a message. */
+const char *
+file_read_error(int err)
+{
+	if (err == EXDEV || err == ELOOP)
+		return "a symlink that leads out of its folder";
+	if (err == EINVAL)
+		return "not a regular file";
+	return strerror(err);
+}
+
 int
 mkdir_mode(const char *path, mode_t mode)
 {

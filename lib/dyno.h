@@ -43,6 +43,8 @@ int file_read(const char *path, char *buf, size_t len);	/* NUL-terminated; retur
 int file_read_alloc(const char *path, char **out, size_t *outlen, size_t max);
 int file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
     size_t max);	/* untrusted tree: no symlink out of it, regular files only */
+int file_read_in(const char *path, char **out, size_t *outlen, size_t max);	/* file_read_beneath its own folder */
+const char *file_read_error(int err);	/* why one of those two failed */
 int mkdir_mode(const char *path, mode_t mode);	/* mkdir, or fix the mode if it exists */
 
 /* kv.c: "key=value" lines, one fact a line. */

@@ -337,10 +337,12 @@ env_load(struct env *e, const char *path, char *err, size_t errlen,
 	size_t len;
 	int rc;
 
-	if (file_read_alloc(path, &text, &len, ENV_FILE_MAX) == -1) {
+	/* .env is the app's own file (dev mode), as its Procfile. */
+	if (file_read_in(path, &text, &len, ENV_FILE_MAX) == -1) {
 		if (errno == ENOENT)
 			return 0;
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    file_read_error(errno));
 		return -1;
 	}
 	rc = parse(e, text, len, path, err, errlen);

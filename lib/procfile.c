@@ -127,8 +127,11 @@ procfile_load(const char *path, struct procfile *pf, char *err, size_t errlen)
 
 	pf->types = NULL;
 	pf->ntypes = 0;
-	if (file_read_alloc(path, &text, &len, PROCFILE_MAX) == -1) {
-		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	/* The app's own file (dev mode): only a regular file, and not
+	 * through a symlink out of its folder. */
+	if (file_read_in(path, &text, &len, PROCFILE_MAX) == -1) {
+		snprintf(err, errlen, "cannot read %s: %s", path,
+		    file_read_error(errno));
 		return -1;
 	}
 	rc = procfile_parse(text, len, path, pf, err, errlen);

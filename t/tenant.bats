@@ -347,3 +347,45 @@ EOF2
 	[ "$RUN_STATUS" -eq 0 ]
 	victim_intact
 }
+
+@test "tenant, --trust-app-dir, dev mode: a Procfile or .env the dyno turns into a symlink out of the app or a FIFO is not read by root's reload" {
+	trusted_app 'worker: exec ./attack.sh'
+	printf 'web: exec ./app\nsecret: echo root-only\n' >"$VICTIM/Procfile"
+	chmod 600 "$VICTIM/Procfile"
+	attack <<'EOF2'
+#!/bin/sh
+# phase N: wait for the test's go, plant, say so.
+phase() { while [ ! -e "go$1" ]; do sleep 0.05; done; }
+ln -s "$VICTIM/Procfile" Procfile.new && mv -f Procfile.new Procfile || exit 1
+: >planted1
+phase 2
+rm .env && mkfifo .env || exit 1
+: >planted2
+phase 3
+rm .env Procfile && mkfifo Procfile || exit 1
+: >planted3
+exec sleep 1000
+EOF2
+	start_run -u "$TENANT" --trust-app-dir worker=1
+	wait_for 20 test -e "$APP/planted1"
+	control reload
+	wait_for 20 log_has "reload failed, keeping the running dynos: cannot read $APP/Procfile: a symlink that leads out of its folder"
+	touch "$APP/go2"
+	wait_for 20 test -e "$APP/planted2"
+	control reload
+	wait_for 20 log_has "reload failed, keeping the running dynos: cannot read $APP/.env: not a regular file"
+	touch "$APP/go3"
+	wait_for 20 test -e "$APP/planted3"
+	control reload
+	wait_for 20 log_has "reload failed, keeping the running dynos: cannot read $APP/Procfile: not a regular file"
+	# Still supervising: a restart is carried out, and nothing of root's
+	# Procfile was taken.
+	control restart worker.1
+	wait_for 20 log_count_ge 'heroku\[worker.1\]: Starting process' 2
+	fails log_has 'secret'
+	fails log_has 'heroku\[web.1\]'
+	[ "$(log_count 'heroku\[supervisor\]: reload failed')" -eq 3 ]
+	[ "$(stat -c '%a %U' "$VICTIM/Procfile")" = "600 root" ]
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+}
