@@ -237,6 +237,15 @@ EOF2
 # in DIR (a tenant's tarball says what it likes).
 tarball() { tar -czf "$APP/$2.tar.gz" -C "$1" .; }
 
+# deploy_tarball DIR NAME: DIR packed as a tarball and deployed as root;
+# status and output as run leaves them.
+deploy_tarball() {
+	tarball "$1" "$2"
+	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP/$2.tar.gz"
+	echo "$output"
+	no_sanitizer_report
+}
+
 @test "tenant: dyno-deploy as root of a tarball with a device node, set-id files and a world-writable folder: the dyno gains nothing from them" {
 	tenant_app 'worker: exec sleep 1000'
 	src="$APP/src"
@@ -263,10 +272,7 @@ echo "attack done"
 exec sleep 1000
 EOF2
 	chmod 755 "$src/attack.sh"
-	tarball "$src" evil
-	run timeout 60 "$BIN/dyno-deploy" -a "$APP" "$APP/evil.tar.gz"
-	echo "$output"
-	no_sanitizer_report
+	deploy_tarball "$src" evil
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"removed mem: not a file, folder or symlink"* ]]
 	[[ "$output" == *"suid-id: mode 4755 made 0755"* ]]
@@ -294,21 +300,15 @@ EOF2
 	mkdir "$src"
 	cp "$SAMPLE_APP" "$src/app"
 	ln -s /etc/shadow "$src/Procfile"
-	tarball "$src" shadow
-	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/shadow.tar.gz"
-	echo "$output"
-	no_sanitizer_report
+	deploy_tarball "$src" shadow
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"Procfile: a symlink that leads out of the code"* ]]
 	fails grep -q '^root:' <<<"$output"
 	[ ! -e "$APP/.dyno/releases" ] || [ -z "$(ls -A "$APP/.dyno/releases")" ]
 	rm "$src/Procfile"
 	mkfifo -m 0666 "$src/Procfile"
-	tarball "$src" fifo
 	start=$(now_ms)
-	run timeout 30 "$BIN/dyno-deploy" -a "$APP" "$APP/fifo.tar.gz"
-	echo "$output"
-	no_sanitizer_report
+	deploy_tarball "$src" fifo
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"removed Procfile: not a file, folder or symlink"* ]]
 	[[ "$output" == *"has no Procfile"* ]]
