@@ -428,8 +428,10 @@ hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 	mkdir -p "$APP/.dyno/run"
 	# A live process that is not a router, named by a stale (unlocked) file.
 	# It says it is ready once its trap is set: a HUP before that would
-	# kill it silently, and the test could not tell it was signalled.
-	sh -c 'trap "echo HUP >> \"$0\"" HUP; : > "$0.ready"; while :; do sleep 0.05; done' "$T/stale.hup" 3>&- &
+	# kill it silently, and the test could not tell it was signalled.  It
+	# holds the file open, unlocked: only the lock tells it from a router.
+	: > "$APP/.dyno/run/router.pid"
+	sh -c 'exec 8<"$1"; trap "echo HUP >> \"$0\"" HUP; : > "$0.ready"; while :; do sleep 0.05; done' "$T/stale.hup" "$APP/.dyno/run/router.pid" 3>&- &
 	pid=$!
 	PIDS+=($pid)
 	wait_for 30 test -e "$T/stale.hup.ready"
