@@ -16,22 +16,31 @@
 
 #include "dyno.h"
 
+/* fsync a folder, so that the names made or removed in it last. */
+int
+dir_fsync(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, saved;
+
+	if (fd == -1)
+		return -1;
+	rc = fsync(fd);
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
+
 static int
 fsync_dir_of(const char *path)
 {
 	char copy[4096];
-	int fd, rc;
 
 	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
+	return dir_fsync(dirname(copy));
 }
 
 int

@@ -37,6 +37,7 @@ void log_raw(FILE *fp, const char *source, const char *dyno,
     const char *text, size_t len);
 
 /* atomicfile.c: temp file in the same folder, fsync, rename (+ fsync dir). */
+int dir_fsync(const char *dir);	/* the names in it last; -1 with errno */
 int atomicfile_write(const char *path, const void *data, size_t len,
     mode_t mode, int durable);
 int file_read(const char *path, char *buf, size_t len);	/* NUL-terminated; returns length */

@@ -320,19 +320,6 @@ write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int rc;
-
-	if (fd == -1)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 /* ---- child processes ---------------------------------------------------- */
 
 /*
@@ -2386,7 +2373,7 @@ restore_sqlite(const struct backup *b, const char *src, const struct dburl *db)
 	if (rename(tmp, db->path) == -1)
 		die("%s: %s", db->path, strerror(errno));
 	tmp_done(tmp, 0);
-	if (fsync_dir(dir) == -1)
+	if (dir_fsync(dir) == -1)
 		die("%s: %s", dir, strerror(errno));
 }
 
@@ -2566,7 +2553,7 @@ cmd_delete(const char *id)
 	list = backups_load(&n);
 	b = backup_find(list, n, id);
 	remove_backup(b);
-	if (fsync_dir(backups_dir) == -1)
+	if (dir_fsync(backups_dir) == -1)
 		die("%s: %s", backups_dir, strerror(errno));
 	say("deleted %s%s%s", b->id, b->remote[0] ? "; its remote copy stays at " : "",
 	    b->remote);
@@ -2781,7 +2768,7 @@ cmd_prune(void)
 		    list[i].status);
 		gone++;
 	}
-	if (gone > 0 && fsync_dir(backups_dir) == -1)
+	if (gone > 0 && dir_fsync(backups_dir) == -1)
 		die("%s: %s", backups_dir, strerror(errno));
 	free(keep);
 	backups_free(list, n);

@@ -218,17 +218,6 @@ failed_cleanup(void)
 		remove_tree(failed_slug);
 }
 
-static void
-fsync_dir(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-}
-
 /* A command of the build: what run_cmd needs to start and watch it. */
 struct cmd {
 	char *const *argv;	/* exec'd as is, found in PATH */
@@ -608,7 +597,7 @@ slug_store(const char *builddir, const char *sha)
 		die("cannot store the slug %s: %s", slug, strerror(errno));
 	else {
 		snprintf(failed_slug, sizeof(failed_slug), "%s", slug);
-		fsync_dir(slugs);
+		(void)dir_fsync(slugs);
 	}
 	snprintf(link, sizeof(link), "../../slugs/%s", sha);
 	if (symlink(link, code) == -1)
@@ -1093,7 +1082,7 @@ current_switch(long v)
 	/* A symlink cannot be rewritten in place: make a new one, rename it. */
 	if (symlink(target, tmp) == -1 || rename(tmp, link) == -1)
 		die("cannot switch %s to %s: %s", link, target, strerror(errno));
-	fsync_dir(app.state);
+	(void)dir_fsync(app.state);
 }
 
 /*
@@ -1561,13 +1550,13 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	procfile_free(&pf);
 	fsync(logfd);
 	close(logfd);
-	fsync_dir(builddir);
+	(void)dir_fsync(builddir);
 	/* The one step that makes it a release. */
 	state_path(final, sizeof(final), "releases/%ld", v);
 	if (rename(builddir, final) == -1)
 		die("cannot rename %s to %s: %s", builddir, final, strerror(errno));
 	failed_build[0] = failed_slug[0] = '\0';
-	fsync_dir(releases);
+	(void)dir_fsync(releases);
 	return v;
 }
 
