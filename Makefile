@@ -67,6 +67,21 @@ bin/%: $(BUILD)/src/%.o $(BUILD)/libdyno.a build/variant
 	@echo "  LD      $@"
 	@$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libdyno.a $(LIBS_$(notdir $@))
 
+# A program past about 800 lines is a folder, src/dyno-X/: main.c, a private
+# header and one file per noun.  Its objects also depend on that header.
+FOLDERS = $(patsubst src/%/main.c,%,$(wildcard src/*/main.c))
+define folder_rules
+bin/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard src/$(1)/*.c)) $$(BUILD)/libdyno.a build/variant
+	@mkdir -p bin
+	@echo "  LD      $$@"
+	@$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(BUILD)/libdyno.a $$(LIBS_$(1))
+$$(BUILD)/src/$(1)/%.o: src/$(1)/%.c $$(wildcard src/$(1)/*.h) lib/dyno.h
+	@mkdir -p $$(dir $$@)
+	@echo "  CC      $$<"
+	@$$(CC) $$(ALL_CFLAGS) -c -o $$@ $$<
+endef
+$(foreach f,$(FOLDERS),$(eval $(call folder_rules,$(f))))
+
 # The sample app is a user program, not ours: plain flags, threads.
 examples/app: examples/app.c
 	$(CC) $(CSTD) -Wall -Wextra -Werror -O2 -pthread -o $@ $< -pthread
@@ -118,4 +133,5 @@ clean:
 	rm -rf build bin examples/app
 
 .PHONY: all check static install fuzz fuzz-replay clean
-.PRECIOUS: $(BUILD)/%.o $(BUILD)/src/%.o $(BUILD)/t/fuzz/%.o
+.PRECIOUS: $(BUILD)/%.o $(BUILD)/src/%.o $(BUILD)/t/fuzz/%.o \
+    $(foreach f,$(FOLDERS),$(BUILD)/src/$(f)/%.o)
