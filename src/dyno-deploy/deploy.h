@@ -32,7 +32,8 @@ struct deploy_opts {
 extern struct app app;
 extern struct deploy_opts opt;
 extern char self_dir[PATH_MAX];
-extern char failed_build[PATH_MAX], failed_slug[PATH_MAX], failed_area[PATH_MAX];
+extern char failed_build[PATH_MAX], failed_slug[PATH_MAX];
+extern char failed_area[PATH_MAX];
 extern volatile pid_t build_pgid;
 
 /* A command of the build: what run_cmd needs to start and watch it. */
