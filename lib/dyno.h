@@ -137,15 +137,28 @@ void signals_reset(void);
 /* proc.c: what /proc says about processes. */
 int proc_starttime(pid_t pid, unsigned long long *start);
 int proc_alive(pid_t pid, unsigned long long start);	/* 1 if pid still is that process */
-struct proc_sample {
+int proc_uid(pid_t pid, uid_t *uid);	/* its one uid, or -1 (EPERM: mixed) */
+pid_t proc_session(pid_t pid);	/* its session id, or -1 */
+/*
+ * A dyno, as proc.c proves its processes: in its session, below it, or
+ * orphaned from it, AND every uid the dynos' uid, AND started no earlier
+ * than its first process.  Nothing else is counted or signalled.
+ */
+struct proc_dyno {
 	pid_t sid;		/* the dyno's first process: its session id */
-	long mem_kb;		/* PSS summed over the dyno's processes */
-	int nprocs;
+	unsigned long long start;	/* that process's start (stat field 22) */
+	uid_t uid;		/* the uid dyno-run gives its dynos */
 	int adopted;		/* not our child: look in all of /proc */
 };
-/* A dyno: its session, their descendants, and their orphans (proc.c). */
+struct proc_sample {
+	struct proc_dyno dyno;
+	long mem_kb;		/* PSS summed over the dyno's processes */
+	int nprocs;
+};
 int proc_sample_dynos(struct proc_sample *s, size_t n, int memory);
-int proc_dyno_kill(pid_t sid, int sig, int adopted);	/* every process of the dyno */
+/* Signal every process of the dyno; *refused (if not NULL): how many in its
+ * session or below it were not signalled, being another uid's or older. */
+int proc_dyno_kill(const struct proc_dyno *d, int sig, int *refused);
 int proc_become_subreaper(void);
 
 /* sock.c: a connect that met itself (nothing listens on the port). */

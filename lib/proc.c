@@ -84,6 +84,14 @@ proc_starttime(pid_t pid, unsigned long long *start)
 	return 0;
 }
 
+pid_t
+proc_session(pid_t pid)
+{
+	struct stat_fields f;
+
+	return proc_stat(pid, &f) == -1 ? -1 : f.sid;
+}
+
 int
 proc_alive(pid_t pid, unsigned long long start)
 {
@@ -103,6 +111,44 @@ proc_alive(pid_t pid, unsigned long long start)
 }
 
 /*
+ * Every uid of pid (real, effective, saved, filesystem) when they are one;
+ * -1 with EPERM when they differ.  A dyno runs with no_new_privs, so none of
+ * its processes can hold a uid it was not started with: one that does (a
+ * set-id program, a daemon that dropped only some) is not a dyno's.
+ */
+int
+proc_uid(pid_t pid, uid_t *uid)
+{
+	char path[64], buf[4096], *p, *end;
+	unsigned long long v[4];
+	int k;
+
+	snprintf(path, sizeof(path), "/proc/%ld/status", (long)pid);
+	if (file_read(path, buf, sizeof(buf)) <= 0)
+		return -1;
+	if ((p = strstr(buf, "\nUid:")) == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	p += 5;
+	for (k = 0; k < 4; k++) {
+		errno = 0;
+		v[k] = strtoull(p, &end, 10);
+		if (end == p || errno != 0 || (uid_t)v[k] != v[k]) {
+			errno = EINVAL;
+			return -1;
+		}
+		p = end;
+	}
+	if (v[1] != v[0] || v[2] != v[0] || v[3] != v[0]) {
+		errno = EPERM;
+		return -1;
+	}
+	*uid = (uid_t)v[0];
+	return 0;
+}
+
+/*
  * What a dyno is, without a cgroup: every process in its session, every
  * descendant of one (a child that called setsid() is still its parent's),
  * and the orphans of those, which the kernel hands to us, the subreaper:
@@ -116,6 +162,12 @@ proc_alive(pid_t pid, unsigned long long start)
  * the host: the cost follows the dynos, not the host.  A dyno adopted from
  * an earlier supervisor is not below us (its orphans went to init), so a
  * look that includes one still scans all of /proc.
+ *
+ * Found is not proven: a session id or a parent link can be had by a
+ * process that is not the dyno's (a state file is untrusted; a session
+ * whose leader is gone may hold anyone's stragglers).  A process belongs
+ * to the dyno only if it runs as the dynos' uid, all of its uids, and did
+ * not start before the dyno's first process did; see owner_proven.
  */
 struct pinfo {
 	pid_t pid, ppid, sid;
@@ -125,6 +177,7 @@ struct pinfo {
 };
 #define OWNER_UNKNOWN	(-2)
 #define OWNER_NONE	(-1)
+#define OWNER_REFUSED	(-3)	/* found with a dyno, but not proven its */
 
 struct member {
 	pid_t pid, sid;
@@ -375,20 +428,30 @@ proc_walk(size_t *count)
 }
 
 static int
-target_of(pid_t sid, const pid_t *sids, size_t nsids)
+target_of(pid_t sid, const struct proc_dyno *ds, size_t nds)
 {
 	size_t i;
 
-	for (i = 0; i < nsids; i++)
-		if (sids[i] == sid)
+	for (i = 0; i < nds; i++)
+		if (ds[i].sid == sid)
 			return (int)i;
 	return OWNER_NONE;
 }
 
+/* Found with dyno d; is it d's?  Its uids, then its age. */
+static int
+owner_proven(const struct pinfo *p, const struct proc_dyno *d)
+{
+	uid_t uid;
+
+	return p->start >= d->start && proc_uid(p->pid, &uid) == 0 &&
+	    uid == d->uid;
+}
+
 /* Which target dyno t[i] belongs to, up its parent links. */
 static int
-owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
-    size_t nsids, int depth)
+owner_of(struct pinfo *t, size_t n, size_t i, const struct proc_dyno *ds,
+    size_t nds, int depth)
 {
 	struct pinfo key, *parent;
 	const struct member *m;
@@ -397,19 +460,23 @@ owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
 	if (t[i].owner != OWNER_UNKNOWN)
 		return t[i].owner;
 	t[i].owner = OWNER_NONE;	/* also ends a loop of parent links */
-	if ((o = target_of(t[i].sid, sids, nsids)) >= 0)
-		return t[i].owner = o;
-	if ((m = member_find(t[i].pid, t[i].start)) != NULL)
-		return t[i].owner = target_of(m->sid, sids, nsids);
+	if ((o = target_of(t[i].sid, ds, nds)) >= 0)
+		;
+	else if ((m = member_find(t[i].pid, t[i].start)) != NULL)
+		o = target_of(m->sid, ds, nds);
 	/* Our own children that are not in a dyno are nobody's. */
-	if (depth > 256 || t[i].ppid <= 1 || t[i].ppid == getpid())
+	else if (depth > 256 || t[i].ppid <= 1 || t[i].ppid == getpid())
 		return OWNER_NONE;
-	key.pid = t[i].ppid;
-	parent = bsearch(&key, t, n, sizeof(*t), pinfo_cmp);
-	if (parent == NULL)
-		return OWNER_NONE;
-	return t[i].owner = owner_of(t, n, (size_t)(parent - t), sids, nsids,
-	    depth + 1);
+	else {
+		key.pid = t[i].ppid;
+		parent = bsearch(&key, t, n, sizeof(*t), pinfo_cmp);
+		if (parent == NULL)
+			return OWNER_NONE;
+		o = owner_of(t, n, (size_t)(parent - t), ds, nds, depth + 1);
+	}
+	if (o >= 0 && !owner_proven(&t[i], &ds[o]))
+		o = OWNER_REFUSED;
+	return t[i].owner = o;
 }
 
 /*
@@ -419,18 +486,18 @@ owner_of(struct pinfo *t, size_t n, size_t i, const pid_t *sids,
  * see an adopted dyno's processes: those are dropped only once dead.
  */
 static void
-members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids,
-    int walked)
+members_learn(struct pinfo *t, size_t n, const struct proc_dyno *ds,
+    size_t nds, int walked)
 {
 	size_t i, k, keep = 0;
 
 	for (i = 0; i < n; i++)
-		owner_of(t, n, i, sids, nsids, 0);
+		owner_of(t, n, i, ds, nds, 0);
 	for (k = 0; k < nmembers; k++) {
 		struct pinfo key, *p;
 		key.pid = members[k].pid;
 		p = bsearch(&key, t, n, sizeof(*t), pinfo_cmp);
-		if (target_of(members[k].sid, sids, nsids) >= 0)
+		if (target_of(members[k].sid, ds, nds) >= 0)
 			continue;	/* re-added below if still there */
 		if (p != NULL ? p->start != members[k].start :
 		    !walked || !proc_alive(members[k].pid, members[k].start))
@@ -451,7 +518,7 @@ members_learn(struct pinfo *t, size_t n, const pid_t *sids, size_t nsids,
 		}
 		members[nmembers].pid = t[i].pid;
 		members[nmembers].start = t[i].start;
-		members[nmembers].sid = sids[t[i].owner];
+		members[nmembers].sid = ds[t[i].owner].sid;
 		nmembers++;
 	}
 	pidmap_clear(&member_index);
@@ -476,27 +543,27 @@ proc_pss_kb(pid_t pid)
 int
 proc_sample_dynos(struct proc_sample *s, size_t n, int memory)
 {
-	pid_t *sids;
+	struct proc_dyno *ds;
 	struct pinfo *t;
 	size_t count, i;
 	long page_kb = sysconf(_SC_PAGESIZE) / 1024;
 	int walk = subreaper;
 
-	if ((sids = calloc(n ? n : 1, sizeof(*sids))) == NULL)
+	if ((ds = calloc(n ? n : 1, sizeof(*ds))) == NULL)
 		return -1;
 	for (i = 0; i < n; i++) {
-		sids[i] = s[i].sid;
+		ds[i] = s[i].dyno;
 		s[i].mem_kb = 0;
 		s[i].nprocs = 0;
 	}
 	for (i = 0; i < n; i++)
-		if (s[i].adopted)
+		if (s[i].dyno.adopted)
 			walk = 0;
 	if ((t = walk ? proc_walk(&count) : proc_table(&count)) == NULL) {
-		free(sids);
+		free(ds);
 		return -1;
 	}
-	members_learn(t, count, sids, n, walk);
+	members_learn(t, count, ds, n, walk);
 	for (i = 0; i < count; i++) {
 		long kb;
 		if (t[i].owner < 0)
@@ -510,7 +577,7 @@ proc_sample_dynos(struct proc_sample *s, size_t n, int memory)
 		s[t[i].owner].mem_kb += kb;
 	}
 	free(t);
-	free(sids);
+	free(ds);
 	return 0;
 }
 
@@ -530,29 +597,36 @@ proc_become_subreaper(void)
 }
 
 int
-proc_dyno_kill(pid_t sid, int sig, int adopted)
+proc_dyno_kill(const struct proc_dyno *d, int sig, int *refused)
 {
-	int walk = subreaper && !adopted;
+	int walk = subreaper && !d->adopted;
 
 	struct pinfo *t;
 	size_t count, i;
 	int killed = 0;
 
-	if (sid <= 1) {
+	if (refused != NULL)
+		*refused = 0;
+	if (d->sid <= 1) {
 		errno = EINVAL;
 		return -1;
 	}
 	/* Look before signalling: a dying parent hands its children to us or
 	 * to init, and with the parent link goes what tied them to the dyno.
-	 * Then the group (atomic), then those that left it. */
+	 * Then the group (atomic), then those that left it.  The group only
+	 * for a dyno we started: what is in it came from our child, which
+	 * cannot change uid (no_new_privs).  An adopted dyno's pid is only
+	 * what a file said, so it is signalled one proven process at a time. */
 	t = walk ? proc_walk(&count) : proc_table(&count);
-	if (kill(-sid, sig) == 0)
+	if (!d->adopted && kill(-d->sid, sig) == 0)
 		killed++;
 	if (t == NULL)
 		return killed;
-	members_learn(t, count, &sid, 1, walk);
+	members_learn(t, count, d, 1, walk);
 	for (i = 0; i < count; i++) {
 		unsigned long long now;
+		if (t[i].owner == OWNER_REFUSED && refused != NULL)
+			(*refused)++;
 		/* Still the process we found, not a new one on its pid. */
 		if (t[i].owner == 0 && proc_starttime(t[i].pid, &now) == 0 &&
 		    now == t[i].start && kill(t[i].pid, sig) == 0)

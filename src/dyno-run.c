@@ -138,10 +138,7 @@ static unsigned long log_seq;
 static int control_fd = -1;
 /* Sessions of exited dynos still to be swept for stragglers: after the
  * replacement has been started, so the crash-to-exec path reads no /proc. */
-static struct {
-	pid_t sid;
-	int adopted;
-} sweeps[DYNOS_MAX];
+static struct proc_dyno sweeps[DYNOS_MAX];
 static size_t nsweep;
 static struct control_lines control_in;
 
@@ -733,11 +730,34 @@ cgroup_kill(const struct dyno *d)
 	}
 }
 
+/* The uid dyno-run gives its dynos: -u USER's, else its own. */
+static uid_t
+dynos_uid(void)
+{
+	return opt.user != NULL ? opt.uid : geteuid();
+}
+
+/* What proc.c needs to prove a process is d's before it signals it. */
+static struct proc_dyno
+dyno_proc(const struct dyno *d)
+{
+	struct proc_dyno p;
+
+	memset(&p, 0, sizeof(p));
+	p.sid = d->pid;
+	p.start = d->pid_start;
+	p.uid = dynos_uid();
+	p.adopted = d->adopted;
+	return p;
+}
+
 static void
 dyno_signal(struct dyno *d, int sig)
 {
+	struct proc_dyno p = dyno_proc(d);
+
 	if (d->pid > 0)
-		proc_dyno_kill(d->pid, sig, d->adopted);
+		proc_dyno_kill(&p, sig, NULL);
 	if (sig == SIGKILL && d->cgroup[0])
 		cgroup_kill(d);
 }
@@ -804,8 +824,7 @@ session_empty(const struct dyno *d)
 {
 	struct proc_sample s;
 
-	s.sid = d->pid;
-	s.adopted = d->adopted;
+	s.dyno = dyno_proc(d);
 	proc_sample_dynos(&s, 1, 0);
 	return s.nprocs == 0;
 }
@@ -852,14 +871,16 @@ dyno_finish(struct dyno *d)
 	int64_t now = clock_ms(), delay;
 
 	/* Whatever it left behind goes with it: its group now, and anything
-	 * else in its session right after the restart (sessions_sweep). */
+	 * else in its session right after the restart (sessions_sweep).  Not
+	 * the group of an adopted dyno: proc.c proves each process first. */
 	if (d->pid > 1) {
-		kill(-d->pid, SIGKILL);
-		if (nsweep < DYNOS_MAX) {
-			sweeps[nsweep].sid = d->pid;
-			sweeps[nsweep++].adopted = d->adopted;
-		} else
-			proc_dyno_kill(d->pid, SIGKILL, d->adopted);
+		if (!d->adopted)
+			kill(-d->pid, SIGKILL);
+		struct proc_dyno p = dyno_proc(d);
+		if (nsweep < DYNOS_MAX)
+			sweeps[nsweep++] = p;
+		else
+			proc_dyno_kill(&p, SIGKILL, NULL);
 	}
 	dyno_read_output(d, 1);
 	/* After its last lines: the app's output comes first, as on Heroku. */
@@ -1259,6 +1280,55 @@ logpath_ours(const char *name, const char *logp)
 	return dots == 2 && lstat(logp, &st) == 0 && S_ISFIFO(st.st_mode);
 }
 
+/*
+ * A live pid from a state file is adopted, and later signalled, only if it
+ * is a dyno's first process as dyno_spawn made it: the leader of its own
+ * session, running as the dynos' uid alone (no_new_privs: a dyno cannot
+ * gain another).  Its start time the caller has checked; that alone is no
+ * proof, since anyone can read it in /proc.  NULL if proven, else why not.
+ */
+static const char *
+leader_unproven(pid_t pid)
+{
+	static char why[96];
+	uid_t uid;
+
+	if (proc_uid(pid, &uid) == -1) {
+		snprintf(why, sizeof(why), "%s", errno == EPERM ?
+		    "has more than one uid" : "cannot be read");
+		return why;
+	}
+	if (uid != dynos_uid()) {
+		snprintf(why, sizeof(why), "runs as uid %lu, not the dynos' "
+		    "uid %lu", (unsigned long)uid, (unsigned long)dynos_uid());
+		return why;
+	}
+	if (proc_session(pid) != pid)
+		return "does not lead its own session";
+	return NULL;
+}
+
+/* A state file's cgroup= is one dyno_spawn made: --cgroup's DIR/NAME.SEQ. */
+static int
+cgroup_ours(const char *name, const char *cg)
+{
+	size_t n;
+
+	if (opt.cgroup == NULL)
+		return 0;
+	n = strlen(opt.cgroup);
+	if (strncmp(cg, opt.cgroup, n) != 0 || cg[n] != '/' ||
+	    strncmp(cg + n + 1, name, strlen(name)) != 0)
+		return 0;
+	cg += n + 1 + strlen(name);
+	if (*cg++ != '.' || *cg == '\0')
+		return 0;
+	for (; *cg != '\0'; cg++)
+		if (!isdigit((unsigned char)*cg))
+			return 0;
+	return 1;
+}
+
 static void
 adopt_one(const char *file)
 {
@@ -1267,6 +1337,7 @@ adopt_one(const char *file)
 	unsigned long long start;
 	char startbuf[32], type[DYNO_NAME_MAX], logp[4096], rel[32], cmd[4096];
 	char startedbuf[32];
+	const char *why;
 	struct dyno *d;
 	int retiring = strchr(file, '~') != NULL;
 
@@ -1299,9 +1370,19 @@ adopt_one(const char *file)
 		 * pid that lives, with another start time, is another process
 		 * (the kernel reuses a pid only once no process has it as
 		 * session or group): its group and session are not the
-		 * dyno's, whoever wrote this file. */
+		 * dyno's, whoever wrote this file.  And of a session whose
+		 * leader is gone, only what proc.c proves the dyno's: it may
+		 * be anyone's, if the file was planted. */
+		struct proc_dyno p = { (pid_t)pid, start, dynos_uid(), 1 };
+		int refused = 0;
 		if (pid > 1 && kill((pid_t)pid, 0) == -1 && errno == ESRCH)
-			proc_dyno_kill((pid_t)pid, SIGKILL, 1);
+			proc_dyno_kill(&p, SIGKILL, &refused);
+		if (refused > 0)
+			log_event(stdout, "heroku", "run", "Ignoring %d "
+			    "process(es) in session %ld of run/dynos/%s: "
+			    "not uid %lu, or older than the dyno; not "
+			    "signalled", refused, pid, file,
+			    (unsigned long)dynos_uid());
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 &&
 		    logpath_ours(name, logp))
 			unlink(logp);
@@ -1309,6 +1390,13 @@ adopt_one(const char *file)
 		if (pid > 0)
 			log_event(stdout, "heroku", name,
 			    "Process died while no supervisor was running");
+		return;
+	}
+	if ((why = leader_unproven((pid_t)pid)) != NULL) {
+		log_event(stdout, "heroku", "run", "Ignoring run/dynos/%s: "
+		    "process %ld %s; not adopted, not signalled", file, pid,
+		    why);
+		unlink(path);
 		return;
 	}
 	if ((d = dyno_new(type, 1)) == NULL)
@@ -1330,7 +1418,8 @@ adopt_one(const char *file)
 	d->last_start = clock_ms();
 	d->cycle_at = cycle_deadline();
 	d->pidfd = pidfd_watch(d->pid);
-	if (kv_get(text, "cgroup", cmd, sizeof(cmd)) == 0)
+	if (kv_get(text, "cgroup", cmd, sizeof(cmd)) == 0 &&
+	    cgroup_ours(name, cmd))
 		snprintf(d->cgroup, sizeof(d->cgroup), "%s", cmd);
 	if (kv_get(text, "envsum", rel, sizeof(rel)) == 0)
 		snprintf(d->envsum, sizeof(d->envsum), "%s", rel);
@@ -1635,8 +1724,7 @@ memory_sample(void)
 	for (i = 0; i < ndynos; i++)
 		if (dynos[i]->pid > 0 && (dynos[i]->state == ST_UP ||
 		    dynos[i]->state == ST_STARTING)) {
-			s[n].sid = dynos[i]->pid;
-			s[n].adopted = dynos[i]->adopted;
+			s[n].dyno = dyno_proc(dynos[i]);
 			who[n++] = dynos[i];
 		}
 	if (n == 0)
@@ -1901,7 +1989,7 @@ sessions_sweep(void)
 	size_t i;
 
 	for (i = 0; i < nsweep; i++)
-		proc_dyno_kill(sweeps[i].sid, SIGKILL, sweeps[i].adopted);
+		proc_dyno_kill(&sweeps[i], SIGKILL, NULL);
 	nsweep = 0;
 }
 
