@@ -31,6 +31,13 @@ done
 echo ready >>"$0"
 while :; do sleep 1000 & wait $!; done'
 
+# nobody_app: an app of one worker that dyno-run as root may run as nobody.
+nobody_app() {
+	make_app 'worker: exec sleep 1000'
+	chmod 755 "$APP"
+	nobody=$(id -u nobody)
+}
+
 # plant NAME PID START [STATE]: a state file as a dyno user could write it.
 plant() {
 	mkdir -p "$APP/.dyno/run/dynos"
@@ -54,9 +61,7 @@ orphan_session() {
 
 @test "a planted state file naming a session whose leader is gone: nothing in it of another uid, or older than the dyno, is killed" {
 	[ "$(id -u)" = 0 ] || skip "needs root for -u"
-	make_app 'worker: exec sleep 1000'
-	chmod 755 "$APP"
-	nobody=$(id -u nobody)
+	nobody_app
 	# worker.1: root's straggler in a session whose leader exited.
 	mkdir -m 777 "$APP/w"
 	orphan_session root "$APP/w/s1"
@@ -81,9 +86,7 @@ orphan_session() {
 
 @test "a planted state file naming a live process with its right start time: not adopted unless it is the dynos' uid and leads its session; never signalled" {
 	[ "$(id -u)" = 0 ] || skip "needs root for -u"
-	make_app 'worker: exec sleep 1000'
-	chmod 755 "$APP"
-	nobody=$(id -u nobody)
+	nobody_app
 	# A root process that leads its own session, and notes signals.
 	touch "$APP/sigs"
 	setsid sh -c "$NOTER" "$APP/sigs" </dev/null >/dev/null 2>&1 3>&- &
@@ -135,9 +138,7 @@ orphan_session() {
 
 @test "an adopted dyno whose session holds a process of another uid: stopping it signals only its own" {
 	[ "$(id -u)" = 0 ] || skip "needs root for -u"
-	make_app 'worker: exec sleep 1000'
-	chmod 755 "$APP"
-	nobody=$(id -u nobody)
+	nobody_app
 	# A leader as nobody, all four of its uids, with a root process left
 	# in its session and group from before it dropped root: what a dyno
 	# with a set-id program would look like, had it not no_new_privs.
