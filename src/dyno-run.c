@@ -874,9 +874,9 @@ dyno_finish(struct dyno *d)
 	 * else in its session right after the restart (sessions_sweep).  Not
 	 * the group of an adopted dyno: proc.c proves each process first. */
 	if (d->pid > 1) {
+		struct proc_dyno p = dyno_proc(d);
 		if (!d->adopted)
 			kill(-d->pid, SIGKILL);
-		struct proc_dyno p = dyno_proc(d);
 		if (nsweep < DYNOS_MAX)
 			sweeps[nsweep++] = p;
 		else
