@@ -116,6 +116,30 @@ orphan_session() {
 	[ "$(cat "$APP/sigs")" = ready ]
 }
 
+@test "a stale state file whose pid now names another process of the dynos' own uid (pid reuse, no attacker): its session is not killed" {
+	# No -u: the dynos' uid is ours, and so is the process the pid names
+	# now, with a child in its session.  The file's start is older than
+	# both, so only "the pid lives as another process" tells them apart.
+	make_app 'worker: exec sleep 1000'
+	touch "$APP/sigs"
+	setsid sh -c 'sleep 1000 </dev/null >/dev/null 2>&1 & '"$NOTER" "$APP/sigs" \
+	    </dev/null >/dev/null 2>&1 3>&- &
+	other=$!
+	MINE="$other"
+	wait_for 10 grep -qx ready "$APP/sigs"
+	kid=$(pgrep -s "$other" -x sleep | head -n 1)
+	[ -n "$kid" ]
+	plant worker.1 "$other" 1
+	start_run worker=1
+	wait_for 10 log_has 'heroku\[worker.1\]: Process died while no supervisor was running'
+	wait_for 10 is_state worker.1 up
+	[ "$(state worker.1 pid)" != "$other" ]
+	stop_run
+	alive "$other"
+	alive "$kid"
+	[ "$(cat "$APP/sigs")" = ready ]
+}
+
 @test "a dyno of ours, adopted: a cgroup= its state file names outside --cgroup is never written to" {
 	make_app 'worker: trap "" TERM; exec sleep 1000'
 	start_run --stop-grace 1s worker=1
