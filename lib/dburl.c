@@ -61,22 +61,73 @@ fail(char *err, size_t errlen, const char *msg)
 }
 
 /*
+ * Where libpq's host list ends in a postgres URL: the user info runs to the
+ * first '@' before any '/'; then come the hosts, each a name or a [v6
+ * address] with its port, ',' between them, up to a '/' (the path) or a
+ * '?' (the query, from the first '?' after the host list).  libpq knows no
+ * '#' fragment, so neither do we: a '#' is a byte like any other.  NULL for
+ * a '[' with no ']', which libpq refuses.
+ */
+static const char *
+host_end(const char *url)
+{
+	const char *p = strstr(url, "://") + 3, *at;
+
+	at = p + strcspn(p, "@/");
+	p = *at == '@' ? at + 1 : p;
+	for (;;) {
+		if (*p == '[' && (p = strchr(p, ']')) == NULL)
+			return NULL;
+		p += strcspn(p, ",/?");
+		if (*p != ',')
+			return p;
+		p++;
+	}
+}
+
+/*
+ * The query of s, or NULL when it has none.  A query with no path before
+ * it gets an empty one, "h?x=1" -> "h/?x=1" (libpq reads both alike):
+ * without a '/', libpq looks for the user info's '@' in the query too, so
+ * taking a parameter out could turn what is left into a user info.  After
+ * it, nothing done to the query changes how the rest reads.
+ */
+static char *
+query_pathed(char *s, size_t size)
+{
+	const char *e = host_end(s);
+	char *p;
+
+	if (e == NULL)
+		return NULL;
+	p = s + (e - s);
+	if (*p != '?')
+		return strchr(p, '?');
+	if (strlen(s) + 2 > size)
+		return NULL;
+	memmove(p + 1, p, strlen(p) + 1);
+	*p = '/';
+	return p + 1;
+}
+
+/*
  * Take every password parameter out of s (in place), the value of the last
  * to pw; or, with redact, show each value as "***" (s has room for size
- * bytes).  Parameters run from the first '?' to a '#', '&' between them; a
- * password parameter is one whose name percent-decodes to "password", as
- * libpq decodes it: "pass%77ord=" is one too.
+ * bytes).  Parameters run from where libpq's query starts to the end, '&'
+ * between them, as libpq reads them; a password parameter is one whose
+ * name percent-decodes to "password", as libpq decodes it: "pass%77ord="
+ * is one too.
  */
 static int
 take_param(char *s, size_t size, char *pw, size_t pwlen, int redact)
 {
-	char *q = strchr(s, '?'), *p, *e, *eq, name[16], tmp[4096];
+	char *q, *p, *e, *eq, name[16], tmp[4096];
 	size_t off;
 
-	if (q == NULL)
+	if ((q = query_pathed(s, size)) == NULL)
 		return 0;
-	for (p = q + 1; *p != '\0' && *p != '#';) {
-		e = p + strcspn(p, "&#");
+	for (p = q + 1; *p != '\0';) {
+		e = p + strcspn(p, "&");
 		eq = memchr(p, '=', (size_t)(e - p));
 		if (eq == NULL || percent_decode(p, (size_t)(eq - p), name,
 		    sizeof(name)) == -1 || strcmp(name, "password") != 0) {
@@ -116,7 +167,7 @@ int
 dburl_parse(const char *url, const char *basedir, struct dburl *db, char *err,
     size_t errlen)
 {
-	const char *rest, *at, *a2, *colon, *end;
+	const char *rest, *at, *colon;
 	size_t len = strlen(url);
 
 	memset(db, 0, sizeof(*db));
@@ -127,13 +178,13 @@ dburl_parse(const char *url, const char *basedir, struct dburl *db, char *err,
 	    strncmp(url, "postgresql://", 13) == 0) {
 		db->type = DBURL_POSTGRES;
 		rest = strstr(url, "://") + 3;
-		end = rest + strcspn(rest, "/?#");
-		at = memchr(rest, '@', (size_t)(end - rest));
-		/* the userinfo ends at the last '@' before the path */
-		while (at != NULL &&
-		    (a2 = memchr(at + 1, '@', (size_t)(end - at - 1))) != NULL)
-			at = a2;
+		/* as libpq reads it: the user info is up to the first '@'
+		 * before any '/', its password after its first ':' */
+		at = rest + strcspn(rest, "@/");
+		at = *at == '@' ? at : NULL;
 		colon = at != NULL ? memchr(rest, ':', (size_t)(at - rest)) : NULL;
+		if (host_end(url) == NULL)
+			return fail(err, errlen, "a '[' with no ']' in the host");
 		if (colon != NULL) {
 			if (percent_decode(colon + 1, (size_t)(at - colon - 1),
 			    db->password, sizeof(db->password)) == -1)

@@ -453,29 +453,43 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 	[[ "$output" == *"--transfer-timeout 0s: not a duration"* ]]
 }
 
-@test "credentials: a password parameter named pass%77ord (libpq decodes the name) is taken out like password=" {
+@test "credentials: the password is taken out wherever libpq reads one: pass%77ord=, after a '#', in a user info with '#' and '?', a query with no path" {
 	need_pg
 	db=$(new_db)
 	psql_db "$db" "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)"
 	user=dyno_$RANDOM
-	secret=Sk$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	# libpq reads a URL with no '#' fragment and a user info up to its
+	# first '@', so a raw '#' or '?' is part of a password.
+	secret="Sk$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')#q?z"
 	printf '%s\n' "$secret" >"$TDIR/secret"
 	psql_db postgres "CREATE ROLE $user LOGIN SUPERUSER PASSWORD '$secret'"
 	mkdir "$TDIR/wrap"
 	printf '#!/bin/sh\nprintf "%%s\\n" "$@" >>"%s"\nexec "%s/pg_dump" "$@"\n' \
 	    "$TDIR/argv" "$PG_BIN" >"$TDIR/wrap/pg_dump"
 	chmod +x "$TDIR/wrap/pg_dump"
-	url="postgres://$user@127.0.0.1:$PG_PORT/$db?sslmode=disable&pass%77ord=$secret"
-	PATH="$TDIR/wrap:$PATH" run "$BIN/dyno-backup" -a "$APP" -v capture --db "$url"
-	echo "$output"
-	# It worked, so libpq had the password (PGPASSWORD), and no argv,
-	# message or meta file shows it.
-	[ "$status" -eq 0 ]
-	[ -s "$TDIR/argv" ]
-	fails grep -qFf "$TDIR/secret" "$TDIR/argv"
-	[[ "$output" != *"$secret"* ]]
-	fails grep -rqFf "$TDIR/secret" "$B"
-	[ "$(meta b001 database)" = "postgres://$user@127.0.0.1:$PG_PORT/$db?sslmode=disable&pass%77ord=***" ]
+	hp=127.0.0.1:$PG_PORT
+	n=0
+	for url in "postgres://$user@$hp/$db?sslmode=disable&pass%77ord=$secret" \
+	    "postgres://$user@$hp/$db?application_name=a#b&password=$secret" \
+	    "postgres://$user:$secret@$hp/$db?sslmode=disable" \
+	    "postgresql://$user@$hp?dbname=$db&password=$secret&sslmode=disable"; do
+		n=$((n + 1))
+		: >"$TDIR/argv"
+		PATH="$TDIR/wrap:$PATH" run "$BIN/dyno-backup" -a "$APP" -v capture --db "$url"
+		echo "$url: $output"
+		# It worked, so libpq had the password (PGPASSWORD), and no
+		# argv, message or meta file shows it.
+		[ "$status" -eq 0 ]
+		[ -s "$TDIR/argv" ]
+		fails grep -qFf "$TDIR/secret" "$TDIR/argv"
+		[[ "$output" != *"$secret"* ]]
+		fails grep -rqFf "$TDIR/secret" "$B"
+	done
+	[ "$n" -eq 4 ]
+	[ "$(meta b001 database)" = "postgres://$user@$hp/$db?sslmode=disable&pass%77ord=***" ]
+	[ "$(meta b002 database)" = "postgres://$user@$hp/$db?application_name=a#b&password=***" ]
+	[ "$(meta b003 database)" = "postgres://$user:***@$hp/$db?sslmode=disable" ]
+	[ "$(meta b004 database)" = "postgresql://$user@$hp/?dbname=$db&password=***&sslmode=disable" ]
 }
 
 # ---- capture and its failures -----------------------------------------------------

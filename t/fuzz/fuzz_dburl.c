@@ -22,29 +22,50 @@ hex(char c)
 	return -1;
 }
 
-/* Does the URL still carry a password: "user:pw@" or a password= parameter? */
+/*
+ * Does the URL still carry a password, as libpq reads a URL: "user:pw@"
+ * in the user info (up to the first '@' before any '/'), or a parameter
+ * whose %XX-decoded name is "password" in the query (from the first '?'
+ * after the host list, whose hosts may be [v6] addresses; '&' between
+ * parameters, and no '#' fragment)?  "***" is the redacted password.
+ */
 static int
 has_password(const char *url)
 {
-	const char *rest = strstr(url, "://"), *end, *at, *q, *p;
+	const char *rest = strstr(url, "://"), *p, *u, *colon;
 
 	if (rest == NULL)
 		return 0;
 	rest += 3;
-	end = rest + strcspn(rest, "/?#");
-	at = NULL;
-	for (p = rest; p < end; p++)
-		if (*p == '@')
-			at = p;
-	if (at != NULL && memchr(rest, ':', (size_t)(at - rest)) != NULL &&
-	    strncmp(memchr(rest, ':', (size_t)(at - rest)), ":***@", 5) != 0)
-		return 1;
-	if ((q = strchr(url, '?')) == NULL)
+	for (u = rest; *u != '\0' && *u != '@' && *u != '/'; u++)
+		;
+	p = rest;
+	if (*u == '@') {
+		colon = memchr(rest, ':', (size_t)(u - rest));
+		if (colon != NULL && (u - colon - 1 != 3 ||
+		    strncmp(colon + 1, "***", 3) != 0))
+			return 1;
+		p = u + 1;
+	}
+	for (;;) {
+		if (*p == '[') {
+			while (*p != '\0' && *p != ']')
+				p++;
+			if (*p == '\0')
+				return 0;
+		}
+		while (*p != '\0' && *p != ',' && *p != '/' && *p != '?')
+			p++;
+		if (*p != ',')
+			break;
+		p++;
+	}
+	while (*p != '\0' && *p != '?')
+		p++;
+	if (*p == '\0')
 		return 0;
-	/* Each parameter up to a '#': is its name, %XX-decoded as libpq
-	 * decodes it, "password", with a value other than "***"? */
-	for (p = q + 1; *p != '\0' && *p != '#';) {
-		const char *e = p + strcspn(p, "&#"), *n;
+	for (p++; *p != '\0';) {
+		const char *e = p + strcspn(p, "&"), *n;
 		char name[16];
 		size_t k = 0;
 
