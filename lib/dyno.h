@@ -23,6 +23,16 @@ struct app;
 /* clock.c: the monotonic clock, in milliseconds. */
 int64_t clock_ms(void);
 
+/* retry.c: one policy for trying an HTTP request again (curl's --retry). */
+struct retry {
+	long made, max;		/* retries made; allowed after the first try */
+	long wait_ms, cap_ms;	/* the next backoff; no wait longer */
+};
+void retry_init(struct retry *r, long max_retries, long cap_ms);
+int retry_worth(int transient, long status);	/* may asking again help? */
+long retry_after_parse(const char *value, time_t now);	/* seconds; -1 */
+long retry_next(struct retry *r, long retry_after);	/* ms to wait; -1: no more */
+
 /* strings.c: small parsers that never accept garbage. */
 int parse_long(const char *s, long min, long max, long *out);
 int parse_duration_ms(const char *s, int64_t *out);	/* "30", "30s", "250ms", "5m", "2h" */

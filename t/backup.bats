@@ -475,7 +475,7 @@ release() { timeout 30 sh -c "echo go >'$TDIR/hold'"; }
 	    "postgresql://$user@$hp?dbname=$db&password=$secret&sslmode=disable"; do
 		n=$((n + 1))
 		: >"$TDIR/argv"
-		PATH="$TDIR/wrap:$PATH" run "$BIN/dyno-backup" -a "$APP" -v capture --db "$url"
+		PATH="$TDIR/wrap:$PATH" run timeout 60 "$BIN/dyno-backup" -a "$APP" -v capture --db "$url"
 		echo "$url: $output"
 		# It worked, so libpq had the password (PGPASSWORD), and no
 		# argv, message or meta file shows it.

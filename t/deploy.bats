@@ -283,6 +283,29 @@ sent_total() { awk -v p="$1" '$1 == p { sub("sent=", "", $2); t += $2 } END { pr
 	[[ "$output" == *'--max-source-size: invalid size "0"'* ]]
 }
 
+@test "a URL source answered 503 with Retry-After (seconds or an HTTP-date) is fetched again after that, not the 1 s backoff, and deploys" {
+	make_app 'web: ./app'
+	make_src "$APP/www/app-main" busy
+	tar -czf "$APP/www/app.tar.gz" -C "$APP/www" app-main
+	python3 "$BATS_TEST_DIRNAME/peers/endless.py" "$APP/endless.port" "$APP/endless.log" \
+	    "$APP/www" >"$APP/endless.out" 2>&1 3>&- &
+	HTTP_PID=$!
+	wait_for 10 test -s "$APP/endless.port"
+	# Retry-After: 2, then an HTTP-date 3 s ahead (2 s or more from now).
+	for path in busy busy-date; do
+		url="http://127.0.0.1:$(cat "$APP/endless.port")/$path/app.tar.gz"
+		start=$(now_ms)
+		run deploy "$url"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[ $(( $(now_ms) - start )) -ge 1900 ]
+		[[ "$output" == *"fetching $url (try 1 of 3): HTTP 503"* ]]
+		[ "$(grep -c "^/$path/app.tar.gz " "$APP/endless.log")" -eq 2 ]
+		[ "$(cat "$APP/.dyno/current/app/code.txt")" = busy ]
+	done
+	[ "$(listed)" = "v2 v1" ]
+}
+
 @test "the code's Procfile is read only as a regular file inside the code: a symlink out refused, a FIFO does not hold the deploy" {
 	make_app 'web: ./app'
 	# A symlink out of the code (to a file only root may read).

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dyno.h"
+#include "curlretry.h"
 #include "backup.h"
 
 /* The store's base (--to) plus an object name, or a recorded location. */
@@ -215,15 +216,7 @@ req_header(char *p, size_t size, size_t nmemb, void *arg)
 	} else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
 		char tmp[64];
 		snprintf(tmp, sizeof(tmp), "%.*s", (int)(n - 12), p + 12);
-		tmp[strcspn(tmp, "\r\n")] = '\0';
-		if (isdigit((unsigned char)tmp[strspn(tmp, " ")]))
-			q->retry_after = strtol(tmp, NULL, 10);
-		else {
-			time_t t = curl_getdate(tmp + strspn(tmp, " "), NULL);
-			if (t != -1)
-				q->retry_after = t > time(NULL) ?
-				    (long)(t - time(NULL)) : 0;
-		}
+		q->retry_after = retry_after_parse(tmp, time(NULL));
 	} else if (n > 15 && strncasecmp(p, "Content-Length:", 15) == 0)
 		q->length = strtoll(p + 15, NULL, 10);
 	return n;
@@ -254,9 +247,10 @@ sleep_ms(long ms)
 }
 
 /*
- * One HTTP request with retries like curl's --retry: on a connection
- * failure, a timeout, 408, 429 or 5xx, wait 1 s, then 2, 4 ... (at most
- * 10 minutes), or what Retry-After says, and try again.  0 on a 2xx.
+ * One HTTP request, tried again as lib/retry.c says (like curl's --retry:
+ * on a connection failure, a timeout, 408, 429 or 5xx, wait 1 s, then 2,
+ * 4 ... at most 10 minutes, or what Retry-After says), --retry times at
+ * most.  0 on a 2xx.
  */
 static int
 http_do(const struct remote *r, struct request *q)
@@ -266,12 +260,13 @@ http_do(const struct remote *r, struct request *q)
 	struct curl_slist *hdr = NULL;
 	char h[512], code[128];
 	const char *key, *secret, *token, *auth;
-	long wait_ms = 1000, attempt;
+	struct retry again;
+	long wait_ms;
 	CURLcode rc = CURLE_OK;
 	CURL *c;
 
-	for (attempt = 0;; attempt++) {
-		int retry;
+	retry_init(&again, opt.retries, 600000);
+	for (;;) {
 
 		if ((c = curl_easy_init()) == NULL)
 			die("curl_easy_init failed");
@@ -373,21 +368,13 @@ http_do(const struct remote *r, struct request *q)
 			snprintf(q->error, sizeof(q->error), "HTTP %ld%s%s",
 			    q->status, code[0] ? " " : "", code);
 		}
-		retry = rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT ||
-		    rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
-		    rc == CURLE_GOT_NOTHING || rc == CURLE_PARTIAL_FILE ||
-		    rc == CURLE_COULDNT_RESOLVE_HOST ||
-		    (rc == CURLE_OK && (q->status == 408 || q->status == 429 ||
-		    q->status >= 500));
-		if (!retry || attempt >= opt.retries)
+		if (!retry_worth(curl_transient(rc), rc == CURLE_OK ? q->status : 0) ||
+		    (wait_ms = retry_next(&again, rc == CURLE_OK ?
+		    q->retry_after : -1)) < 0)
 			return -1;
-		if (rc == CURLE_OK && q->retry_after >= 0)
-			wait_ms = q->retry_after * 1000 > 600000 ? 600000 :
-			    q->retry_after * 1000;
 		say("%s %s: %s; trying again in %ld ms (%ld of %ld)", q->method,
-		    r->location, q->error, wait_ms, attempt + 1, opt.retries);
+		    r->location, q->error, wait_ms, again.made, again.max);
 		sleep_ms(wait_ms);
-		wait_ms = wait_ms * 2 > 600000 ? 600000 : wait_ms * 2;
 	}
 }
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "dyno.h"
+#include "curlretry.h"
 #include "deploy.h"
 
 static int
@@ -47,6 +48,7 @@ is_git(const char *src)
 struct fetch {
 	int fd;
 	unsigned long long got, max;	/* bytes written; the cap */
+	long retry_after;		/* seconds an answer asked for; -1 */
 };
 
 /* The body into the file, up to the cap: past it, the transfer stops. */
@@ -70,19 +72,42 @@ curl_to_fd(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
+/* A Retry-After in the answer's head (the last answer's, after a redirect). */
+static size_t
+curl_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct fetch *f = arg;
+	size_t n = size * nmemb;
+	char v[64];
+
+	if (n > 5 && strncmp(p, "HTTP/", 5) == 0)
+		f->retry_after = -1;
+	else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		snprintf(v, sizeof(v), "%.*s", (int)(n - 12), p + 12);
+		f->retry_after = retry_after_parse(v, time(NULL));
+	}
+	return n;
+}
+
 /*
- * Fetch a URL into path with libcurl, three tries with backoff.  Each try
- * is bounded: --build-timeout in all, and --max-source-size bytes (a
- * source over it is refused at once, not tried again).
+ * Fetch a URL into path with libcurl, three tries, as lib/retry.c says
+ * (a failure that may pass: 1 s, then 2 s, or what Retry-After says, never
+ * longer than --build-timeout).  Each try is bounded: --build-timeout in
+ * all, and --max-source-size bytes (a source over it is refused at once,
+ * not tried again).
  */
 static void
 fetch_url(const char *url, const char *path)
 {
-	int attempt;
+	struct retry again;
+	struct timespec ts;
+	long wait_ms;
 
-	for (attempt = 1; attempt <= 3; attempt++) {
+	retry_init(&again, 2, opt.build_ms);
+	for (;;) {
 		CURL *c = curl_easy_init();
-		struct fetch f = { -1, 0, (unsigned long long)opt.max_source_kb * 1024 };
+		struct fetch f = { -1, 0,
+		    (unsigned long long)opt.max_source_kb * 1024, -1 };
 		long status = 0;
 		CURLcode rc;
 
@@ -92,7 +117,6 @@ fetch_url(const char *url, const char *path)
 			die("cannot fetch %s: %s", url, strerror(errno));
 		curl_easy_setopt(c, CURLOPT_URL, url);
 		curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
 		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
 		curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
@@ -102,24 +126,31 @@ fetch_url(const char *url, const char *path)
 		curl_easy_setopt(c, CURLOPT_USERAGENT, "dyno-deploy");
 		curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, curl_to_fd);
 		curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+		curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, curl_header);
+		curl_easy_setopt(c, CURLOPT_HEADERDATA, &f);
 		rc = curl_easy_perform(c);
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 		curl_easy_cleanup(c);
 		close(f.fd);
-		if (rc == CURLE_OK)
+		if (rc == CURLE_OK && status >= 200 && status < 300)
 			return;
 		if (rc == CURLE_FILESIZE_EXCEEDED || f.got > f.max)
 			die("cannot fetch %s: over --max-source-size (%ldK)", url,
 			    opt.max_source_kb);
-		fprintf(stderr, "dyno-deploy: fetching %s (try %d of 3): %s\n", url,
-		    attempt, curl_easy_strerror(rc));
-		/* 4xx will not get better by asking again. */
-		if (status >= 400 && status < 500)
+		if (rc == CURLE_OK)
+			fprintf(stderr, "dyno-deploy: fetching %s (try %ld of 3): "
+			    "HTTP %ld\n", url, again.made + 1, status);
+		else
+			fprintf(stderr, "dyno-deploy: fetching %s (try %ld of 3): "
+			    "%s\n", url, again.made + 1, curl_easy_strerror(rc));
+		/* A 404 will not get better by asking again. */
+		if (!retry_worth(curl_transient(rc), rc == CURLE_OK ? status : 0) ||
+		    (wait_ms = retry_next(&again, rc == CURLE_OK ?
+		    f.retry_after : -1)) < 0)
 			break;
-		if (attempt < 3) {
-			struct timespec ts = { attempt, 0 };
-			nanosleep(&ts, NULL);	/* backoff between tries */
-		}
+		ts.tv_sec = wait_ms / 1000;
+		ts.tv_nsec = (wait_ms % 1000) * 1000000L;
+		nanosleep(&ts, NULL);	/* the wait before the next try */
 	}
 	die("cannot fetch %s", url);
 }

@@ -11,7 +11,10 @@
  *     range (parse_long) or past the limit that keeps sums of values from
  *     overflowing (half of int64 for milliseconds, a quarter of long for
  *     KB);
- *   - a value printed back in the smallest unit parses to itself.
+ *   - a value printed back in the smallest unit parses to itself;
+ *   - a Retry-After value (lib/retry.c, read from what a remote store or
+ *     source server answers) is -1 or a wait of at most a year (a date
+ *     further ahead is not believed), and digits alone read as themselves.
  */
 #include <errno.h>
 #include <limits.h>
@@ -155,6 +158,25 @@ check_name(const char *s)
 	CHECK(name_valid(s) == ok);
 }
 
+static void
+check_retry_after(const char *s)
+{
+	/* 2001-09-09 01:46:40 UTC: a date past it is a wait, one before none */
+	long got = retry_after_parse(s, (time_t)1000000000);
+	size_t n = strspn(s, "0123456789");
+	__int128 v = 0;
+	size_t i;
+
+	if (got < -1 || got > 86400L * 365)
+		__builtin_trap();
+	if (n > 0 && n == strlen(s)) {
+		for (i = 0; i < n && v <= 86400L * 365; i++)
+			v = v * 10 + (s[i] - '0');
+		if (v > 86400L * 365 ? got != -1 : got != (long)v)
+			__builtin_trap();
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -171,6 +193,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_duration(s);
 	check_size(s);
 	check_name(s);
+	check_retry_after(s);
 	free(s);
 	return 0;
 }

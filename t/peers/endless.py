@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """endless.py: a hostile HTTP server for download limits.
 
-    endless.py PORTFILE LOG
+    endless.py PORTFILE LOG [DOCROOT]
 
 Listens on 127.0.0.1 on a port of the kernel's choosing (written to
 PORTFILE by rename).  For each connection, by path:
@@ -10,14 +10,21 @@ PORTFILE by rename).  For each connection, by path:
                   client goes away
     /trickle...   200, no Content-Length, one byte every 0.2 s
     /big...       200 with Content-Length: 1 GiB, then 64 KiB blocks
+    /busy/NAME    the first time 503 with "Retry-After: 2", then 200 with
+                  DOCROOT/NAME's bytes
+    /busy-date/NAME  the same, Retry-After an HTTP-date 3 s ahead
 
 When a connection ends it appends "PATH sent=BYTES" to LOG.
 """
+import email.utils
 import os
 import socket
 import sys
 import threading
 import time
+
+asked = {}
+lock = threading.Lock()
 
 
 def serve(c):
@@ -32,6 +39,25 @@ def serve(c):
             req += d
         path = req.split(b" ")[1].decode(errors="replace")
         block = b"x" * 65536
+        if path.startswith("/busy"):
+            with lock:
+                n = asked[path] = asked.get(path, 0) + 1
+            if n == 1:
+                after = "2"
+                if path.startswith("/busy-date/"):
+                    after = email.utils.formatdate(time.time() + 3,
+                                                   usegmt=True)
+                c.sendall(b"HTTP/1.1 503 Service Unavailable\r\n"
+                          b"Retry-After: %s\r\nContent-Length: 0\r\n"
+                          b"Connection: close\r\n\r\n" % after.encode())
+                return
+            name = os.path.basename(path)
+            with open(os.path.join(sys.argv[3], name), "rb") as f:
+                body = f.read()
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n"
+                      b"Connection: close\r\n\r\n" % len(body) + body)
+            sent = len(body)
+            return
         if path.startswith("/big"):
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
         else:
