@@ -69,16 +69,19 @@ bin/%: $(BUILD)/src/%.o $(BUILD)/libdyno.a build/variant
 
 # A program past about 800 lines is a folder, src/dyno-X/: main.c, a private
 # header and one file per noun.  Its objects also depend on that header.
+# dyno-route's hot path runs through all of its files: link-time
+# optimisation inlines across them as one file did.
+FOLDER_FLAGS_dyno-route = -flto=auto
 FOLDERS = $(patsubst src/%/main.c,%,$(wildcard src/*/main.c))
 define folder_rules
 bin/$(1): $$(patsubst %.c,$$(BUILD)/%.o,$$(wildcard src/$(1)/*.c)) $$(BUILD)/libdyno.a build/variant
 	@mkdir -p bin
 	@echo "  LD      $$@"
-	@$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(BUILD)/libdyno.a $$(LIBS_$(1))
+	@$$(CC) $$(LDFLAGS) $$(FOLDER_FLAGS_$(1)) -o $$@ $$(filter %.o,$$^) $$(BUILD)/libdyno.a $$(LIBS_$(1))
 $$(BUILD)/src/$(1)/%.o: src/$(1)/%.c $$(wildcard src/$(1)/*.h) lib/dyno.h
 	@mkdir -p $$(dir $$@)
 	@echo "  CC      $$<"
-	@$$(CC) $$(ALL_CFLAGS) -c -o $$@ $$<
+	@$$(CC) $$(ALL_CFLAGS) $$(FOLDER_FLAGS_$(1)) -c -o $$@ $$<
 endef
 $(foreach f,$(FOLDERS),$(eval $(call folder_rules,$(f))))
 

@@ -11,8 +11,8 @@
 #              proxy_set_header Connection "", worker_processes 1
 #     dyno     bin/dyno-route -b A,B (1 worker)
 #   The three proxies do the same work per request, the work dyno-route
-#   always does (dyno-route(1), src/dyno-route.c request_build and
-#   log_request):
+#   always does (dyno-route(1), src/dyno-route/relay_http.c request_build
+#   and src/dyno-route/logline.c log_request):
 #     - add X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Port,
 #       X-Request-Start (ms), X-Request-Id (a new random id) and Via;
 #     - write one log line per request to a file, with method, path, host,

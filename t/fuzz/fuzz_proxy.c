@@ -2,7 +2,7 @@
  * fuzz_proxy.c: libFuzzer harness for what dyno-route passes on: the head a
  * dyno gets for a request and the head a client gets for a response, both
  * rebuilt from the parse with http_connection_headers and http_hop_by_hop
- * deciding which fields go, the way src/dyno-route.c does it.
+ * deciding which fields go, the way src/dyno-route/relay_http.c does it.
  *
  * The input is read as a request and as a response.  When it parses, the
  * rebuilt head must:
