@@ -26,7 +26,6 @@
 #include "dyno.h"
 #include "route.h"
 
-static struct client *queue_head, *queue_tail;
 static int web_known;		/* a status line was read: no -b, no old dyno-run */
 
 /* The queue of requests waiting for a dyno with room: FIFO, O(1) removal. */
@@ -34,13 +33,13 @@ static void
 queue_push(struct client *c)
 {
 	c->qnext = NULL;
-	c->qprev = queue_tail;
-	if (queue_tail)
-		queue_tail->qnext = c;
+	c->qprev = rt.queue.tail;
+	if (rt.queue.tail)
+		rt.queue.tail->qnext = c;
 	else
-		queue_head = c;
-	queue_tail = c;
-	queue_len++;
+		rt.queue.head = c;
+	rt.queue.tail = c;
+	rt.queue.len++;
 	c->queued = 1;
 	c->t_queued = now_ms();
 }
@@ -53,13 +52,13 @@ queue_remove(struct client *c)
 	if (c->qprev)
 		c->qprev->qnext = c->qnext;
 	else
-		queue_head = c->qnext;
+		rt.queue.head = c->qnext;
 	if (c->qnext)
 		c->qnext->qprev = c->qprev;
 	else
-		queue_tail = c->qprev;
+		rt.queue.tail = c->qprev;
 	c->qprev = c->qnext = NULL;
-	queue_len--;
+	rt.queue.len--;
 	c->queued = 0;
 	c->queue_ms += now_ms() - c->t_queued;
 }
@@ -72,7 +71,7 @@ backend_sample(struct backend *b, int ms)
 	b->sample_pos = (b->sample_pos + 1) % SAMPLES_MAX;
 	if (b->nsamples < SAMPLES_MAX)
 		b->nsamples++;
-	counters_dirty = 1;
+	rt.due.counters_dirty = 1;
 }
 
 static int
@@ -115,7 +114,7 @@ backend_drop_pool(struct backend *b)
 static void
 backend_free_if_done(size_t i)
 {
-	struct backend *b = backends[i];
+	struct backend *b = rt.dynos.list[i];
 	struct client *c;
 	int k;
 
@@ -124,15 +123,15 @@ backend_free_if_done(size_t i)
 		return;
 	/* A dyno added later may get this address: a request waiting for one
 	 * to boot must not take it for the one it tried. */
-	for (c = clients; c != NULL; c = c->next)
+	for (c = rt.conns.list; c != NULL; c = c->next)
 		for (k = 0; k < c->ntries; k++)
 			if (c->tried[k] == b)
 				c->tried[k] = NULL;
 	backend_drop_pool(b);
 	free(b);
-	memmove(&backends[i], &backends[i + 1],
-	    (nbackends - i - 1) * sizeof(backends[0]));
-	nbackends--;
+	memmove(&rt.dynos.list[i], &rt.dynos.list[i + 1],
+	    (rt.dynos.n - i - 1) * sizeof(rt.dynos.list[0]));
+	rt.dynos.n--;
 }
 
 /* Merge a new list of "NAME HOST:PORT" in: keep counters, mark the missing gone. */
@@ -146,8 +145,8 @@ backends_load(const char *text, int from_routes)
 	 * gone: 0 listed, 1 left the routes (kept while requests finish);
 	 * during the load 2 (was listed) or 3 (was not) until seen again.
 	 */
-	for (i = 0; i < nbackends; i++)
-		backends[i]->gone = backends[i]->gone ? 3 : 2;
+	for (i = 0; i < rt.dynos.n; i++)
+		rt.dynos.list[i]->gone = rt.dynos.list[i]->gone ? 3 : 2;
 	if (from_routes)
 		web_known = 0;
 	while (p != NULL && *p != '\0') {
@@ -165,7 +164,7 @@ backends_load(const char *text, int from_routes)
 			continue;
 		if (from_routes && line[0] == '@') {
 			/* One status line; two mean the file is not dyno-run's. */
-			if (web_status_parse(start, len, &web) == 0)
+			if (web_status_parse(start, len, &rt.dynos.web) == 0)
 				web_known = web_known ? -1 : 1;
 			continue;
 		}
@@ -177,10 +176,10 @@ backends_load(const char *text, int from_routes)
 			snprintf(addr, sizeof(addr), "%s", line);
 			snprintf(name, sizeof(name), "%s", line);
 		}
-		for (i = 0; i < nbackends; i++)
-			if (strcmp(backends[i]->name, name) == 0 &&
-			    strcmp(backends[i]->addrtext, addr) == 0)
-				b = backends[i];
+		for (i = 0; i < rt.dynos.n; i++)
+			if (strcmp(rt.dynos.list[i]->name, name) == 0 &&
+			    strcmp(rt.dynos.list[i]->addrtext, addr) == 0)
+				b = rt.dynos.list[i];
 		if (b != NULL) {
 			if (b->gone == 3) {
 				/* Back on the routes after it left them: a new
@@ -196,34 +195,34 @@ backends_load(const char *text, int from_routes)
 			log_event(stdout, "heroku", "router",
 			    "at=warning desc=\"cannot resolve %s for %s\"", addr,
 			    name);
-			log_unflushed = 1;
+			rt.due.log_unflushed = 1;
 			continue;
 		}
-		if (nbackends >= BACKENDS_MAX || (b = calloc(1, sizeof(*b))) == NULL)
+		if (rt.dynos.n >= BACKENDS_MAX || (b = calloc(1, sizeof(*b))) == NULL)
 			break;
 		snprintf(b->name, sizeof(b->name), "%s", name);
 		snprintf(b->addrtext, sizeof(b->addrtext), "%s", addr);
 		b->addr = ss;
 		b->addrlen = sslen;
-		backends[nbackends++] = b;
+		rt.dynos.list[rt.dynos.n++] = b;
 	}
 	if (web_known == -1)
 		web_known = 0;
-	for (i = nbackends; i-- > 0;) {
-		if (backends[i]->gone == 3)
-			backends[i]->gone = 1;
-		if (backends[i]->gone == 2) {
-			backends[i]->gone = 1;
+	for (i = rt.dynos.n; i-- > 0;) {
+		if (rt.dynos.list[i]->gone == 3)
+			rt.dynos.list[i]->gone = 1;
+		if (rt.dynos.list[i]->gone == 2) {
+			rt.dynos.list[i]->gone = 1;
 			/* Idle keep-alive connections to a dyno that left the
 			 * routes would be the next request's trap: close them. */
-			backend_drop_pool(backends[i]);
+			backend_drop_pool(rt.dynos.list[i]);
 			backend_free_if_done(i);
 		}
 	}
-	counters_dirty = 1;
+	rt.due.counters_dirty = 1;
 	/* A dyno came, or the status changed: waiting requests may go now,
 	 * or learn that none will come. */
-	queue_kick = 1;		/* after this round */
+	rt.due.queue_kick = 1;		/* after this round */
 }
 
 void
@@ -232,9 +231,9 @@ routes_reload(void)
 	char *text;
 	size_t len;
 
-	if (!app_mode)
+	if (!rt.worker.app_mode)
 		return;
-	if (file_read_alloc(routes_path, &text, &len, 1 << 20) == -1) {
+	if (file_read_alloc(rt.worker.routes_path, &text, &len, 1 << 20) == -1) {
 		backends_load("", 1);	/* no routes file: no routable dyno */
 		return;
 	}
@@ -249,12 +248,12 @@ backend_done(struct backend *b)
 	size_t i;
 
 	b->inflight--;
-	counters_dirty = 1;
-	queue_kick = 1;
+	rt.due.counters_dirty = 1;
+	rt.due.queue_kick = 1;
 	if (!b->gone || b->inflight > 0 || b->tunnels > 0)
 		return;
-	for (i = 0; i < nbackends; i++)
-		if (backends[i] == b) {
+	for (i = 0; i < rt.dynos.n; i++)
+		if (rt.dynos.list[i] == b) {
 			backend_free_if_done(i);
 			return;
 		}
@@ -283,9 +282,9 @@ backend_heard(struct backend *b)
 	log_event(stdout, "heroku", "router", "at=warning desc=\"dyno answers "
 	    "again after %lldms stalled\" dyno=%s",
 	    (long long)(b->last_byte - b->stall_since), b->name);
-	log_unflushed = 1;
-	counters_dirty = 1;
-	queue_kick = 1;
+	rt.due.log_unflushed = 1;
+	rt.due.counters_dirty = 1;
+	rt.due.queue_kick = 1;
 }
 
 static int
@@ -314,16 +313,16 @@ backend_pick(struct client *c, int *full, int *none)
 	struct backend *a, *b;
 
 	*full = *none = 0;
-	for (i = 0; i < nbackends; i++)
-		if (backend_usable(backends[i], c, now))
-			cand[n++] = backends[i];
+	for (i = 0; i < rt.dynos.n; i++)
+		if (backend_usable(rt.dynos.list[i], c, now))
+			cand[n++] = rt.dynos.list[i];
 	if (n == 0) {
 		*none = 1;
 		return NULL;
 	}
 	/* Drop the full ones so the two choices are among those with room. */
 	for (i = 0; i < n;) {
-		if (cand[i]->inflight >= opt.max_inflight ||
+		if (cand[i]->inflight >= rt.opt.max_inflight ||
 		    backend_stuck_for(cand[i], c, now))
 			cand[i] = cand[--n];
 		else
@@ -358,16 +357,16 @@ web_coming(const struct client *c)
 	size_t i;
 	int k;
 
-	if (!web_known || web.want == 0 ||
+	if (!web_known || rt.dynos.web.want == 0 ||
 	    c->ntries >= (int)(sizeof(c->tried) / sizeof(c->tried[0])))
 		return 0;
-	if (web.starting > 0 ||
-	    (web.crashed > 0 && web.restart <= c->t_start + opt.boot_ms))
+	if (rt.dynos.web.starting > 0 ||
+	    (rt.dynos.web.crashed > 0 && rt.dynos.web.restart <= c->t_start + rt.opt.boot_ms))
 		return 1;
-	for (i = 0; i < nbackends; i++) {
-		if (backends[i]->gone)
+	for (i = 0; i < rt.dynos.n; i++) {
+		if (rt.dynos.list[i]->gone)
 			continue;
-		for (k = 0; k < c->ntries && c->tried[k] != backends[i]; k++)
+		for (k = 0; k < c->ntries && c->tried[k] != rt.dynos.list[i]; k++)
 			;
 		if (k == c->ntries)
 			return 1;
@@ -381,15 +380,15 @@ quarantine_wake(int64_t now)
 {
 	size_t i;
 
-	for (i = 0; i < nbackends; i++) {
-		struct backend *b = backends[i];
+	for (i = 0; i < rt.dynos.n; i++) {
+		struct backend *b = rt.dynos.list[i];
 		if (b->gone || b->quarantined_until == 0)
 			continue;
 		if (b->quarantined_until <= now) {
 			b->quarantined_until = 0;
-			queue_kick = 1;
-		} else if (queue_head != NULL && b->quarantined_until < next_sweep)
-			next_sweep = b->quarantined_until;
+			rt.due.queue_kick = 1;
+		} else if (rt.queue.head != NULL && b->quarantined_until < rt.due.next_sweep)
+			rt.due.next_sweep = b->quarantined_until;
 	}
 }
 
@@ -401,13 +400,13 @@ static void
 queue_wait(struct client *c, int boot)
 {
 	if (boot && c->timer != T_BOOT)
-		set_deadline(c, T_BOOT, c->t_start + opt.boot_ms);
+		set_deadline(c, T_BOOT, c->t_start + rt.opt.boot_ms);
 	else if (!boot && c->timer == T_BOOT) {
 		c->t_ready = now_ms();
-		set_deadline(c, T_QUEUE, c->t_ready + opt.service_ms);
+		set_deadline(c, T_QUEUE, c->t_ready + rt.opt.service_ms);
 	}
 	queue_push(c);
-	counters_dirty = 1;	/* run/router's queue= shows who waits */
+	rt.due.counters_dirty = 1;	/* run/router's queue= shows who waits */
 	if (boot)
 		quarantine_wake(now_ms());
 	client_update(c);
@@ -423,7 +422,7 @@ no_dyno_error(struct client *c)
 		client_error(c, 503, "H21", "Backend connection refused");
 	else if (c->ntries > 0)
 		client_error(c, 503, "H19", "Backend connection timeout");
-	else if (web_known && web.want > 0 && web.crashed > 0)
+	else if (web_known && rt.dynos.web.want > 0 && rt.dynos.web.crashed > 0)
 		client_error(c, 503, "H10", "App crashed");
 	else
 		client_error(c, 503, "H14", "No web dynos running");
@@ -446,7 +445,7 @@ dispatch(struct client *c)
 		if (b == NULL) {
 			int boot = !full && web_coming(c);
 
-			if ((full || boot) && queue_len < (size_t)opt.queue_max)
+			if ((full || boot) && rt.queue.len < (size_t)rt.opt.queue_max)
 				queue_wait(c, boot);
 			else if (full || boot)
 				client_error(c, 503, "H11", "Backlog too deep");
@@ -460,7 +459,7 @@ dispatch(struct client *c)
 		memcpy(c->dyno, b->name, sizeof(c->dyno));	/* same size */
 		b->inflight++;
 		b->total++;
-		counters_dirty = 1;
+		rt.due.counters_dirty = 1;
 		/* A pooled keep-alive connection if there is one. */
 		if ((u = b->idle) != NULL) {
 			b->idle = u->pool_next;
@@ -490,11 +489,11 @@ dispatch(struct client *c)
 			client_error(c, 503, "H99", "Platform error");
 			return;
 		}
-		b->quarantined_until = now_ms() + opt.quarantine_ms;
+		b->quarantined_until = now_ms() + rt.opt.quarantine_ms;
 		b->errors++;
 		backend_done(b);
 		c->refused = refused;
-		if (c->ntries >= opt.retries) {
+		if (c->ntries >= rt.opt.retries) {
 			client_error(c, 503, refused ? "H21" : "H19", refused ?
 			    "Backend connection refused" :
 			    "Backend connection timeout");
@@ -507,8 +506,8 @@ dispatch(struct client *c)
 void
 queue_drain(void)
 {
-	while (queue_head != NULL) {
-		struct client *c = queue_head;
+	while (rt.queue.head != NULL) {
+		struct client *c = rt.queue.head;
 		int full, none;
 		struct backend *b = backend_pick(c, &full, &none);
 

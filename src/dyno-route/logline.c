@@ -179,7 +179,7 @@ log_request(struct client *c, const char *code, const char *desc)
 	text_lit(&t, " bytes=");
 	text_unum(&t, (unsigned long long)c->bytes);
 	text_lit(&t, " protocol=");
-	text_str(&t, opt.proto);
+	text_str(&t, rt.opt.proto);
 	/* Ours: what the client waited in all, queue and retries included. */
 	text_lit(&t, " queue=");
 	text_num(&t, (long long)queue);
@@ -191,7 +191,7 @@ log_request(struct client *c, const char *code, const char *desc)
 	t.cap++;
 	text_lit(&t, "\n");
 	fwrite(line, 1, t.len, stdout);
-	log_unflushed = 1;
+	rt.due.log_unflushed = 1;
 }
 
 static int
@@ -210,11 +210,11 @@ counters_write(int64_t now)
 	struct buf b = { 0 };
 	size_t i, k, n;
 
-	if (!app_mode || !counters_dirty || now - counters_written < 1000)
+	if (!rt.worker.app_mode || !rt.due.counters_dirty || now - rt.due.counters_written < 1000)
 		return;
 	buf_printf(&b, "updated=%lld\n", (long long)time(NULL));
-	for (i = 0; i < nbackends; i++) {
-		struct backend *be = backends[i];
+	for (i = 0; i < rt.dynos.n; i++) {
+		struct backend *be = rt.dynos.list[i];
 		int p50 = 0, p95 = 0, p99 = 0;
 
 		for (k = 0, n = 0; k < be->nsamples; k++)
@@ -234,19 +234,19 @@ counters_write(int64_t now)
 		    n, p50, p95, p99, be->gone, (unsigned long long)be->stalls,
 		    be->stalled);
 	}
-	buf_printf(&b, "queue=%zu clients=%zu\n", queue_len, nclients);
+	buf_printf(&b, "queue=%zu clients=%zu\n", rt.queue.len, rt.conns.n);
 	/* Said once, and again once it works (not every second). */
-	if (atomicfile_write(counters_path, b.data, b.len, 0644, 0) == -1) {
+	if (atomicfile_write(rt.worker.counters_path, b.data, b.len, 0644, 0) == -1) {
 		if (!counters_failing)
 			fprintf(stderr, "dyno-route: cannot write run/%s: %s "
-			    "(said once)\n", counters_path, strerror(errno));
+			    "(said once)\n", rt.worker.counters_path, strerror(errno));
 		counters_failing = 1;
 	} else if (counters_failing) {
 		fprintf(stderr, "dyno-route: run/%s written again\n",
-		    counters_path);
+		    rt.worker.counters_path);
 		counters_failing = 0;
 	}
 	free(b.data);
-	counters_written = now;
-	counters_dirty = 0;
+	rt.due.counters_written = now;
+	rt.due.counters_dirty = 0;
 }

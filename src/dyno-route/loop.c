@@ -88,7 +88,7 @@ flush_round(void)
 int64_t
 now_ms(void)
 {
-	return loop_ms;
+	return rt.now;
 }
 
 void
@@ -96,8 +96,8 @@ set_deadline(struct client *c, enum timer t, int64_t at)
 {
 	c->timer = t;
 	c->deadline = at;
-	if (at < next_sweep)
-		next_sweep = at;
+	if (at < rt.due.next_sweep)
+		rt.due.next_sweep = at;
 }
 
 /* The request went out to a dyno: a byte is due within --stall-timeout. */
@@ -108,9 +108,9 @@ stall_arm(struct client *c)
 
 	if (b != NULL && b->probe == PROBE_WANTED && resendable(c))
 		b->probe = PROBE_SENT;
-	c->stall_at = now_ms() + opt.stall_ms;
-	if (c->stall_at < next_sweep)
-		next_sweep = c->stall_at;
+	c->stall_at = now_ms() + rt.opt.stall_ms;
+	if (c->stall_at < rt.due.next_sweep)
+		rt.due.next_sweep = c->stall_at;
 }
 
 static void
@@ -169,10 +169,10 @@ stall_check(int64_t now)
 	size_t i;
 	int found = 0;
 
-	for (i = 0; i < nbackends; i++) {
-		struct backend *b = backends[i];
+	for (i = 0; i < rt.dynos.n; i++) {
+		struct backend *b = rt.dynos.list[i];
 
-		if (b->sweep_overdue == 0 || now - b->last_byte < opt.stall_ms)
+		if (b->sweep_overdue == 0 || now - b->last_byte < rt.opt.stall_ms)
 			continue;
 		if (b->stalled) {
 			if (b->stall_until > now)
@@ -187,14 +187,14 @@ stall_check(int64_t now)
 			b->stalled = 1;
 			b->stalls++;
 			b->stall_since = now;
-			counters_dirty = 1;
+			rt.due.counters_dirty = 1;
 			log_event(stdout, "heroku", "router", "at=warning "
 			    "desc=\"no response byte for %lldms with %d requests "
 			    "waiting: stalled\" dyno=%s",
-			    (long long)opt.stall_ms, b->sweep_waiting, b->name);
-			log_unflushed = 1;
+			    (long long)rt.opt.stall_ms, b->sweep_waiting, b->name);
+			rt.due.log_unflushed = 1;
 		}
-		b->stall_until = now + 5 * opt.stall_ms;
+		b->stall_until = now + 5 * rt.opt.stall_ms;
 		found = 1;
 	}
 	return found;
@@ -206,7 +206,7 @@ stall_resend(int64_t now)
 {
 	struct client *c, *next;
 
-	for (c = clients; c != NULL; c = next) {
+	for (c = rt.conns.list; c != NULL; c = next) {
 		struct upstream *u = c->up;
 		int full, none;
 
@@ -214,7 +214,7 @@ stall_resend(int64_t now)
 		if (u == NULL || u->b == NULL || !u->b->stalled ||
 		    u->b->stall_until <= now || u->got_bytes ||
 		    c->resp != RESP_NONE || c->tunnel || c->req != REQ_DONE ||
-		    !resendable(c) || c->resends >= opt.retries)
+		    !resendable(c) || c->resends >= rt.opt.retries)
 			continue;
 		if (backend_pick(c, &full, &none) == NULL && !full)
 			continue;	/* nowhere else to go: it waits here */
@@ -234,10 +234,10 @@ sweep(int64_t now)
 	size_t i;
 	int overdue = 0;
 
-	next_sweep = INT64_MAX;
-	for (i = 0; i < nbackends; i++)
-		backends[i]->sweep_waiting = backends[i]->sweep_overdue = 0;
-	for (c = clients; c != NULL; c = next) {
+	rt.due.next_sweep = INT64_MAX;
+	for (i = 0; i < rt.dynos.n; i++)
+		rt.dynos.list[i]->sweep_waiting = rt.dynos.list[i]->sweep_overdue = 0;
+	for (c = rt.conns.list; c != NULL; c = next) {
 		next = c->next;
 		if (c->deadline > 0 && c->deadline <= now) {
 			client_timeout(c);
@@ -262,22 +262,22 @@ sweep(int64_t now)
 	if (overdue && stall_check(now))
 		stall_resend(now);
 	/* Pooled connections idle longer than the idle timeout are closed. */
-	for (i = 0; i < nbackends; i++) {
-		struct upstream **pp = &backends[i]->idle;
+	for (i = 0; i < rt.dynos.n; i++) {
+		struct upstream **pp = &rt.dynos.list[i]->idle;
 		while (*pp != NULL) {
 			struct upstream *u = *pp;
-			if (now - u->idle_since >= opt.idle_ms) {
+			if (now - u->idle_since >= rt.opt.idle_ms) {
 				*pp = u->pool_next;
 				upstream_free(u);
 				continue;
 			}
-			if (u->idle_since + opt.idle_ms < min)
-				min = u->idle_since + opt.idle_ms;
+			if (u->idle_since + rt.opt.idle_ms < min)
+				min = u->idle_since + rt.opt.idle_ms;
 			pp = &u->pool_next;
 		}
 	}
-	if (min < next_sweep)
-		next_sweep = min;
+	if (min < rt.due.next_sweep)
+		rt.due.next_sweep = min;
 	quarantine_wake(now);
 }
 
@@ -286,17 +286,17 @@ drain_begin(void)
 {
 	struct client *c, *next;
 
-	if (draining)
+	if (rt.draining)
 		return;
-	draining = 1;
-	drain_deadline = now_ms() + opt.drain_ms;
+	rt.draining = 1;
+	drain_deadline = now_ms() + rt.opt.drain_ms;
 	/*
 	 * Idle between requests: closed after DRAIN_IDLE_MS, not at once, so
 	 * that a client's next request, maybe already on its way, is answered
 	 * (with Connection: close) instead of lost with the connection.  A
 	 * new connection, whose first request may be unread, is served.
 	 */
-	for (c = clients; c != NULL; c = next) {
+	for (c = rt.conns.list; c != NULL; c = next) {
 		next = c->next;
 		if (c->req == REQ_NONE && c->resp == RESP_NONE &&
 		    buf_pending(&c->in) == 0 && c->timer == T_KEEPALIVE &&
@@ -309,11 +309,11 @@ drain_begin(void)
 	 * them all first, and serve them while draining.  After the close the
 	 * kernel hashes new ones to the other listeners only.
 	 */
-	if (listen_fd >= 0) {
+	if (rt.worker.listen_fd >= 0) {
 		client_accept(-1);
-		poller_del(poller, listen_fd);
-		close(listen_fd);
-		listen_fd = -1;
+		poller_del(rt.poller, rt.worker.listen_fd);
+		close(rt.worker.listen_fd);
+		rt.worker.listen_fd = -1;
 	}
 }
 
@@ -323,47 +323,47 @@ event_loop(int sigfd)
 	struct poller_event ev[256];
 	int watchfd = -1;
 
-	poller_set(poller, listen_fd, POLLER_IN, &listen_tag);
-	poller_set(poller, sigfd, POLLER_IN, &signal_tag);
-	if (app_mode) {
+	poller_set(rt.poller, rt.worker.listen_fd, POLLER_IN, &listen_tag);
+	poller_set(rt.poller, sigfd, POLLER_IN, &signal_tag);
+	if (rt.worker.app_mode) {
 		if ((watchfd = watch_open(".")) >= 0)	/* run/ */
-			poller_set(poller, watchfd, POLLER_IN, &watch_tag);
+			poller_set(rt.poller, watchfd, POLLER_IN, &watch_tag);
 	}
 	for (;;) {
-		int64_t now = loop_ms = clock_ms(), wake = next_sweep;
+		int64_t now = rt.now = clock_ms(), wake = rt.due.next_sweep;
 		int n, i, timeout;
 
-		if (app_mode && counters_dirty && counters_written + 1000 < wake)
-			wake = counters_written + 1000;
-		if (draining && drain_deadline < wake)
+		if (rt.worker.app_mode && rt.due.counters_dirty && rt.due.counters_written + 1000 < wake)
+			wake = rt.due.counters_written + 1000;
+		if (rt.draining && drain_deadline < wake)
 			wake = drain_deadline;
-		if (accept_resume_at && accept_resume_at < wake)
-			wake = accept_resume_at;
+		if (rt.due.accept_resume_at && rt.due.accept_resume_at < wake)
+			wake = rt.due.accept_resume_at;
 		/*
 		 * The log is written when stdio's 64 KiB buffer fills or
 		 * LOG_FLUSH_MS after the last write, not once per round: a
 		 * write(2) to a file per round of a few events cost the loop
 		 * more than the lines did.
 		 */
-		if (log_unflushed && now - log_flushed >= LOG_FLUSH_MS) {
+		if (rt.due.log_unflushed && now - log_flushed >= LOG_FLUSH_MS) {
 			fflush(stdout);
-			log_unflushed = 0;
+			rt.due.log_unflushed = 0;
 			log_flushed = now;
 		}
-		if (log_unflushed && log_flushed + LOG_FLUSH_MS < wake)
+		if (rt.due.log_unflushed && log_flushed + LOG_FLUSH_MS < wake)
 			wake = log_flushed + LOG_FLUSH_MS;
 		timeout = wake == INT64_MAX ? -1 : wake <= now ? 0 :
 		    (wake - now > INT_MAX ? INT_MAX : (int)(wake - now));
-		n = poller_wait(poller, ev, 256, timeout);
+		n = poller_wait(rt.poller, ev, 256, timeout);
 		if (n == -1 && errno != EINTR)
 			return 1;
-		loop_ms = clock_ms();
+		rt.now = clock_ms();
 		for (i = 0; i < n; i++) {
 			struct tag *t = ev[i].data;
 
 			switch (t->kind) {
 			case K_LISTEN:
-				if (listen_fd >= 0)
+				if (rt.worker.listen_fd >= 0)
 					client_accept(64);
 				break;
 			case K_SIGNAL: {
@@ -415,25 +415,25 @@ event_loop(int sigfd)
 		}
 		flush_round();
 		graveyard_empty();
-		now = loop_ms = clock_ms();
-		if (accept_resume_at && now >= accept_resume_at) {
-			accept_resume_at = 0;
-			if (listen_fd >= 0)
-				poller_set(poller, listen_fd, POLLER_IN,
+		now = rt.now = clock_ms();
+		if (rt.due.accept_resume_at && now >= rt.due.accept_resume_at) {
+			rt.due.accept_resume_at = 0;
+			if (rt.worker.listen_fd >= 0)
+				poller_set(rt.poller, rt.worker.listen_fd, POLLER_IN,
 				    &listen_tag);
 		}
-		if (now >= next_sweep)
+		if (now >= rt.due.next_sweep)
 			sweep(now);
 		/* Not from backend_done itself: it runs inside dispatch. */
-		while (queue_kick) {
-			queue_kick = 0;
+		while (rt.due.queue_kick) {
+			rt.due.queue_kick = 0;
 			queue_drain();
 			flush_round();
 		}
 		flush_round();
 		graveyard_empty();
 		counters_write(now);
-		if (draining && (clients == NULL || now >= drain_deadline))
+		if (rt.draining && (rt.conns.list == NULL || now >= drain_deadline))
 			return 0;
 	}
 }

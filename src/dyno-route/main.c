@@ -31,37 +31,18 @@
 #include "dyno.h"
 #include "route.h"
 
-struct route_opts opt = {
-	5000, 30000, 55000, 10000, 90000,
-	5000, 30000, 75000, 1000,
-	50, 1000, 3, 1,
-	"http", NULL, "8080",
-	1 << 20, 10000,
+struct router rt = {
+	.opt = {
+		5000, 30000, 55000, 10000, 90000,
+		5000, 30000, 75000, 1000,
+		50, 1000, 3, 1,
+		"http", NULL, "8080",
+		1 << 20, 10000,
+	},
+	.worker = { .listen_fd = -1 },
+	.due = { .next_sweep = INT64_MAX },
 };
-int ntunnels;		/* this worker's open tunnels */
 
-struct poller *poller;
-struct backend *backends[BACKENDS_MAX];
-size_t nbackends;
-struct client *clients;
-size_t nclients;
-size_t queue_len;
-int64_t next_sweep = INT64_MAX;
-struct app app;
-int app_mode, worker_index, listen_fd = -1, draining;
-char routes_path[4096], counters_path[4096];
-int counters_dirty;
-int queue_kick;		/* a slot came free: drain the queue this round */
-/* The web dynos as dyno-run last described them (run/routes' status line). */
-struct web_status web;
-/*
- * The monotonic clock in ms, read once per poll round, not some ten times
- * per request: every timeout is counted in whole ms, and a round takes
- * well under one.
- */
-int64_t loop_ms;
-int log_unflushed;	/* stdout holds lines not yet written */
-int64_t counters_written;
 static const char *fixed_backends;
 static char logbuf[1 << 16];	/* stdout's buffer */
 
@@ -128,7 +109,7 @@ listen_on(const char *spec)
 	if (parse_long(spec, 1, 65535, &p) == -1)
 		return -1;
 	snprintf(port, sizeof(port), "%ld", p);
-	snprintf(opt.listen_port, sizeof(opt.listen_port), "%ld", p);
+	snprintf(rt.opt.listen_port, sizeof(rt.opt.listen_port), "%ld", p);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
@@ -196,7 +177,7 @@ listen_inherited(void)
 		errno = EINVAL;
 		return -1;
 	}
-	snprintf(opt.listen_port, sizeof(opt.listen_port), "%u",
+	snprintf(rt.opt.listen_port, sizeof(rt.opt.listen_port), "%u",
 	    (unsigned)ntohs(ss.ss_family == AF_INET ?
 	    ((struct sockaddr_in *)&ss)->sin_port :
 	    ((struct sockaddr_in6 *)&ss)->sin6_port));
@@ -289,12 +270,12 @@ workers_run(int sigfd, pid_t *pids, int n)
 		while (selfpipe_read(&sig)) {
 			if (sig == SIGHUP || ((sig == SIGTERM || sig == SIGINT) &&
 			    !stopping)) {
-				if (sig != SIGHUP && !stopping && listen_fd >= 0) {
+				if (sig != SIGHUP && !stopping && rt.worker.listen_fd >= 0) {
 					/* Ours would keep the socket, and the
 					 * connections queued on it, alive after
 					 * the workers took the last ones. */
-					close(listen_fd);
-					listen_fd = -1;
+					close(rt.worker.listen_fd);
+					rt.worker.listen_fd = -1;
 				}
 				if (sig != SIGHUP)
 					stopping = 1;
@@ -319,7 +300,7 @@ workers_run(int sigfd, pid_t *pids, int n)
 					fflush(stdout);
 					pid = fork();
 					if (pid == 0) {
-						worker_index = i + 1;
+						rt.worker.index = i + 1;
 						rand_seed();
 						return -1;	/* the child runs the loop */
 					}
@@ -378,62 +359,62 @@ main(int argc, char **argv)
 			fixed_backends = optarg;
 			break;
 		case 'B':
-			duration_opt("boot-timeout", optarg, &opt.boot_ms);
+			duration_opt("boot-timeout", optarg, &rt.opt.boot_ms);
 			break;
 		case 'C':
-			duration_opt("connect-timeout", optarg, &opt.connect_ms);
+			duration_opt("connect-timeout", optarg, &rt.opt.connect_ms);
 			break;
 		case 'D':
-			duration_opt("drain-timeout", optarg, &opt.drain_ms);
+			duration_opt("drain-timeout", optarg, &rt.opt.drain_ms);
 			break;
 		case 'H':
-			duration_opt("header-timeout", optarg, &opt.header_ms);
+			duration_opt("header-timeout", optarg, &rt.opt.header_ms);
 			break;
 		case 'h':
 			help();
 			return 0;
 		case 'I':
-			duration_opt("idle-timeout", optarg, &opt.idle_ms);
+			duration_opt("idle-timeout", optarg, &rt.opt.idle_ms);
 			break;
 		case 'K':
-			duration_opt("keepalive-timeout", optarg, &opt.keepalive_ms);
+			duration_opt("keepalive-timeout", optarg, &rt.opt.keepalive_ms);
 			break;
 		case 'l':
 			listen_spec = optarg;
 			listen_given = 1;
 			break;
 		case 'M':
-			opt.max_inflight = count_opt("max-inflight", optarg, 1, 100000);
+			rt.opt.max_inflight = count_opt("max-inflight", optarg, 1, 100000);
 			break;
 		case 'P':
-			opt.proto = optarg;
+			rt.opt.proto = optarg;
 			break;
 		case 'Q':
-			duration_opt("quarantine", optarg, &opt.quarantine_ms);
+			duration_opt("quarantine", optarg, &rt.opt.quarantine_ms);
 			break;
 		case 'q':
-			opt.queue_max = count_opt("queue", optarg, 0, 1000000);
+			rt.opt.queue_max = count_opt("queue", optarg, 0, 1000000);
 			break;
 		case 'R':
-			opt.retries = count_opt("retries", optarg, 1, 8);
+			rt.opt.retries = count_opt("retries", optarg, 1, 8);
 			break;
 		case 'S':
-			duration_opt("service-timeout", optarg, &opt.service_ms);
+			duration_opt("service-timeout", optarg, &rt.opt.service_ms);
 			break;
 		case 'E':
-			opt.body_buffer = size_opt("body-buffer", optarg);
+			rt.opt.body_buffer = size_opt("body-buffer", optarg);
 			break;
 		case 'N':
-			opt.max_tunnels = count_opt("max-tunnels", optarg, 1, 1000000);
+			rt.opt.max_tunnels = count_opt("max-tunnels", optarg, 1, 1000000);
 			break;
 		case 'T':
-			duration_opt("stall-timeout", optarg, &opt.stall_ms);
+			duration_opt("stall-timeout", optarg, &rt.opt.stall_ms);
 			break;
 		case 'u':
-			opt.user = optarg;
+			rt.opt.user = optarg;
 			break;
 		case 'w':
-			opt.workers = count_opt("workers", optarg, 1, 64);
+			rt.opt.workers = count_opt("workers", optarg, 1, 64);
 			break;
 		default:
 			usage(stderr);
@@ -445,14 +426,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (fixed_backends == NULL) {
-		if (app_init(&app, appdir) == -1) {
+		if (app_init(&rt.worker.app, appdir) == -1) {
 			fprintf(stderr, "dyno-route: app directory %s: %s\n",
 			    appdir ? appdir : ".", strerror(errno));
 			return 1;
 		}
-		if (app_prepare(&app) == -1) {
+		if (app_prepare(&rt.worker.app) == -1) {
 			fprintf(stderr, "dyno-route: cannot prepare %s: %s\n",
-			    app.state, strerror(errno));
+			    rt.worker.app.state, strerror(errno));
 			return 1;
 		}
 		/*
@@ -460,19 +441,19 @@ main(int argc, char **argv)
 		 * app's .dyno (0700, root's) cannot be crossed any more, but
 		 * run/ (0755) still lets us read the routes.
 		 */
-		app_path(&app, rundir, sizeof(rundir), "run");
+		app_path(&rt.worker.app, rundir, sizeof(rundir), "run");
 		if (chdir(rundir) == -1) {
 			fprintf(stderr, "dyno-route: cannot enter %s: %s\n",
 			    rundir, strerror(errno));
 			return 1;
 		}
-		app_mode = 1;
-		snprintf(routes_path, sizeof(routes_path), "routes");
-		snprintf(counters_path, sizeof(counters_path), "router");
+		rt.worker.app_mode = 1;
+		snprintf(rt.worker.routes_path, sizeof(rt.worker.routes_path), "routes");
+		snprintf(rt.worker.counters_path, sizeof(rt.worker.counters_path), "router");
 		snprintf(pidpath, sizeof(pidpath), "router.pid");
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if ((listen_fd = listen_inherited()) >= 0) {
+	if ((rt.worker.listen_fd = listen_inherited()) >= 0) {
 		if (listen_given) {
 			fprintf(stderr, "dyno-route: -l with a socket passed in "
 			    "LISTEN_FDS: use one or the other\n");
@@ -483,7 +464,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "dyno-route: LISTEN_FDS: fd 3 is not one "
 		    "listening TCP socket: %s\n", strerror(errno));
 		return 1;
-	} else if ((listen_fd = listen_on(listen_spec)) == -1) {
+	} else if ((rt.worker.listen_fd = listen_on(listen_spec)) == -1) {
 		fprintf(stderr, "dyno-route: cannot listen on %s: %s\n", listen_spec,
 		    strerror(errno));
 		return 1;
@@ -500,10 +481,10 @@ main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if (opt.user != NULL && drop_privileges(opt.user) == -1)
+	if (rt.opt.user != NULL && drop_privileges(rt.opt.user) == -1)
 		return 1;
 	if ((sigfd = selfpipe_open(sigs, sizeof(sigs) / sizeof(sigs[0]))) == -1 ||
-	    (poller = poller_new()) == NULL) {
+	    (rt.poller = poller_new()) == NULL) {
 		fprintf(stderr, "dyno-route: %s\n", strerror(errno));
 		return 1;
 	}
@@ -512,8 +493,8 @@ main(int argc, char **argv)
 	 * writes. */
 	setvbuf(stdout, logbuf, _IOFBF, sizeof(logbuf));	/* LOG_FLUSH_MS */
 	rc = -1;
-	if (opt.workers > 1) {
-		for (i = 0; i < opt.workers; i++) {
+	if (rt.opt.workers > 1) {
+		for (i = 0; i < rt.opt.workers; i++) {
 			pid_t pid = fork();
 			if (pid == -1) {
 				fprintf(stderr, "dyno-route: fork: %s\n",
@@ -521,36 +502,36 @@ main(int argc, char **argv)
 				return 1;
 			}
 			if (pid == 0) {
-				worker_index = i + 1;
+				rt.worker.index = i + 1;
 				rand_seed();
 				break;
 			}
 			pids[i] = pid;
 		}
-		if (worker_index == 0)
-			rc = workers_run(sigfd, pids, opt.workers);
+		if (rt.worker.index == 0)
+			rc = workers_run(sigfd, pids, rt.opt.workers);
 		if (rc >= 0)
 			goto out;
 		/* A worker: its own poller, its own counters file, and its own
 		 * self-pipe: on the parent's, the parent could read the byte
 		 * for the SIGTERM it sent us, and we would never stop. */
-		poller_free(poller);
+		poller_free(rt.poller);
 		close(sigfd);
-		if ((poller = poller_new()) == NULL || (sigfd = selfpipe_open(sigs,
+		if ((rt.poller = poller_new()) == NULL || (sigfd = selfpipe_open(sigs,
 		    sizeof(sigs) / sizeof(sigs[0]))) == -1)
 			return 1;
-		if (app_mode)
-			snprintf(counters_path, sizeof(counters_path),
-			    "router.%d", worker_index);
+		if (rt.worker.app_mode)
+			snprintf(rt.worker.counters_path, sizeof(rt.worker.counters_path),
+			    "router.%d", rt.worker.index);
 	}
-	loop_ms = clock_ms();
-	if (app_mode)
+	rt.now = clock_ms();
+	if (rt.worker.app_mode)
 		routes_reload();
 	else
 		backends_load(fixed_backends, 0);
 	rc = event_loop(sigfd);
 	fflush(stdout);
-	if (worker_index > 0)
+	if (rt.worker.index > 0)
 		_exit(rc);
 out:
 	if (pidfd >= 0)

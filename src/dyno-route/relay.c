@@ -37,7 +37,7 @@ upstream_free(struct upstream *u)
 {
 	if (u->fd < 0)
 		return;
-	poller_del(poller, u->fd);
+	poller_del(rt.poller, u->fd);
 	close(u->fd);
 	u->fd = -1;
 	u->c = NULL;
@@ -89,7 +89,7 @@ tunnel_end(struct client *c, struct backend *b)
 	c->tunnel_slot = 0;
 	b->tunnels--;
 	b->inflight++;
-	ntunnels--;
+	rt.conns.tunnels--;
 }
 
 void
@@ -183,7 +183,7 @@ client_update(struct client *c)
 	if (c->fd < 0 || ev == c->ev)
 		return;
 	c->ev = ev;
-	poller_set(poller, c->fd, ev, c);
+	poller_set(rt.poller, c->fd, ev, c);
 }
 
 void
@@ -194,16 +194,16 @@ client_close(struct client *c)
 	upstream_discard(c);
 	queue_remove(c);
 	body_drop(c);
-	poller_del(poller, c->fd);
+	poller_del(rt.poller, c->fd);
 	close(c->fd);
 	c->fd = -1;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		clients = c->next;
+		rt.conns.list = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	nclients--;
+	rt.conns.n--;
 	c->dead_next = dead_clients;
 	dead_clients = c;
 }
@@ -214,19 +214,18 @@ client_close(struct client *c)
  * ACCEPT_PAUSE_MS, as nginx does, and try again then (event_loop).
  */
 #define ACCEPT_PAUSE_MS 500
-int64_t accept_resume_at;	/* 0: accepting */
 
 static void
 accept_pause(int err)
 {
-	if (accept_resume_at == 0) {
-		poller_del(poller, listen_fd);
+	if (rt.due.accept_resume_at == 0) {
+		poller_del(rt.poller, rt.worker.listen_fd);
 		log_event(stdout, "heroku", "router", "at=error code=H99 "
 		    "desc=\"cannot accept: %s, paused for %dms\"",
 		    strerror(err), ACCEPT_PAUSE_MS);
-		log_unflushed = 1;
+		rt.due.log_unflushed = 1;
 	}
-	accept_resume_at = now_ms() + ACCEPT_PAUSE_MS;
+	rt.due.accept_resume_at = now_ms() + ACCEPT_PAUSE_MS;
 }
 
 /* No memory for the client: a static answer, and the connection closes. */
@@ -237,7 +236,7 @@ client_refuse(int fd)
 	close(fd);
 	log_event(stdout, "heroku", "router", "at=error code=H99 "
 	    "desc=\"Platform error\" status=503 cause=\"out of memory\"");
-	log_unflushed = 1;
+	rt.due.log_unflushed = 1;
 }
 
 /*
@@ -252,7 +251,7 @@ client_accept(int max)
 		struct client *c;
 		int fd, one = 1;
 
-		fd = accept4(listen_fd, (struct sockaddr *)&ss, &len,
+		fd = accept4(rt.worker.listen_fd, (struct sockaddr *)&ss, &len,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EMFILE || errno == ENFILE ||
@@ -267,7 +266,7 @@ client_accept(int max)
 		c->tag.kind = K_CLIENT;
 		/* The poller needs memory too (epoll's own): without it the
 		 * client would never be heard, so it is refused now. */
-		if (poller_set(poller, fd, POLLER_IN, c) == -1) {
+		if (poller_set(rt.poller, fd, POLLER_IN, c) == -1) {
 			free(c);
 			client_refuse(fd);
 			return;
@@ -282,13 +281,13 @@ client_accept(int max)
 			inet_ntop(AF_INET6,
 			    &((struct sockaddr_in6 *)&ss)->sin6_addr, c->peer,
 			    sizeof(c->peer));
-		c->next = clients;
-		if (clients)
-			clients->prev = c;
-		clients = c;
-		nclients++;
+		c->next = rt.conns.list;
+		if (rt.conns.list)
+			rt.conns.list->prev = c;
+		rt.conns.list = c;
+		rt.conns.n++;
 		/* Slowloris: the first request's head must arrive in time too. */
-		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
+		set_deadline(c, T_HEADER, now_ms() + rt.opt.header_ms);
 		c->t_start = now_ms();
 		client_update(c);
 	}
@@ -348,7 +347,7 @@ client_readable(struct client *c)
 			return;
 		}
 		c->in.off = c->in.len;
-		set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+		set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
 		upstream_update(c->up);
 		client_update(c);
 		return;
@@ -367,7 +366,7 @@ client_readable(struct client *c)
 			return;
 		}
 		set_deadline(c, c->timer, c->timer == T_IDLE ?
-		    now_ms() + opt.idle_ms : c->deadline);
+		    now_ms() + rt.opt.idle_ms : c->deadline);
 		upstream_update(c->up);
 	}
 	client_update(c);
@@ -423,7 +422,7 @@ upstream_update(struct upstream *u)
 	if (u->fd < 0 || ev == u->ev)
 		return;
 	u->ev = ev;
-	poller_set(poller, u->fd, ev, u);
+	poller_set(rt.poller, u->fd, ev, u);
 }
 
 struct upstream *
@@ -465,17 +464,17 @@ connect_failed(struct client *c, int refused)
 	struct backend *b = c->up ? c->up->b : NULL;
 
 	if (b != NULL) {
-		b->quarantined_until = now_ms() + opt.quarantine_ms;
+		b->quarantined_until = now_ms() + rt.opt.quarantine_ms;
 		b->errors++;
 		log_event(stdout, "heroku", "router",
 		    "at=warning desc=\"%s %s, quarantined for %lldms\" dyno=%s",
 		    refused ? "connection refused by" : "cannot connect to",
-		    b->addrtext, (long long)opt.quarantine_ms, b->name);
-		log_unflushed = 1;
+		    b->addrtext, (long long)rt.opt.quarantine_ms, b->name);
+		rt.due.log_unflushed = 1;
 	}
 	c->refused = refused;
 	upstream_discard(c);
-	if (c->ntries >= opt.retries) {
+	if (c->ntries >= rt.opt.retries) {
 		if (refused)
 			client_error(c, 503, "H21", "Backend connection refused");
 		else
@@ -508,10 +507,10 @@ upstream_attach(struct client *c, struct upstream *u)
 	c->t_connect = now_ms();
 	if (!u->connecting) {
 		c->t_connected = c->t_connect;
-		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
+		set_deadline(c, T_FIRSTBYTE, c->t_ready + rt.opt.service_ms);
 		stall_arm(c);
 	} else
-		set_deadline(c, T_CONNECT, now_ms() + opt.connect_ms);
+		set_deadline(c, T_CONNECT, now_ms() + rt.opt.connect_ms);
 	request_pump(c);
 	if (!u->connecting) {
 		/* Connected already (pooled): written at the end of this round,
@@ -530,13 +529,13 @@ upstream_pool(struct upstream *u)
 	struct backend *b = u->b;
 
 	u->c = NULL;
-	if (b->gone || draining) {
+	if (b->gone || rt.draining) {
 		upstream_free(u);
 		backend_done(b);
 		return;
 	}
 	b->inflight--;
-	counters_dirty = 1;
+	rt.due.counters_dirty = 1;
 	buf_release(&u->out);
 	u->in.off = u->in.len = 0;
 	buf_release(&u->in);
@@ -611,10 +610,10 @@ upstream_readable(struct upstream *u)
 			u->in.off = u->in.len;
 			break;
 		}
-		set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+		set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
 		if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
 		    c->resp == RESP_HEAD) {
-			set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
+			set_deadline(c, T_FIRSTBYTE, c->t_ready + rt.opt.service_ms);
 		}
 		/* Written at the round's end: usually it all goes, and no
 		 * interest changes. */
@@ -672,7 +671,7 @@ upstream_readable(struct upstream *u)
 			}
 		}
 	}
-	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+	set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
 	client_flush_later(c);	/* it updates both sides' interest */
 }
 
@@ -697,7 +696,7 @@ upstream_writable(struct upstream *u)
 		}
 		u->connecting = 0;
 		c->t_connected = now_ms();
-		set_deadline(c, T_FIRSTBYTE, c->t_ready + opt.service_ms);
+		set_deadline(c, T_FIRSTBYTE, c->t_ready + rt.opt.service_ms);
 		stall_arm(c);
 		request_pump(c);
 	}
@@ -712,7 +711,7 @@ upstream_writable(struct upstream *u)
 		u->out.off += (size_t)n;
 		if (c->req == REQ_BODY || c->tunnel)
 			set_deadline(c, c->tunnel ? T_IDLE : c->timer,
-			    c->tunnel ? now_ms() + opt.idle_ms : c->deadline);
+			    c->tunnel ? now_ms() + rt.opt.idle_ms : c->deadline);
 		if (buf_pending(&u->out) == 0 && c->req == REQ_BODY &&
 		    buf_pending(&c->in) > 0) {
 			if (request_pump(c) == -1) {

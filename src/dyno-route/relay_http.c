@@ -123,7 +123,7 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	}
 	c->bytes = (uint64_t)(buf_pending(&c->out) - before);	/* the page */
 	log_request(c, code, desc);
-	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+	set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
 	client_update(c);
 }
 
@@ -245,8 +245,8 @@ request_build(struct client *c, const struct http_msg *m)
 		c->fwd[t.len] = '\0';
 	}
 	buf_forward(&b, "X-Forwarded-For", xff, xfflen, c->peer);
-	buf_forward(&b, "X-Forwarded-Proto", xfp, xfplen, opt.proto);
-	buf_forward(&b, "X-Forwarded-Port", xfport, xfportlen, opt.listen_port);
+	buf_forward(&b, "X-Forwarded-Proto", xfp, xfplen, rt.opt.proto);
+	buf_forward(&b, "X-Forwarded-Port", xfport, xfportlen, rt.opt.listen_port);
 	clock_gettime(CLOCK_REALTIME, &now);	/* wall clock: the dyno compares */
 	{
 		char ms[24], *p = ms + sizeof(ms);
@@ -327,8 +327,8 @@ request_start(struct client *c, int headlen)
 	}
 	c->in.off += (size_t)headlen;
 	c->req = (c->req_chunked || c->req_left > 0) ? REQ_BODY : REQ_DONE;
-	set_deadline(c, T_QUEUE, c->t_start + opt.service_ms);
-	if (c->upgrade && ntunnels >= opt.max_tunnels) {
+	set_deadline(c, T_QUEUE, c->t_start + rt.opt.service_ms);
+	if (c->upgrade && rt.conns.tunnels >= rt.opt.max_tunnels) {
 		client_error(c, 503, "H11", "Backlog too deep");
 		return;
 	}
@@ -419,22 +419,22 @@ void
 body_buffer_more(struct client *c)
 {
 	size_t before = c->body.len;
-	int r = request_copy(c, &c->body, opt.body_buffer);
+	int r = request_copy(c, &c->body, rt.opt.body_buffer);
 
 	body_total += c->body.len - before;
 	if (r == -1) {
 		client_error(c, 400, "H26", "Request Error");
 		return;
 	}
-	if (c->req == REQ_DONE || buf_pending(&c->body) >= opt.body_buffer) {
+	if (c->req == REQ_DONE || buf_pending(&c->body) >= rt.opt.body_buffer) {
 		c->buffering = 0;
 		c->body_whole = c->req == REQ_DONE;
 		/* The service timeout counts from here: the client was slow. */
-		set_deadline(c, T_QUEUE, now_ms() + opt.service_ms);
+		set_deadline(c, T_QUEUE, now_ms() + rt.opt.service_ms);
 		dispatch(c);
 		return;
 	}
-	set_deadline(c, T_IDLE, now_ms() + opt.idle_ms);
+	set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
 	client_update(c);
 }
 
@@ -447,13 +447,13 @@ body_buffer_more(struct client *c)
 static int
 body_buffer_wanted(struct client *c, const struct http_msg *m)
 {
-	size_t i, want = opt.body_buffer;
+	size_t i, want = rt.opt.body_buffer;
 
-	if (opt.body_buffer == 0 || c->req != REQ_BODY || c->upgrade)
+	if (rt.opt.body_buffer == 0 || c->req != REQ_BODY || c->upgrade)
 		return 0;
 	if (!c->req_chunked && (uint64_t)c->req_left < want)
 		want = (size_t)c->req_left;
-	if (body_total + want > opt.body_buffer * BODY_TOTAL_FACTOR)
+	if (body_total + want > rt.opt.body_buffer * BODY_TOTAL_FACTOR)
 		return 0;
 	for (i = 0; i < m->nheaders; i++)
 		if (NAME_IS(&m->headers[i], "expect"))
@@ -473,7 +473,7 @@ client_try_request(struct client *c)
 		/* Draining: not closed at once, its next request may already
 		 * be on the way (drain_begin). */
 		set_deadline(c, T_KEEPALIVE, now_ms() +
-		    (draining ? DRAIN_IDLE_MS : opt.keepalive_ms));
+		    (rt.draining ? DRAIN_IDLE_MS : rt.opt.keepalive_ms));
 		client_update(c);
 		return;
 	}
@@ -481,7 +481,7 @@ client_try_request(struct client *c)
 	 * behind the last one: its head has header_ms from now, and if it
 	 * fails, its log line names none of the last request's values. */
 	if (c->timer != T_HEADER) {
-		set_deadline(c, T_HEADER, now_ms() + opt.header_ms);
+		set_deadline(c, T_HEADER, now_ms() + rt.opt.header_ms);
 		request_forget(c);
 	}
 	n = http_parse_request(c->in.data + c->in.off, buf_pending(&c->in), &msg);
@@ -587,9 +587,9 @@ response_head(struct client *c, struct upstream *u)
 			c->tunnel_slot = 1;
 			u->b->tunnels++;
 			u->b->inflight--;
-			ntunnels++;
-			counters_dirty = 1;
-			queue_kick = 1;
+			rt.conns.tunnels++;
+			rt.due.counters_dirty = 1;
+			rt.due.queue_kick = 1;
 		}
 		c->resp = RESP_BODY;
 		c->resp_mode = BODY_CLOSE;
@@ -623,7 +623,7 @@ response_head(struct client *c, struct upstream *u)
 		c->close_after = 1;
 	if (c->req != REQ_DONE)	/* answered before the body: cannot reuse */
 		c->close_after = 1;
-	if (draining)
+	if (rt.draining)
 		c->close_after = 1;
 	{
 		/* Our status line, with the dyno's own reason phrase. */
@@ -725,7 +725,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 	}
 	if (c->resp == RESP_NONE && !u->got_bytes &&
 	    (!c->req_body || c->body_whole) &&
-	    c->req == REQ_DONE && c->resends < opt.retries &&
+	    c->req == REQ_DONE && c->resends < rt.opt.retries &&
 	    (u->reused || idempotent(c->method))) {
 		/* No response byte came and the request has no body, or one
 		 * wholly buffered in c->body (a body streamed through was not
@@ -741,7 +741,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 		/* Its other idle connections are likely dead too. */
 		backend_drop_pool(b);
 		if (!reused) {
-			b->quarantined_until = now_ms() + opt.quarantine_ms;
+			b->quarantined_until = now_ms() + rt.opt.quarantine_ms;
 			b->errors++;
 		}
 		upstream_discard(c);

@@ -141,40 +141,61 @@ struct route_opts {
 	int max_tunnels;
 };
 
-extern struct route_opts opt;
 /*
  * Request bodies held before dispatch, in all, are at most this many times
  * --body-buffer per worker; past it a body streams as it comes.
  */
 #define BODY_TOTAL_FACTOR 64
-extern int ntunnels;		/* this worker's open tunnels */
-
-extern struct poller *poller;
-extern struct backend *backends[BACKENDS_MAX];
-extern size_t nbackends;
-extern struct client *clients;
-extern size_t nclients;
-extern size_t queue_len;
-extern int64_t next_sweep;
-extern struct app app;
-extern int app_mode, worker_index, listen_fd, draining;
-extern char routes_path[4096], counters_path[4096];
-extern int counters_dirty;
-extern int queue_kick;		/* a slot came free: drain the queue this round */
-/* The web dynos as dyno-run last described them (run/routes' status line). */
-extern struct web_status web;
-/*
- * The monotonic clock in ms, read once per poll round, not some ten times
- * per request: every timeout is counted in whole ms, and a round takes
- * well under one.
- */
-extern int64_t loop_ms;
 /* The longest a log line waits in stdio's buffer. */
 #define LOG_FLUSH_MS 10
-extern int log_unflushed;	/* stdout holds lines not yet written */
-extern int64_t counters_written;
 
-extern int64_t accept_resume_at;	/* 0: accepting */
+/*
+ * The router: what the files share, one instance (rt), as relayd has one
+ * env and redis one server.  State that only one file uses stays static
+ * in that file.
+ */
+struct router {
+	struct route_opts opt;	/* the command line, fixed once parsed */
+	struct poller *poller;
+	/*
+	 * The monotonic clock in ms, read once per poll round, not some ten
+	 * times per request: every timeout is counted in whole ms, and a
+	 * round takes well under one.
+	 */
+	int64_t now;
+	int draining;		/* SIGTERM came: finish what is in flight */
+	struct {		/* this worker process and where it routes */
+		int index, listen_fd, app_mode;
+		struct app app;
+		char routes_path[4096], counters_path[4096];
+	} worker;
+	struct {
+		struct backend *list[BACKENDS_MAX];
+		size_t n;
+		/* The web dynos as dyno-run last described them (run/routes'
+		 * status line). */
+		struct web_status web;
+	} dynos;
+	struct {		/* this worker's clients, for the timer sweep */
+		struct client *list;
+		size_t n;
+		int tunnels;	/* open tunnels */
+	} conns;
+	struct {		/* requests waiting for a dyno: FIFO */
+		struct client *head, *tail;
+		size_t len;
+	} queue;
+	struct {		/* what the loop owes at the end of a round */
+		int counters_dirty;	/* run/router is to be written */
+		int64_t counters_written;
+		int queue_kick;	/* a slot came free: drain the queue */
+		int log_unflushed;	/* stdout holds lines not yet written */
+		int64_t next_sweep;	/* the earliest timer */
+		int64_t accept_resume_at;	/* 0: accepting */
+	} due;
+};
+
+extern struct router rt;
 
 #define buf_lit(b, s) buf_put((b), (s), sizeof(s) - 1)
 
