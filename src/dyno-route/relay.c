@@ -577,7 +577,7 @@ upstream_readable(struct upstream *u)
 		c->stall_at = 0;
 		backend_heard(u->b);
 		u->in.len += (size_t)n;
-		c->resp = RESP_HEAD;
+		req_transition(c, RQ_ANSWER);
 		mark = c->out.len;	/* none of this response was written */
 		for (;;) {
 			int r = response_head(c, u);
@@ -589,7 +589,7 @@ upstream_readable(struct upstream *u)
 				return;
 			}
 			if (r == 2) {	/* 1xx: the real head follows */
-				c->resp = RESP_HEAD;
+				req_transition(c, RQ_ANSWER);
 				if (buf_pending(&u->in) == 0)
 					break;
 				continue;
@@ -601,7 +601,7 @@ upstream_readable(struct upstream *u)
 					/* Its head is still ours to take
 					 * back: the client gets a 502. */
 					c->out.len = mark;
-					c->resp = RESP_HEAD;
+					req_transition(c, RQ_ANSWER);
 					client_error(c, 502, "H17",
 					    "Poorly formatted HTTP response");
 					return;

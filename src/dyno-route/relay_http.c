@@ -32,6 +32,54 @@ static struct http_msg msg;	/* scratch: one parse at a time */
 
 static int body_buffer_wanted(struct client *c, const struct http_msg *m);
 
+/*
+ * The request state machine, and the only code that changes a client's
+ * req and resp states (and the tunnel and close-after flags that go with
+ * them).  req: NONE (between requests), BODY (its body is still coming),
+ * DONE (all of it read).  resp: NONE (no byte from the dyno yet), HEAD
+ * (reading its head), BODY (passing its body on), DONE (all of it read).
+ */
+void
+req_transition(struct client *c, enum req_event ev)
+{
+	switch (ev) {
+	case RQ_HEAD:
+		c->req = (c->req_chunked || c->req_left > 0) ? REQ_BODY : REQ_DONE;
+		c->resp = RESP_NONE;
+		break;
+	case RQ_BODY_END:
+		c->req = REQ_DONE;
+		break;
+	case RQ_ANSWER:
+		c->resp = RESP_HEAD;
+		break;
+	case RQ_RESP_HEAD:
+		c->resp = c->resp_mode == BODY_NONE ? RESP_DONE : RESP_BODY;
+		break;
+	case RQ_UPGRADE:
+		/* Both ways until either side closes; never reused. */
+		c->tunnel = 1;
+		c->req = REQ_DONE;
+		c->resp = RESP_BODY;
+		c->resp_mode = BODY_CLOSE;
+		c->close_after = 1;
+		break;
+	case RQ_RESP_END:
+		c->resp = RESP_DONE;
+		break;
+	case RQ_ERROR:
+		c->tunnel = 0;
+		c->req = REQ_DONE;
+		c->resp = RESP_DONE;
+		c->close_after = 1;
+		break;
+	case RQ_NEXT:
+		c->req = REQ_NONE;
+		c->resp = RESP_NONE;
+		break;
+	}
+}
+
 void
 copy_field(char *dst, size_t dstlen, const char *src, size_t len)
 {
@@ -104,10 +152,7 @@ client_error(struct client *c, int status, const char *code, const char *desc)
 	n = snprintf(body, sizeof(body), "%d %s%s%s\n", status,
 	    status_text(status), code ? ": " : "", code ? desc : "");
 	upstream_discard(c);
-	c->close_after = 1;
-	c->req = REQ_DONE;
-	c->tunnel = 0;
-	c->resp = RESP_DONE;
+	req_transition(c, RQ_ERROR);
 	c->in.off = c->in.len;	/* whatever else it sent is not read */
 	before = buf_pending(&c->out);
 	if (buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
@@ -290,7 +335,6 @@ request_start(struct client *c, int headlen)
 	c->ntries = 0;
 	c->status = 0;
 	c->bytes = 0;
-	c->resp = RESP_NONE;
 	c->refused = 0;
 	c->resends = 0;
 	c->logged = 0;
@@ -309,6 +353,7 @@ request_start(struct client *c, int headlen)
 	c->req_chunked = m->chunked;
 	c->req_left = m->content_length > 0 ? m->content_length : 0;
 	c->req_body = m->chunked || c->req_left > 0;
+	req_transition(c, RQ_HEAD);
 	if (m->chunked)
 		chunked_init(&c->req_ch);
 	if (request_build(c, m) == -1) {
@@ -326,7 +371,6 @@ request_start(struct client *c, int headlen)
 			}
 	}
 	c->in.off += (size_t)headlen;
-	c->req = (c->req_chunked || c->req_left > 0) ? REQ_BODY : REQ_DONE;
 	set_deadline(c, T_QUEUE, c->t_start + rt.opt.service_ms);
 	if (c->upgrade && rt.conns.tunnels >= rt.opt.max_tunnels) {
 		client_error(c, 503, "H11", "Backlog too deep");
@@ -362,13 +406,13 @@ request_copy(struct client *c, struct buf *dst, size_t room)
 				return -1;
 			take = (size_t)k;
 			if (chunked_done(&c->req_ch))
-				c->req = REQ_DONE;
+				req_transition(c, RQ_BODY_END);
 		} else {
 			if ((int64_t)take > c->req_left)
 				take = (size_t)c->req_left;
 			c->req_left -= (int64_t)take;
 			if (c->req_left == 0)
-				c->req = REQ_DONE;
+				req_transition(c, RQ_BODY_END);
 			if (buf_append(dst, p, take) == -1)
 				return -1;
 		}
@@ -543,8 +587,7 @@ request_finish(struct client *c)
 		queue_drain();
 		return;
 	}
-	c->req = REQ_NONE;
-	c->resp = RESP_NONE;
+	req_transition(c, RQ_NEXT);
 	buf_free(&c->head);
 	body_drop(c);
 	queue_drain();
@@ -581,7 +624,7 @@ response_head(struct client *c, struct upstream *u)
 		if (!c->upgrade)
 			return -1;
 		buf_append(o, u->in.data + u->in.off - (size_t)n, (size_t)n);
-		c->tunnel = 1;
+		req_transition(c, RQ_UPGRADE);
 		if (u->b != NULL) {
 			/* Out of --max-inflight, into --max-tunnels. */
 			c->tunnel_slot = 1;
@@ -591,8 +634,6 @@ response_head(struct client *c, struct upstream *u)
 			rt.due.counters_dirty = 1;
 			rt.due.queue_kick = 1;
 		}
-		c->resp = RESP_BODY;
-		c->resp_mode = BODY_CLOSE;
 		/* Bytes after the head already belong to the tunnel. */
 		buf_append(o, u->in.data + u->in.off, buf_pending(&u->in));
 		u->in.off = u->in.len;
@@ -602,8 +643,6 @@ response_head(struct client *c, struct upstream *u)
 			    buf_pending(&c->in));
 			c->in.off = c->in.len;
 		}
-		c->req = REQ_DONE;
-		c->close_after = 1;
 		return 1;
 	}
 	no_body = c->is_head || m->status == 204 || m->status == 304;
@@ -659,7 +698,7 @@ response_head(struct client *c, struct upstream *u)
 		return -1;
 	}
 	c->bytes += (uint64_t)buf_pending(o);
-	c->resp = c->resp_mode == BODY_NONE ? RESP_DONE : RESP_BODY;
+	req_transition(c, RQ_RESP_HEAD);
 	return 1;
 }
 
@@ -678,14 +717,14 @@ response_body(struct client *c, const char *p, size_t n)
 			return -1;
 		take = (size_t)k;
 		if (chunked_done(&c->resp_ch))
-			c->resp = RESP_DONE;
+			req_transition(c, RQ_RESP_END);
 	} else {
 		if (c->resp_mode == BODY_LENGTH) {
 			if ((int64_t)take > c->resp_left)
 				take = (size_t)c->resp_left;
 			c->resp_left -= (int64_t)take;
 			if (c->resp_left == 0)
-				c->resp = RESP_DONE;
+				req_transition(c, RQ_RESP_END);
 		}
 		if (buf_append(&c->out, p, take) == -1)
 			return -1;
@@ -702,7 +741,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 {
 	if (c->tunnel) {
 		log_request(c, NULL, NULL);
-		c->resp = RESP_DONE;
+		req_transition(c, RQ_RESP_END);
 		c->up = NULL;
 		upstream_free(u);
 		tunnel_end(c, u->b);
@@ -714,7 +753,7 @@ upstream_eof(struct client *c, struct upstream *u, int err)
 		return;
 	}
 	if (c->resp == RESP_BODY && c->resp_mode == BODY_CLOSE && !err) {
-		c->resp = RESP_DONE;
+		req_transition(c, RQ_RESP_END);
 		c->up = NULL;
 		upstream_free(u);
 		backend_done(u->b);

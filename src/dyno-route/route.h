@@ -64,6 +64,17 @@ struct backend {
 
 enum req_state { REQ_NONE, REQ_BODY, REQ_DONE };
 enum resp_state { RESP_NONE, RESP_HEAD, RESP_BODY, RESP_DONE };
+/* What moves a request's states: req_transition in relay_http.c. */
+enum req_event {
+	RQ_HEAD,	/* its head was parsed: a body follows, or none */
+	RQ_BODY_END,	/* the last byte of its body was read */
+	RQ_ANSWER,	/* a response head is being read (again after a 1xx) */
+	RQ_RESP_HEAD,	/* our response head is out: a body follows, or none */
+	RQ_UPGRADE,	/* 101: the connection is a tunnel both ways */
+	RQ_RESP_END,	/* the last byte of the response was read */
+	RQ_ERROR,	/* we answer instead, and close */
+	RQ_NEXT,	/* the exchange is over: the connection waits for another */
+};
 enum resp_mode { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE };
 enum timer { T_KEEPALIVE, T_HEADER, T_QUEUE, T_BOOT, T_CONNECT, T_FIRSTBYTE,
     T_IDLE };
@@ -237,6 +248,7 @@ void upstream_readable(struct upstream *u);
 void upstream_writable(struct upstream *u);
 
 /* relay_http.c */
+void req_transition(struct client *c, enum req_event ev);
 void copy_field(char *dst, size_t dstlen, const char *src, size_t len);
 int resendable(const struct client *c);
 void client_error(struct client *c, int status, const char *code,
