@@ -387,7 +387,8 @@ quarantine_wake(int64_t now)
 		if (b->quarantined_until <= now) {
 			b->quarantined_until = 0;
 			rt.due.queue_kick = 1;
-		} else if (rt.queue.head != NULL && b->quarantined_until < rt.due.next_sweep)
+		} else if (rt.queue.head != NULL &&
+		    b->quarantined_until < rt.due.next_sweep)
 			rt.due.next_sweep = b->quarantined_until;
 	}
 }

@@ -210,7 +210,8 @@ counters_write(int64_t now)
 	struct buf b = { 0 };
 	size_t i, k, n;
 
-	if (!rt.worker.app_mode || !rt.due.counters_dirty || now - rt.due.counters_written < 1000)
+	if (!rt.worker.app_mode || !rt.due.counters_dirty ||
+	    now - rt.due.counters_written < 1000)
 		return;
 	buf_printf(&b, "updated=%lld\n", (long long)time(NULL));
 	for (i = 0; i < rt.dynos.n; i++) {

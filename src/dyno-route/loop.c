@@ -333,7 +333,8 @@ event_loop(int sigfd)
 		int64_t now = rt.now = clock_ms(), wake = rt.due.next_sweep;
 		int n, i, timeout;
 
-		if (rt.worker.app_mode && rt.due.counters_dirty && rt.due.counters_written + 1000 < wake)
+		if (rt.worker.app_mode && rt.due.counters_dirty &&
+		    rt.due.counters_written + 1000 < wake)
 			wake = rt.due.counters_written + 1000;
 		if (rt.draining && drain_deadline < wake)
 			wake = drain_deadline;

@@ -317,144 +317,128 @@ workers_run(int sigfd, pid_t *pids, int n)
 
 
 
-int
-main(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "app", required_argument, NULL, 'a' },
-		{ "backends", required_argument, NULL, 'b' },
-		{ "boot-timeout", required_argument, NULL, 'B' },
-		{ "connect-timeout", required_argument, NULL, 'C' },
-		{ "drain-timeout", required_argument, NULL, 'D' },
-		{ "header-timeout", required_argument, NULL, 'H' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "idle-timeout", required_argument, NULL, 'I' },
-		{ "keepalive-timeout", required_argument, NULL, 'K' },
-		{ "listen", required_argument, NULL, 'l' },
-		{ "body-buffer", required_argument, NULL, 'E' },
-		{ "max-inflight", required_argument, NULL, 'M' },
-		{ "max-tunnels", required_argument, NULL, 'N' },
-		{ "proto", required_argument, NULL, 'P' },
-		{ "quarantine", required_argument, NULL, 'Q' },
-		{ "queue", required_argument, NULL, 'q' },
-		{ "retries", required_argument, NULL, 'R' },
-		{ "service-timeout", required_argument, NULL, 'S' },
-		{ "stall-timeout", required_argument, NULL, 'T' },
-		{ "user", required_argument, NULL, 'u' },
-		{ "workers", required_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 }
-	};
-	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
-	const char *appdir = NULL, *listen_spec = "8080";
-	char pidpath[4096] = "", rundir[4096];
-	pid_t pids[64];
-	int ch, sigfd, rc, i, listen_given = 0, pidfd = -1;
+/*
+ * The command line as a table: each option, the field it sets and how its
+ * argument is read.  --help and a usage error exit here.
+ */
+enum opt_kind { OPT_HELP, OPT_STRING, OPT_DURATION, OPT_COUNT, OPT_SIZE };
+static const char *appdir, *listen_spec;
+static const struct opt_spec {
+	const char *name;
+	int val;		/* getopt's: the short option or a code */
+	enum opt_kind kind;
+	void *to;
+	long min, max;		/* OPT_COUNT */
+} specs[] = {
+	{ "app", 'a', OPT_STRING, &appdir, 0, 0 },
+	{ "backends", 'b', OPT_STRING, &fixed_backends, 0, 0 },
+	{ "boot-timeout", 'B', OPT_DURATION, &rt.opt.boot_ms, 0, 0 },
+	{ "connect-timeout", 'C', OPT_DURATION, &rt.opt.connect_ms, 0, 0 },
+	{ "drain-timeout", 'D', OPT_DURATION, &rt.opt.drain_ms, 0, 0 },
+	{ "header-timeout", 'H', OPT_DURATION, &rt.opt.header_ms, 0, 0 },
+	{ "help", 'h', OPT_HELP, NULL, 0, 0 },
+	{ "idle-timeout", 'I', OPT_DURATION, &rt.opt.idle_ms, 0, 0 },
+	{ "keepalive-timeout", 'K', OPT_DURATION, &rt.opt.keepalive_ms, 0, 0 },
+	{ "listen", 'l', OPT_STRING, &listen_spec, 0, 0 },
+	{ "body-buffer", 'E', OPT_SIZE, &rt.opt.body_buffer, 0, 0 },
+	{ "max-inflight", 'M', OPT_COUNT, &rt.opt.max_inflight, 1, 100000 },
+	{ "max-tunnels", 'N', OPT_COUNT, &rt.opt.max_tunnels, 1, 1000000 },
+	{ "proto", 'P', OPT_STRING, &rt.opt.proto, 0, 0 },
+	{ "quarantine", 'Q', OPT_DURATION, &rt.opt.quarantine_ms, 0, 0 },
+	{ "queue", 'q', OPT_COUNT, &rt.opt.queue_max, 0, 1000000 },
+	{ "retries", 'R', OPT_COUNT, &rt.opt.retries, 1, 8 },
+	{ "service-timeout", 'S', OPT_DURATION, &rt.opt.service_ms, 0, 0 },
+	{ "stall-timeout", 'T', OPT_DURATION, &rt.opt.stall_ms, 0, 0 },
+	{ "user", 'u', OPT_STRING, &rt.opt.user, 0, 0 },
+	{ "workers", 'w', OPT_COUNT, &rt.opt.workers, 1, 64 },
+};
+#define NSPECS (sizeof(specs) / sizeof(specs[0]))
 
+static void
+options_parse(int argc, char **argv)
+{
+	struct option longopts[NSPECS + 1];
+	const struct opt_spec *o;
+	size_t i;
+	int ch;
+
+	memset(longopts, 0, sizeof(longopts));
+	for (i = 0; i < NSPECS; i++) {
+		longopts[i].name = specs[i].name;
+		longopts[i].has_arg = specs[i].kind == OPT_HELP ? no_argument :
+		    required_argument;
+		longopts[i].val = specs[i].val;
+	}
 	while ((ch = getopt_long(argc, argv, "a:b:hl:u:w:", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'a':
-			appdir = optarg;
-			break;
-		case 'b':
-			fixed_backends = optarg;
-			break;
-		case 'B':
-			duration_opt("boot-timeout", optarg, &rt.opt.boot_ms);
-			break;
-		case 'C':
-			duration_opt("connect-timeout", optarg, &rt.opt.connect_ms);
-			break;
-		case 'D':
-			duration_opt("drain-timeout", optarg, &rt.opt.drain_ms);
-			break;
-		case 'H':
-			duration_opt("header-timeout", optarg, &rt.opt.header_ms);
-			break;
-		case 'h':
-			help();
-			return 0;
-		case 'I':
-			duration_opt("idle-timeout", optarg, &rt.opt.idle_ms);
-			break;
-		case 'K':
-			duration_opt("keepalive-timeout", optarg, &rt.opt.keepalive_ms);
-			break;
-		case 'l':
-			listen_spec = optarg;
-			listen_given = 1;
-			break;
-		case 'M':
-			rt.opt.max_inflight = count_opt("max-inflight", optarg, 1, 100000);
-			break;
-		case 'P':
-			rt.opt.proto = optarg;
-			break;
-		case 'Q':
-			duration_opt("quarantine", optarg, &rt.opt.quarantine_ms);
-			break;
-		case 'q':
-			rt.opt.queue_max = count_opt("queue", optarg, 0, 1000000);
-			break;
-		case 'R':
-			rt.opt.retries = count_opt("retries", optarg, 1, 8);
-			break;
-		case 'S':
-			duration_opt("service-timeout", optarg, &rt.opt.service_ms);
-			break;
-		case 'E':
-			rt.opt.body_buffer = size_opt("body-buffer", optarg);
-			break;
-		case 'N':
-			rt.opt.max_tunnels = count_opt("max-tunnels", optarg, 1, 1000000);
-			break;
-		case 'T':
-			duration_opt("stall-timeout", optarg, &rt.opt.stall_ms);
-			break;
-		case 'u':
-			rt.opt.user = optarg;
-			break;
-		case 'w':
-			rt.opt.workers = count_opt("workers", optarg, 1, 64);
-			break;
-		default:
+		for (i = 0; i < NSPECS && specs[i].val != ch; i++)
+			;
+		if (i == NSPECS) {
 			usage(stderr);
-			return 2;
+			exit(2);
+		}
+		o = &specs[i];
+		switch (o->kind) {
+		case OPT_HELP:
+			help();
+			exit(0);
+		case OPT_STRING:
+			*(const char **)o->to = optarg;
+			break;
+		case OPT_DURATION:
+			duration_opt(o->name, optarg, o->to);
+			break;
+		case OPT_COUNT:
+			*(int *)o->to = count_opt(o->name, optarg, o->min, o->max);
+			break;
+		case OPT_SIZE:
+			*(size_t *)o->to = size_opt(o->name, optarg);
+			break;
 		}
 	}
 	if (optind != argc || (fixed_backends != NULL && appdir != NULL)) {
 		usage(stderr);
-		return 2;
+		exit(2);
 	}
-	if (fixed_backends == NULL) {
-		if (app_init(&rt.worker.app, appdir) == -1) {
-			fprintf(stderr, "dyno-route: app directory %s: %s\n",
-			    appdir ? appdir : ".", strerror(errno));
-			return 1;
-		}
-		if (app_prepare(&rt.worker.app) == -1) {
-			fprintf(stderr, "dyno-route: cannot prepare %s: %s\n",
-			    rt.worker.app.state, strerror(errno));
-			return 1;
-		}
-		/*
-		 * Every file we use is in run/, named from there: after -u the
-		 * app's .dyno (0700, root's) cannot be crossed any more, but
-		 * run/ (0755) still lets us read the routes.
-		 */
-		app_path(&rt.worker.app, rundir, sizeof(rundir), "run");
-		if (chdir(rundir) == -1) {
-			fprintf(stderr, "dyno-route: cannot enter %s: %s\n",
-			    rundir, strerror(errno));
-			return 1;
-		}
-		rt.worker.app_mode = 1;
-		snprintf(rt.worker.routes_path, sizeof(rt.worker.routes_path), "routes");
-		snprintf(rt.worker.counters_path, sizeof(rt.worker.counters_path), "router");
-		snprintf(pidpath, sizeof(pidpath), "router.pid");
+}
+
+/*
+ * Every file we use is in run/, named from there: after -u the app's .dyno
+ * (0700, root's) cannot be crossed any more, but run/ (0755) still lets us
+ * read the routes.
+ */
+static int
+app_enter(char *rundir, size_t rundirlen)
+{
+	if (app_init(&rt.worker.app, appdir) == -1) {
+		fprintf(stderr, "dyno-route: app directory %s: %s\n",
+		    appdir ? appdir : ".", strerror(errno));
+		return -1;
 	}
-	signal(SIGPIPE, SIG_IGN);
+	if (app_prepare(&rt.worker.app) == -1) {
+		fprintf(stderr, "dyno-route: cannot prepare %s: %s\n",
+		    rt.worker.app.state, strerror(errno));
+		return -1;
+	}
+	app_path(&rt.worker.app, rundir, rundirlen, "run");
+	if (chdir(rundir) == -1) {
+		fprintf(stderr, "dyno-route: cannot enter %s: %s\n",
+		    rundir, strerror(errno));
+		return -1;
+	}
+	rt.worker.app_mode = 1;
+	snprintf(rt.worker.routes_path, sizeof(rt.worker.routes_path), "routes");
+	snprintf(rt.worker.counters_path, sizeof(rt.worker.counters_path), "router");
+	return 0;
+}
+
+/* The socket passed in (LISTEN_FDS) or -l's: 0, or main's exit code. */
+static int
+listen_setup(void)
+{
+	const char *spec = listen_spec != NULL ? listen_spec : "8080";
+
 	if ((rt.worker.listen_fd = listen_inherited()) >= 0) {
-		if (listen_given) {
+		if (listen_spec != NULL) {
 			fprintf(stderr, "dyno-route: -l with a socket passed in "
 			    "LISTEN_FDS: use one or the other\n");
 			usage(stderr);
@@ -464,11 +448,31 @@ main(int argc, char **argv)
 		fprintf(stderr, "dyno-route: LISTEN_FDS: fd 3 is not one "
 		    "listening TCP socket: %s\n", strerror(errno));
 		return 1;
-	} else if ((rt.worker.listen_fd = listen_on(listen_spec)) == -1) {
-		fprintf(stderr, "dyno-route: cannot listen on %s: %s\n", listen_spec,
+	} else if ((rt.worker.listen_fd = listen_on(spec)) == -1) {
+		fprintf(stderr, "dyno-route: cannot listen on %s: %s\n", spec,
 		    strerror(errno));
 		return 1;
 	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
+	char pidpath[4096] = "", rundir[4096];
+	pid_t pids[64];
+	int sigfd, rc, i, pidfd = -1;
+
+	options_parse(argc, argv);
+	if (fixed_backends == NULL) {
+		if (app_enter(rundir, sizeof(rundir)) == -1)
+			return 1;
+		snprintf(pidpath, sizeof(pidpath), "router.pid");
+	}
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = listen_setup()) != 0)
+		return rc;
 	/*
 	 * The pid file first: .dyno may be root's, and we are about to not be.
 	 * Locked for our life (the fd stays open, and -w workers share it):

@@ -545,11 +545,80 @@ upstream_pool(struct upstream *u)
 	upstream_update(u);
 }
 
+/* No response head yet, or part of one: read, and pass on what parses. */
+static void
+upstream_read_head(struct client *c, struct upstream *u)
+{
+	size_t mark;
+	ssize_t n;
+
+	if (buf_reserve(&u->in, IO_CHUNK) == -1) {
+		client_error(c, 503, "H99", "Platform error");
+		return;
+	}
+	n = read(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		upstream_eof(c, u, n < 0);
+		return;
+	}
+	u->got_bytes = 1;
+	c->stall_at = 0;
+	backend_heard(u->b);
+	u->in.len += (size_t)n;
+	req_transition(c, RQ_ANSWER);
+	mark = c->out.len;	/* none of this response was written */
+	for (;;) {
+		int r = response_head(c, u);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			client_error(c, 502, "H17",
+			    "Poorly formatted HTTP response");
+			return;
+		}
+		if (r == 2) {	/* 1xx: the real head follows */
+			req_transition(c, RQ_ANSWER);
+			if (buf_pending(&u->in) == 0)
+				break;
+			continue;
+		}
+		if (c->resp == RESP_BODY && !c->tunnel &&
+		    buf_pending(&u->in) > 0) {
+			if (response_body(c, u->in.data + u->in.off,
+			    buf_pending(&u->in)) == -1) {
+				/* Its head is still ours to take
+				 * back: the client gets a 502. */
+				c->out.len = mark;
+				req_transition(c, RQ_ANSWER);
+				client_error(c, 502, "H17",
+				    "Poorly formatted HTTP response");
+				return;
+			}
+		}
+		u->in.off = u->in.len;
+		break;
+	}
+	set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
+	if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
+	    c->resp == RESP_HEAD) {
+		set_deadline(c, T_FIRSTBYTE, c->t_ready + rt.opt.service_ms);
+	}
+	/* Written at the round's end: usually it all goes, and no
+	 * interest changes. */
+	if (buf_pending(&c->out) > 0)
+		client_flush_later(c);
+	else {
+		client_update(c);
+		upstream_update(u);
+	}
+}
+
 void
 upstream_readable(struct upstream *u)
 {
 	struct client *c = u->c;
-	size_t mark;
 	ssize_t n;
 
 	if (c == NULL) {	/* pooled and idle: the dyno closed it */
@@ -562,67 +631,7 @@ upstream_readable(struct upstream *u)
 		return;
 	}
 	if (c->resp == RESP_NONE || c->resp == RESP_HEAD) {
-		if (buf_reserve(&u->in, IO_CHUNK) == -1) {
-			client_error(c, 503, "H99", "Platform error");
-			return;
-		}
-		n = read(u->fd, u->in.data + u->in.len, u->in.cap - u->in.len);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0) {
-			upstream_eof(c, u, n < 0);
-			return;
-		}
-		u->got_bytes = 1;
-		c->stall_at = 0;
-		backend_heard(u->b);
-		u->in.len += (size_t)n;
-		req_transition(c, RQ_ANSWER);
-		mark = c->out.len;	/* none of this response was written */
-		for (;;) {
-			int r = response_head(c, u);
-			if (r == 0)
-				break;
-			if (r < 0) {
-				client_error(c, 502, "H17",
-				    "Poorly formatted HTTP response");
-				return;
-			}
-			if (r == 2) {	/* 1xx: the real head follows */
-				req_transition(c, RQ_ANSWER);
-				if (buf_pending(&u->in) == 0)
-					break;
-				continue;
-			}
-			if (c->resp == RESP_BODY && !c->tunnel &&
-			    buf_pending(&u->in) > 0) {
-				if (response_body(c, u->in.data + u->in.off,
-				    buf_pending(&u->in)) == -1) {
-					/* Its head is still ours to take
-					 * back: the client gets a 502. */
-					c->out.len = mark;
-					req_transition(c, RQ_ANSWER);
-					client_error(c, 502, "H17",
-					    "Poorly formatted HTTP response");
-					return;
-				}
-			}
-			u->in.off = u->in.len;
-			break;
-		}
-		set_deadline(c, T_IDLE, now_ms() + rt.opt.idle_ms);
-		if (c->resp != RESP_DONE && c->resp != RESP_BODY && !c->tunnel &&
-		    c->resp == RESP_HEAD) {
-			set_deadline(c, T_FIRSTBYTE, c->t_ready + rt.opt.service_ms);
-		}
-		/* Written at the round's end: usually it all goes, and no
-		 * interest changes. */
-		if (buf_pending(&c->out) > 0)
-			client_flush_later(c);
-		else {
-			client_update(c);
-			upstream_update(u);
-		}
+		upstream_read_head(c, u);
 		return;
 	}
 	/* Body or tunnel: read straight into the client's buffer. */

@@ -194,6 +194,20 @@ valid_request_id(const char *v, size_t len)
 	return 1;
 }
 
+/* "Name: 123\r\n" by hand: request_build is the hot path, not printf's. */
+static void
+buf_number(struct buf *b, const char *name, unsigned long long v)
+{
+	char num[24], *q = num + sizeof(num);
+
+	do
+		*--q = (char)('0' + v % 10);
+	while ((v /= 10) > 0);
+	buf_put(b, name, strlen(name));
+	buf_put(b, q, (size_t)(num + sizeof(num) - q));
+	buf_lit(b, "\r\n");
+}
+
 /* Build the head the dyno gets: our view of the request, never the raw bytes. */
 int
 request_build(struct client *c, const struct http_msg *m)
@@ -256,14 +270,8 @@ request_build(struct client *c, const struct http_msg *m)
 		}
 		if (NAME_IS(h, "content-length")) {
 			/* The number we framed by, without "007"'s zeros. */
-			char num[24], *q = num + sizeof(num);
-			unsigned long long v = (unsigned long long)m->content_length;
-			do
-				*--q = (char)('0' + v % 10);
-			while ((v /= 10) > 0);
-			buf_lit(&b, "Content-Length: ");
-			buf_put(&b, q, (size_t)(num + sizeof(num) - q));
-			buf_lit(&b, "\r\n");
+			buf_number(&b, "Content-Length: ",
+			    (unsigned long long)m->content_length);
 			continue;
 		}
 		if (m->host_from_target && NAME_IS(h, "host"))
@@ -293,17 +301,9 @@ request_build(struct client *c, const struct http_msg *m)
 	buf_forward(&b, "X-Forwarded-Proto", xfp, xfplen, rt.opt.proto);
 	buf_forward(&b, "X-Forwarded-Port", xfport, xfportlen, rt.opt.listen_port);
 	clock_gettime(CLOCK_REALTIME, &now);	/* wall clock: the dyno compares */
-	{
-		char ms[24], *p = ms + sizeof(ms);
-		unsigned long long v = (unsigned long long)now.tv_sec * 1000 +
-		    (unsigned long long)(now.tv_nsec / 1000000);
-		do
-			*--p = (char)('0' + v % 10);
-		while ((v /= 10) > 0);
-		buf_lit(&b, "X-Request-Start: ");
-		buf_put(&b, p, (size_t)(ms + sizeof(ms) - p));
-		buf_lit(&b, "\r\n");
-	}
+	buf_number(&b, "X-Request-Start: ",
+	    (unsigned long long)now.tv_sec * 1000 +
+	    (unsigned long long)(now.tv_nsec / 1000000));
 	buf_forward(&b, "X-Request-Id", NULL, 0, c->reqid);
 	buf_forward(&b, "Via", via, vialen, "1.1 dyno-route");
 	if (c->upgrade)
