@@ -3,8 +3,10 @@
  * keeps .git beside the working tree; see dyno(7) for every file in it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,23 +16,91 @@
 
 #include "dyno.h"
 
+/*
+ * Open .dyno once, and keep working in the folder we opened: a name is
+ * resolved again on every use, and whoever can write the app directory
+ * (a dyno's user under --trust-app-dir) could rename .dyno away and plant
+ * one of its own, with symlinks where our folders were.  So the folder
+ * opened must be a folder (not a link to one), ours or root's, and not
+ * writable by group or others, who could plant links inside it.
+ */
+static int
+app_open(struct app *a)
+{
+	struct stat st;
+	int fd, saved;
+
+	fd = open(a->state, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1) {
+		saved = errno;
+		if (errno == ELOOP || errno == ENOTDIR)
+			snprintf(a->why, sizeof(a->why), "%s is not a folder "
+			    "(a symlink?): refusing it", a->state);
+		else
+			snprintf(a->why, sizeof(a->why), "cannot open %s: %s",
+			    a->state, strerror(errno));
+		errno = saved;
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		snprintf(a->why, sizeof(a->why), "cannot open %s: %s",
+		    a->state, strerror(errno));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0) {
+		snprintf(a->why, sizeof(a->why), "%s is owned by uid %ld, not "
+		    "by uid %ld or root: refusing it", a->state,
+		    (long)st.st_uid, (long)geteuid());
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(a->why, sizeof(a->why), "%s is writable by group or "
+		    "others: refusing it", a->state);
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	a->fd = fd;
+	return 0;
+}
+
+/* Find the app directory; open its .dyno if there is one.  -1 with
+ * a->why, a one-line reason, set. */
 int
 app_init(struct app *a, const char *dir)
 {
 	char real[PATH_MAX];
+	int saved;
 
+	a->fd = -1;
+	a->why[0] = '\0';
 	if (dir == NULL)
 		dir = getenv("DYNO_APP");
 	if (dir == NULL || *dir == '\0')
 		dir = ".";
-	if (realpath(dir, real) == NULL)
+	if (realpath(dir, real) == NULL) {
+		saved = errno;
+		snprintf(a->why, sizeof(a->why), "app directory %s: %s", dir,
+		    strerror(errno));
+		errno = saved;
 		return -1;
+	}
 	if (snprintf(a->dir, sizeof(a->dir), "%s", real) >= (int)sizeof(a->dir) ||
 	    snprintf(a->state, sizeof(a->state), "%s/.dyno", real) >=
 	    (int)sizeof(a->state)) {
+		snprintf(a->why, sizeof(a->why), "app directory %s: %s", dir,
+		    strerror(ENAMETOOLONG));
 		errno = ENAMETOOLONG;
 		return -1;
 	}
+	if (app_open(a) == -1 && errno != ENOENT)
+		return -1;
+	a->why[0] = '\0';
 	return 0;
 }
 
@@ -52,8 +122,10 @@ app_path(const struct app *a, char *buf, size_t len, const char *fmt, ...)
 	return 0;
 }
 
+/* Make .dyno and its folders with their modes; open .dyno if app_init
+ * found none.  -1 with a->why set. */
 int
-app_prepare(const struct app *a)
+app_prepare(struct app *a)
 {
 	static const struct {
 		const char *rel;
@@ -65,53 +137,181 @@ app_prepare(const struct app *a)
 	char path[4096];
 	size_t i;
 
+	int saved;
+
+	if (a->fd == -1 && (mkdir_mode(a->state, dirs[0].mode) == -1 ||
+	    app_open(a) == -1)) {
+		saved = errno;
+		if (a->why[0] == '\0')
+			snprintf(a->why, sizeof(a->why), "cannot prepare %s: %s",
+			    a->state, strerror(errno));
+		errno = saved;
+		return -1;
+	}
 	for (i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		if (app_path(a, path, sizeof(path), "%s", dirs[i].rel) == -1 ||
-		    mkdir_mode(path, dirs[i].mode) == -1)
+		if (mkdir_modeat(a->fd, *dirs[i].rel ? dirs[i].rel : ".",
+		    dirs[i].mode) == -1) {
+			saved = errno;
+			app_path(a, path, sizeof(path), "%s", dirs[i].rel);
+			snprintf(a->why, sizeof(a->why), "cannot prepare %s: %s",
+			    path, strerror(errno));
+			errno = saved;
 			return -1;
+		}
 	}
 	return 0;
 }
 
+/*
+ * The ways to use a file under .dyno, each relative to the folder opened
+ * and never through a symlink at the last name.  The folders between
+ * (run/, run/dynos/) are inside that folder, which only its owner can
+ * write.  Where .dyno is not open (none yet): ENOENT.
+ */
+static int
+app_fd(const struct app *a, const char *rel)
+{
+	if (rel == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (a->fd == -1)
+		errno = ENOENT;
+	return a->fd;
+}
+
+/* A path app_path made, as its name in .dyno (run/logs/x); NULL if it is
+ * not one. */
+const char *
+app_rel(const struct app *a, const char *path)
+{
+	size_t n = strlen(a->state);
+
+	if (strncmp(path, a->state, n) != 0 || path[n] != '/' ||
+	    path[n + 1] == '\0')
+		return NULL;
+	return path + n + 1;
+}
+
+int
+app_openat(const struct app *a, const char *rel, int flags, mode_t mode)
+{
+	if (app_fd(a, rel) == -1)
+		return -1;
+	return openat(a->fd, rel, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+
+int
+app_unlinkat(const struct app *a, const char *rel)
+{
+	if (app_fd(a, rel) == -1)
+		return -1;
+	return unlinkat(a->fd, rel, 0);
+}
+
+int
+app_mkfifoat(const struct app *a, const char *rel, mode_t mode)
+{
+	if (app_fd(a, rel) == -1)
+		return -1;
+	return mkfifoat(a->fd, rel, mode);
+}
+
+int
+app_lstat(const struct app *a, const char *rel, struct stat *st)
+{
+	if (app_fd(a, rel) == -1)
+		return -1;
+	return fstatat(a->fd, rel, st, AT_SYMLINK_NOFOLLOW);
+}
+
+DIR *
+app_opendir(const struct app *a, const char *rel)
+{
+	DIR *d;
+	int fd = app_openat(a, rel, O_RDONLY | O_DIRECTORY, 0), saved;
+
+	if (fd == -1)
+		return NULL;
+	if ((d = fdopendir(fd)) == NULL) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+	}
+	return d;
+}
+
+int
+app_read(const struct app *a, const char *rel, char *buf, size_t len)
+{
+	int fd = app_openat(a, rel, O_RDONLY | O_NONBLOCK, 0);
+
+	if (fd == -1)
+		return -1;
+	return file_read_fd(fd, buf, len);
+}
+
+int
+app_write(const struct app *a, const char *rel, const void *data, size_t len,
+    mode_t mode, int durable)
+{
+	if (app_fd(a, rel) == -1)
+		return -1;
+	return atomicfile_writeat(a->fd, rel, data, len, mode, durable);
+}
+
+/*
+ * The release current names, read in the .dyno we opened: current must be
+ * a symlink to releases/N (as dyno-deploy makes it), and releases/N a
+ * folder there.  Its path (for a dyno's working directory) is built from
+ * .dyno's, not resolved again.
+ */
 int
 app_release(const struct app *a, char *version, size_t vlen, char *dir,
     size_t dlen)
 {
-	char link[4096], real[PATH_MAX], meta[4096], *base;
+	char target[256], rel[512], text[4096], v[32];
+	struct stat st;
+	ssize_t n;
+	long num;
 
-	if (app_path(a, link, sizeof(link), "current") == -1)
-		return -1;
-	if (realpath(link, real) == NULL) {
-		struct stat st;
-		/* No current: dev mode.  A current that points nowhere is an
-		 * error, not a quiet fall back to the app's own code. */
-		if (errno == ENOENT && lstat(link, &st) == -1)
-			return 1;
+	if (app_fd(a, "current") == -1)
+		return errno == ENOENT ? 1 : -1;
+	n = readlinkat(a->fd, "current", target, sizeof(target) - 1);
+	if (n == -1)
+		return errno == ENOENT ? 1 : -1;	/* no current: dev mode */
+	target[n] = '\0';
+	if (strncmp(target, "releases/", 9) != 0 ||
+	    parse_long(target + 9, 1, 1L << 30, &num) == -1) {
+		errno = EINVAL;
 		return -1;
 	}
-	if (snprintf(dir, dlen, "%s", real) >= (int)dlen) {
+	/* A current that points nowhere is an error, not a quiet fall back
+	 * to the app's own code. */
+	if (app_lstat(a, target, &st) == -1)
+		return -1;
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (snprintf(dir, dlen, "%s/%s", a->state, target) >= (int)dlen) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	base = strrchr(real, '/');
-	snprintf(version, vlen, "v%s", base ? base + 1 : real);
-	if (snprintf(meta, sizeof(meta), "%s/meta", real) < (int)sizeof(meta)) {
-		char text[4096], v[32];
-		if (file_read(meta, text, sizeof(text)) > 0 &&
-		    kv_get(text, "version", v, sizeof(v)) == 0)
-			snprintf(version, vlen, "v%s", v[0] == 'v' ? v + 1 : v);
-	}
+	snprintf(version, vlen, "v%s", target + 9);
+	snprintf(rel, sizeof(rel), "%s/meta", target);
+	if (app_read(a, rel, text, sizeof(text)) > 0 &&
+	    kv_get(text, "version", v, sizeof(v)) == 0)
+		snprintf(version, vlen, "v%s", v[0] == 'v' ? v + 1 : v);
 	return 0;
 }
 
 pid_t
 app_supervisor_pid(const struct app *a)
 {
-	char path[4096];
-
-	if (app_path(a, path, sizeof(path), "run/lock") == -1)
+	if (app_fd(a, "run/lock") == -1)
 		return 0;
-	return pidfile_holder(path);
+	return pidfile_holder(a->fd, "run/lock");
 }
 
 /* Can uid (primary group gid, of user name) write dir: own it, be in its

@@ -20,7 +20,15 @@
 int
 dir_fsync(const char *dir)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc, saved;
+	return dir_fsync_at(AT_FDCWD, dir);
+}
+
+/* dir_fsync of dir relative to dirfd. */
+int
+dir_fsync_at(int dirfd, const char *dir)
+{
+	int fd = openat(dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc,
+	    saved;
 
 	if (fd == -1)
 		return -1;
@@ -31,21 +39,31 @@ dir_fsync(const char *dir)
 	return rc;
 }
 
+/* fsync the folder that holds name, relative to dirfd. */
 static int
-fsync_dir_of(const char *path)
+fsync_dir_of(int dirfd, const char *name)
 {
 	char copy[4096];
 
-	if (snprintf(copy, sizeof(copy), "%s", path) >= (int)sizeof(copy)) {
+	if (snprintf(copy, sizeof(copy), "%s", name) >= (int)sizeof(copy)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	return dir_fsync(dirname(copy));
+	return dir_fsync_at(dirfd, dirname(copy));
 }
 
 int
 atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,
     int durable)
+{
+	return atomicfile_writeat(AT_FDCWD, path, data, len, mode, durable);
+}
+
+/* atomicfile_write of name relative to dirfd: the temp file and the rename
+ * never leave the folder dirfd leads to, whatever its name is now. */
+int
+atomicfile_writeat(int dirfd, const char *path, const void *data, size_t len,
+    mode_t mode, int durable)
 {
 	char tmp[4096];
 	const char *p = data;
@@ -56,8 +74,8 @@ atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	    mode);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, mode);
 	if (fd == -1)
 		return -1;
 	if (fchmod(fd, mode) == -1)	/* umask must not loosen or tighten it */
@@ -77,16 +95,16 @@ atomicfile_write(const char *path, const void *data, size_t len, mode_t mode,
 		goto fail;
 	}
 	fd = -1;
-	if (rename(tmp, path) == -1)
+	if (renameat(dirfd, tmp, dirfd, path) == -1)
 		goto fail;
-	if (durable && fsync_dir_of(path) == -1)
+	if (durable && fsync_dir_of(dirfd, path) == -1)
 		return -1;
 	return 0;
 fail:
 	saved = errno;
 	if (fd != -1)
 		close(fd);
-	unlink(tmp);
+	unlinkat(dirfd, tmp, 0);
 	errno = saved;
 	return -1;
 }
@@ -94,12 +112,19 @@ fail:
 int
 file_read(const char *path, char *buf, size_t len)
 {
-	size_t got = 0;
-	int fd;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1)
 		return -1;
+	return file_read_fd(fd, buf, len);
+}
+
+/* file_read of an open fd, which it closes. */
+int
+file_read_fd(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
 	while (got + 1 < len) {
 		ssize_t n = read(fd, buf + got, len - 1 - got);
 		if (n == -1) {
@@ -118,8 +143,8 @@ file_read(const char *path, char *buf, size_t len)
 }
 
 /* Read fd whole (at most max bytes) into a new NUL-terminated buffer; closes fd. */
-static int
-read_alloc_fd(int fd, char **out, size_t *outlen, size_t max)
+int
+file_read_alloc_fd(int fd, char **out, size_t *outlen, size_t max)
 {
 	size_t got = 0, cap = 4096;
 	char *buf, *nb;
@@ -171,7 +196,7 @@ file_read_alloc(const char *path, char **out, size_t *outlen, size_t max)
 
 	if (fd == -1)
 		return -1;
-	return read_alloc_fd(fd, out, outlen, max);
+	return file_read_alloc_fd(fd, out, outlen, max);
 }
 
 /*
@@ -217,7 +242,7 @@ file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
 		errno = EINVAL;
 		return -1;
 	}
-	return read_alloc_fd(fd, out, outlen, max);
+	return file_read_alloc_fd(fd, out, outlen, max);
 }
 
 /*
@@ -262,14 +287,21 @@ file_read_error(int err)
 int
 mkdir_mode(const char *path, mode_t mode)
 {
+	return mkdir_modeat(AT_FDCWD, path, mode);
+}
+
+int
+mkdir_modeat(int dirfd, const char *path, mode_t mode)
+{
 	struct stat st;
 	int fd, rc = 0;
 
-	if (mkdir(path, mode) == -1 && errno != EEXIST)
+	if (mkdirat(dirfd, path, mode) == -1 && errno != EEXIST)
 		return -1;
 	/* Never through a symlink (ELOOP): a planted one would have us
 	 * chmod whatever it points to. */
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC);
 	if (fd == -1)
 		return -1;
 	if (fstat(fd, &st) == -1)

@@ -14,7 +14,7 @@
 int
 control_send(const struct app *a, const char *line)
 {
-	char path[4096], buf[1024];
+	char buf[1024];
 	int fd, n;
 	ssize_t w;
 
@@ -23,9 +23,7 @@ control_send(const struct app *a, const char *line)
 		errno = EINVAL;
 		return -1;
 	}
-	if (app_path(a, path, sizeof(path), "run/control") == -1)
-		return -1;
-	fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	fd = app_openat(a, "run/control", O_WRONLY | O_NONBLOCK, 0);
 	if (fd == -1)
 		return -1;	/* ENOENT or ENXIO: no supervisor */
 	w = write(fd, buf, (size_t)n);	/* <= PIPE_BUF: atomic */

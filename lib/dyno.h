@@ -7,10 +7,12 @@
 #ifndef DYNO_H
 #define DYNO_H
 
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 
@@ -48,15 +50,21 @@ void log_raw(FILE *fp, const char *source, const char *dyno,
 
 /* atomicfile.c: temp file in the same folder, fsync, rename (+ fsync dir). */
 int dir_fsync(const char *dir);	/* the names in it last; -1 with errno */
+int dir_fsync_at(int dirfd, const char *dir);
 int atomicfile_write(const char *path, const void *data, size_t len,
     mode_t mode, int durable);
+int atomicfile_writeat(int dirfd, const char *name, const void *data,
+    size_t len, mode_t mode, int durable);	/* name relative to dirfd */
 int file_read(const char *path, char *buf, size_t len);	/* NUL-terminated; returns length */
+int file_read_fd(int fd, char *buf, size_t len);	/* file_read of fd; closes it */
 int file_read_alloc(const char *path, char **out, size_t *outlen, size_t max);
+int file_read_alloc_fd(int fd, char **out, size_t *outlen, size_t max);	/* closes fd */
 int file_read_beneath(int dirfd, const char *name, char **out, size_t *outlen,
     size_t max);	/* untrusted tree: no symlink out of it, regular files only */
 int file_read_in(const char *path, char **out, size_t *outlen, size_t max);	/* file_read_beneath its own folder */
 const char *file_read_error(int err);	/* why one of those two failed */
 int mkdir_mode(const char *path, mode_t mode);	/* mkdir, or fix the mode if it exists */
+int mkdir_modeat(int dirfd, const char *path, mode_t mode);
 
 /* kv.c: "key=value" lines, one fact a line. */
 int kv_get(const char *text, const char *key, char *out, size_t outlen);
@@ -90,9 +98,9 @@ struct formation {
 };
 int formation_parse(const char *text, size_t len, const char *filename,
     struct formation *f, char *err, size_t errlen);
-int formation_load(const char *path, struct formation *f, char *err,
+int formation_load(const struct app *a, struct formation *f, char *err,
     size_t errlen);
-int formation_save(const char *path, const struct formation *f);
+int formation_save(const struct app *a, const struct formation *f);
 long formation_get(const struct formation *f, const char *type);	/* -1 if absent */
 int formation_set(struct formation *f, const char *type, long count);
 int formation_apply_arg(struct formation *f, const char *arg,
@@ -109,6 +117,8 @@ int env_set(struct env *e, const char *key, const char *value);
 int env_unset(struct env *e, const char *key);
 const char *env_get(const struct env *e, const char *key);
 int env_load_config(struct env *e, const char *path, char *err, size_t errlen);
+int env_load_config_at(struct env *e, int dirfd, const char *name,
+    const char *path, char *err, size_t errlen);	/* path: for messages */
 int env_load_dotenv(struct env *e, const char *path, char *err, size_t errlen);
 int env_parse_config(struct env *e, const char *text, size_t len,
     const char *filename, char *err, size_t errlen);
@@ -181,10 +191,11 @@ int pidfd_watch(pid_t pid);		/* -1 with ENOSYS where unsupported */
 int notify_send(const char *msg);
 
 /* lock.c: the flock that makes one supervisor per app. */
-int lock_take(const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
-int pidfile_lock(const char *path);	/* our pid, locked while the fd is open */
-pid_t pidfile_holder(const char *path);	/* its pid while locked, else 0 */
-void pidfile_release(const char *path, int fd);	/* at exit: remove or empty */
+/* Each path relative to dirfd (AT_FDCWD: as open(2)), never a symlink. */
+int lock_take(int dirfd, const char *path, pid_t *holder);	/* fd, or -1 (EWOULDBLOCK: *holder) */
+int pidfile_lock(int dirfd, const char *path);	/* our pid, locked while the fd is open */
+pid_t pidfile_holder(int dirfd, const char *path);	/* its pid while locked, else 0 */
+void pidfile_release(int dirfd, const char *path, int fd);	/* at exit: remove or empty */
 
 /* http.c: strict HTTP/1.x heads and chunked framing, for the router. */
 #define HTTP_LINE_MAX 8192	/* request line, each header line (414 / 431) */
@@ -324,10 +335,23 @@ int control_parse(char *line, const char **arg);	/* a verb, or -1 */
 /* app.c: the app directory and its .dyno state folder. */
 struct app {
 	char dir[4096];
-	char state[4096];	/* APP/.dyno */
+	char state[4096];	/* APP/.dyno, for messages and for other programs */
+	int fd;			/* APP/.dyno opened once, checked; -1: none yet */
+	char why[8400];		/* a one-line reason app_init or app_prepare failed */
 };
-int app_init(struct app *a, const char *dir);
-int app_prepare(const struct app *a);	/* make .dyno, run/, run/dynos ... with their modes */
+int app_init(struct app *a, const char *dir);	/* opens .dyno if there is one */
+int app_prepare(struct app *a);	/* make .dyno, run/, run/dynos ... with their modes */
+/* Files under .dyno by their names in it (run/lock), relative to a->fd,
+ * never through a symlink at the last name. */
+const char *app_rel(const struct app *a, const char *path);	/* NULL: not under .dyno */
+int app_openat(const struct app *a, const char *rel, int flags, mode_t mode);
+int app_unlinkat(const struct app *a, const char *rel);
+int app_mkfifoat(const struct app *a, const char *rel, mode_t mode);
+int app_lstat(const struct app *a, const char *rel, struct stat *st);
+DIR *app_opendir(const struct app *a, const char *rel);
+int app_read(const struct app *a, const char *rel, char *buf, size_t len);
+int app_write(const struct app *a, const char *rel, const void *data,
+    size_t len, mode_t mode, int durable);
 int app_path(const struct app *a, char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int app_release(const struct app *a, char *version, size_t vlen,

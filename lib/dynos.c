@@ -27,11 +27,11 @@ info_cmp(const void *a, const void *b)
 static int
 info_read(const struct app *a, const char *file, struct dyno_info *d)
 {
-	char path[4096], text[8192], buf[64];
+	char rel[1024], text[8192], buf[64];
 
 	memset(d, 0, sizeof(*d));
-	if (app_path(a, path, sizeof(path), "run/dynos/%s", file) == -1 ||
-	    file_read(path, text, sizeof(text)) <= 0)
+	if (snprintf(rel, sizeof(rel), "run/dynos/%s", file) >= (int)sizeof(rel) ||
+	    app_read(a, rel, text, sizeof(text)) <= 0)
 		return -1;
 	if (kv_get(text, "name", d->name, sizeof(d->name)) == -1 ||
 	    kv_get(text, "type", d->type, sizeof(d->type)) == -1 ||
@@ -76,7 +76,6 @@ dyno_name_index(const char *name, const char *type)
 int
 dynos_list(const struct app *a, struct dyno_info **out, size_t *n)
 {
-	char path[4096];
 	struct dyno_info *list = NULL, *nl;
 	size_t count = 0, cap = 0;
 	struct dirent *de;
@@ -84,9 +83,7 @@ dynos_list(const struct app *a, struct dyno_info **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	if (app_path(a, path, sizeof(path), "run/dynos") == -1)
-		return -1;
-	if ((dir = opendir(path)) == NULL)
+	if ((dir = app_opendir(a, "run/dynos")) == NULL)
 		return errno == ENOENT ? 0 : -1;
 	while ((de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.' || strchr(de->d_name, '~') ||
@@ -116,12 +113,11 @@ dynos_list(const struct app *a, struct dyno_info **out, size_t *n)
 int
 routes_has(const struct app *a, const char *name)
 {
-	char path[4096], text[65536];
+	char text[65536];
 	size_t len = strlen(name);
 	const char *p;
 
-	if (app_path(a, path, sizeof(path), "run/routes") == -1 ||
-	    file_read(path, text, sizeof(text)) < 0)
+	if (app_read(a, "run/routes", text, sizeof(text)) < 0)
 		return 0;
 	for (p = text; p != NULL && *p != '\0'; p = strchr(p, '\n'),
 	    p = p ? p + 1 : NULL)

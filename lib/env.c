@@ -328,17 +328,19 @@ env_format_config(const struct env *e, size_t *len)
 	return out;
 }
 
+/* Load path; or, with dirfd not -1, name beneath dirfd (path for messages). */
 static int
-env_load(struct env *e, const char *path, char *err, size_t errlen,
-    int (*parse)(struct env *, const char *, size_t, const char *, char *,
-    size_t))
+env_load(struct env *e, int dirfd, const char *name, const char *path,
+    char *err, size_t errlen, int (*parse)(struct env *, const char *, size_t,
+    const char *, char *, size_t))
 {
 	char *text;
 	size_t len;
 	int rc;
 
 	/* .env is the app's own file (dev mode), as its Procfile. */
-	if (file_read_in(path, &text, &len, ENV_FILE_MAX) == -1) {
+	if ((dirfd == -1 ? file_read_in(path, &text, &len, ENV_FILE_MAX) :
+	    file_read_beneath(dirfd, name, &text, &len, ENV_FILE_MAX)) == -1) {
 		if (errno == ENOENT)
 			return 0;
 		snprintf(err, errlen, "cannot read %s: %s", path,
@@ -353,11 +355,19 @@ env_load(struct env *e, const char *path, char *err, size_t errlen,
 int
 env_load_config(struct env *e, const char *path, char *err, size_t errlen)
 {
-	return env_load(e, path, err, errlen, env_parse_config);
+	return env_load(e, -1, NULL, path, err, errlen, env_parse_config);
+}
+
+/* A config file by its name in the folder dirfd (a .dyno opened once). */
+int
+env_load_config_at(struct env *e, int dirfd, const char *name,
+    const char *path, char *err, size_t errlen)
+{
+	return env_load(e, dirfd, name, path, err, errlen, env_parse_config);
 }
 
 int
 env_load_dotenv(struct env *e, const char *path, char *err, size_t errlen)
 {
-	return env_load(e, path, err, errlen, env_parse_dotenv);
+	return env_load(e, -1, NULL, path, err, errlen, env_parse_dotenv);
 }

@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,15 +103,19 @@ formation_parse(const char *text, size_t len, const char *file,
 	return 0;
 }
 
+/* APP/.dyno/formation, read relative to the .dyno app_init opened. */
 int
-formation_load(const char *path, struct formation *f, char *err, size_t errlen)
+formation_load(const struct app *a, struct formation *f, char *err,
+    size_t errlen)
 {
-	char *text;
+	char path[4096], *text;
 	size_t len;
-	int rc;
+	int rc, fd;
 
 	f->n = 0;
-	if (file_read_alloc(path, &text, &len, 1024 * 1024) == -1) {
+	app_path(a, path, sizeof(path), "formation");
+	if ((fd = app_openat(a, "formation", O_RDONLY | O_NONBLOCK, 0)) == -1 ||
+	    file_read_alloc_fd(fd, &text, &len, 1024 * 1024) == -1) {
 		if (errno != ENOENT)
 			snprintf(err, errlen, "cannot read %s: %s", path,
 			    strerror(errno));
@@ -124,7 +129,7 @@ formation_load(const char *path, struct formation *f, char *err, size_t errlen)
 }
 
 int
-formation_save(const char *path, const struct formation *f)
+formation_save(const struct app *a, const struct formation *f)
 {
 	char buf[FORMATION_MAX * (DYNO_NAME_MAX + 24)];
 	size_t off = 0, i;
@@ -132,7 +137,7 @@ formation_save(const char *path, const struct formation *f)
 	for (i = 0; i < f->n; i++)
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s=%ld\n",
 		    f->entries[i].type, f->entries[i].count);
-	return atomicfile_write(path, buf, off, 0644, 1);
+	return app_write(a, "formation", buf, off, 0644, 1);
 }
 
 /* Heroku's default: one web dyno if the Procfile has web, none of the rest. */

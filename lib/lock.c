@@ -19,7 +19,7 @@
 #include "dyno.h"
 
 int
-lock_take(const char *path, pid_t *holder)
+lock_take(int dirfd, const char *path, pid_t *holder)
 {
 	char buf[32];
 	struct stat st;
@@ -28,8 +28,8 @@ lock_take(const char *path, pid_t *holder)
 	*holder = 0;
 	/* Not through a symlink, and only a regular file: a planted one
 	 * would have us truncate and chmod what it names. */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-	    0644);
+	fd = openat(dirfd, path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK, 0644);
 	if (fd == -1)
 		return -1;
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -66,7 +66,7 @@ lock_take(const char *path, pid_t *holder)
  * upgrade in place) takes the name while the first keeps its own lock.
  */
 int
-pidfile_lock(const char *path)
+pidfile_lock(int dirfd, const char *path)
 {
 	char tmp[4096], buf[32];
 	int fd, n;
@@ -76,16 +76,17 @@ pidfile_lock(const char *path)
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-	    0644);
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0644);
 	if (fd == -1)
 		return -1;
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (fchmod(fd, 0644) == -1 || flock(fd, LOCK_EX | LOCK_NB) == -1 ||
-	    write(fd, buf, (size_t)n) != n || rename(tmp, path) == -1) {
+	    write(fd, buf, (size_t)n) != n ||
+	    renameat(dirfd, tmp, dirfd, path) == -1) {
 		int saved = errno;
 		close(fd);
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 		errno = saved;
 		return -1;
 	}
@@ -99,13 +100,14 @@ pidfile_lock(const char *path)
  * renamed over ours is left alone.  Closes fd.
  */
 void
-pidfile_release(const char *path, int fd)
+pidfile_release(int dirfd, const char *path, int fd)
 {
 	struct stat ours, now;
 
-	if (fstat(fd, &ours) == 0 && lstat(path, &now) == 0 &&
+	if (fstat(fd, &ours) == 0 &&
+	    fstatat(dirfd, path, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
 	    ours.st_dev == now.st_dev && ours.st_ino == now.st_ino &&
-	    unlink(path) == -1)
+	    unlinkat(dirfd, path, 0) == -1)
 		(void)ftruncate(fd, 0);
 	close(fd);
 }
@@ -148,12 +150,13 @@ pid_has_open(pid_t pid, int fd)
  * written, by someone else).
  */
 pid_t
-pidfile_holder(const char *path)
+pidfile_holder(int dirfd, const char *path)
 {
 	char buf[32];
 	ssize_t r;
 	long pid;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK);
 
 	if (fd == -1)
 		return 0;

@@ -221,7 +221,7 @@ dyno_write(struct dyno *d)
 	    (long)getpid(), d->cgroup, d->envsum, d->command);
 	if (n < 0 || (size_t)n >= sizeof(buf))
 		n = sizeof(buf) - 1;
-	if (atomicfile_write(path, buf, (size_t)n, 0644, 0) == -1)
+	if (app_write(&app, app_rel(&app, path), buf, (size_t)n, 0644, 0) == -1)
 		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
 		    strerror(errno));
 	d->rss_written = d->rss_kb;
@@ -268,14 +268,14 @@ dyno_free(struct dyno *d)
 	size_t i;
 
 	statefile_path(d, path, sizeof(path));
-	unlink(path);
+	app_unlinkat(&app, app_rel(&app, path));
 	ready_stop(d);
 	if (d->logfd >= 0)
 		close(d->logfd);
 	if (d->pidfd >= 0)
 		close(d->pidfd);
 	if (d->logpath[0])
-		unlink(d->logpath);
+		app_unlinkat(&app, app_rel(&app, d->logpath));
 	for (i = 0; i < ndynos; i++)
 		if (dynos[i] == d) {
 			memmove(&dynos[i], &dynos[i + 1],
@@ -456,7 +456,8 @@ release_load(char *err, size_t errlen)
 		snprintf(dotenv, sizeof(dotenv), "%s/.env", app.dir);
 		app_path(&app, cfg, sizeof(cfg), "config");
 		if (env_load_dotenv(&env, dotenv, err, errlen) == -1 ||
-		    env_load_config(&env, cfg, err, errlen) == -1)
+		    env_load_config_at(&env, app.fd, "config", cfg, err,
+		    errlen) == -1)
 			goto fail;
 	} else {
 		snprintf(pfpath, sizeof(pfpath), "%s/Procfile", dir);
@@ -504,11 +505,9 @@ fail:
 static int
 formation_read(char *err, size_t errlen)
 {
-	char path[4096];
 	struct formation f;
 
-	app_path(&app, path, sizeof(path), "formation");
-	if (formation_load(path, &f, err, errlen) == -1) {
+	if (formation_load(&app, &f, err, errlen) == -1) {
 		if (errno != ENOENT)
 			return -1;
 		formation_default(&f, &procfile);
@@ -574,6 +573,7 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	const struct proctype *pt = procfile_find(&procfile, d->type);
 	struct spawn_opts so;
 	struct env env;
+	const char *rel;
 	int outfd;
 
 	if (pt == NULL)
@@ -590,10 +590,13 @@ dyno_spawn(struct dyno *d, int avoid_port)
 	}
 	app_path(&app, d->logpath, sizeof(d->logpath), "run/logs/%s.%ld.%lu",
 	    d->name, (long)getpid(), ++log_seq);
-	unlink(d->logpath);
-	if (mkfifo(d->logpath, 0600) == -1 || chmod(d->logpath, 0600) == -1 ||
-	    (d->logfd = open(d->logpath, O_RDWR | O_NONBLOCK | O_CLOEXEC)) == -1 ||
-	    (outfd = open(d->logpath, O_RDWR | O_CLOEXEC)) == -1) {
+	rel = app_rel(&app, d->logpath);
+	app_unlinkat(&app, rel);
+	/* The path stays in the state file; we work by the folder we opened. */
+	if (app_mkfifoat(&app, rel, 0600) == -1 ||
+	    (d->logfd = app_openat(&app, rel, O_RDWR | O_NONBLOCK, 0)) == -1 ||
+	    fchmod(d->logfd, 0600) == -1 ||
+	    (outfd = app_openat(&app, rel, O_RDWR, 0)) == -1) {
 		log_event(stdout, "heroku", d->name, "cannot make log pipe %s: %s",
 		    d->logpath, strerror(errno));
 		goto fail;
@@ -668,7 +671,7 @@ fail:
 		close(d->logfd);
 	d->logfd = -1;
 	if (d->logpath[0])
-		unlink(d->logpath);
+		app_unlinkat(&app, app_rel(&app, d->logpath));
 	d->logpath[0] = '\0';
 	return -1;
 }
@@ -892,7 +895,7 @@ dyno_finish(struct dyno *d)
 	if (d->pidfd >= 0)
 		close(d->pidfd);
 	d->pidfd = -1;
-	unlink(d->logpath);
+	app_unlinkat(&app, app_rel(&app, d->logpath));
 	d->logpath[0] = '\0';
 	d->rss_kb = 0;
 	if (d->cgroup[0]) {
@@ -1277,7 +1280,8 @@ logpath_ours(const char *name, const char *logp)
 		else if (!isdigit((unsigned char)*p))
 			return 0;
 	}
-	return dots == 2 && lstat(logp, &st) == 0 && S_ISFIFO(st.st_mode);
+	return dots == 2 && app_lstat(&app, app_rel(&app, logp), &st) == 0 &&
+	    S_ISFIFO(st.st_mode);
 }
 
 /*
@@ -1337,17 +1341,18 @@ adopt_one(const char *file)
 	unsigned long long start;
 	char startbuf[32], type[DYNO_NAME_MAX], logp[4096], rel[32], cmd[4096];
 	char startedbuf[32];
-	const char *why;
+	const char *why, *srel;
 	struct dyno *d;
 	int retiring = strchr(file, '~') != NULL;
 
 	app_path(&app, path, sizeof(path), "run/dynos/%s", file);
-	if (file_read(path, text, sizeof(text)) <= 0 ||
+	srel = app_rel(&app, path);
+	if (app_read(&app, srel, text, sizeof(text)) <= 0 ||
 	    kv_get(text, "name", name, sizeof(name)) == -1 ||
 	    kv_get(text, "type", type, sizeof(type)) == -1 ||
 	    kv_get_long(text, "pid", &pid) == -1 ||
 	    kv_get(text, "pid_start", startbuf, sizeof(startbuf)) == -1) {
-		unlink(path);
+		app_unlinkat(&app, srel);
 		return;
 	}
 	start = strtoull(startbuf, NULL, 10);
@@ -1361,7 +1366,7 @@ adopt_one(const char *file)
 	    dyno_name_index(name, type) < 0) {
 		log_event(stdout, "heroku", "run", "Ignoring run/dynos/%s: its "
 		    "name= is not its own TYPE.N", file);
-		unlink(path);
+		app_unlinkat(&app, srel);
 		return;
 	}
 	if (pid <= 0 || !proc_alive((pid_t)pid, start)) {
@@ -1385,8 +1390,8 @@ adopt_one(const char *file)
 			    (unsigned long)dynos_uid());
 		if (kv_get(text, "log", logp, sizeof(logp)) == 0 &&
 		    logpath_ours(name, logp))
-			unlink(logp);
-		unlink(path);
+			app_unlinkat(&app, app_rel(&app, logp));
+		app_unlinkat(&app, srel);
 		if (pid > 0)
 			log_event(stdout, "heroku", name,
 			    "Process died while no supervisor was running");
@@ -1396,7 +1401,7 @@ adopt_one(const char *file)
 		log_event(stdout, "heroku", "run", "Ignoring run/dynos/%s: "
 		    "process %ld %s; not adopted, not signalled", file, pid,
 		    why);
-		unlink(path);
+		app_unlinkat(&app, srel);
 		return;
 	}
 	if ((d = dyno_new(type, 1)) == NULL)
@@ -1452,12 +1457,10 @@ adopt_one(const char *file)
 static void
 adopt_all(void)
 {
-	char path[4096];
 	struct dirent *de;
 	DIR *dir;
 
-	app_path(&app, path, sizeof(path), "run/dynos");
-	if ((dir = opendir(path)) == NULL)
+	if ((dir = app_opendir(&app, "run/dynos")) == NULL)
 		return;
 	while ((de = readdir(dir)) != NULL) {
 		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp.") ||
@@ -1543,13 +1546,12 @@ reconcile(void)
 static void
 reload(void)
 {
-	char err[DYNO_ERR_MAX], path[4096];
+	char err[DYNO_ERR_MAX];
 	struct formation f;
 	int have;
 
 	/* Check both files before taking either: all or nothing. */
-	app_path(&app, path, sizeof(path), "formation");
-	have = formation_load(path, &f, err, sizeof(err)) == 0;
+	have = formation_load(&app, &f, err, sizeof(err)) == 0;
 	if (!have && errno != ENOENT) {
 		log_event(stdout, "heroku", "supervisor",
 		    "reload failed, keeping the running dynos: %s", err);
@@ -1698,7 +1700,7 @@ routes_sync(void)
 	if (routes_written && strcmp(buf, routes_last) == 0)
 		return;
 	app_path(&app, path, sizeof(path), "run/routes");
-	if (atomicfile_write(path, buf, off, 0644, 0) == -1) {
+	if (app_write(&app, "run/routes", buf, off, 0644, 0) == -1) {
 		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
 		    strerror(errno));
 		return;
@@ -1707,8 +1709,7 @@ routes_sync(void)
 	routes_written = 1;
 	/* Only a live router: a pid file left unlocked names a process that
 	 * is gone, and its pid may be anyone's now. */
-	app_path(&app, path, sizeof(path), "run/router.pid");
-	if ((rpid = pidfile_holder(path)) > 0)
+	if ((rpid = pidfile_holder(app.fd, "run/router.pid")) > 0)
 		kill(rpid, SIGHUP);
 }
 
@@ -2174,8 +2175,7 @@ one_off(int argc, char **argv)
 		off += (size_t)n;
 	}
 	if (app_prepare(&app) == -1) {
-		fprintf(stderr, "dyno-run: cannot prepare %s: %s\n", app.state,
-		    strerror(errno));
+		fprintf(stderr, "dyno-run: %s\n", app.why);
 		return 1;
 	}
 	if (release_load(err, sizeof(err)) == -1) {
@@ -2185,7 +2185,8 @@ one_off(int argc, char **argv)
 	/* run.N: the first free N, claimed with O_EXCL so two never collide. */
 	for (i = 1; i < 100000; i++) {
 		app_path(&app, path, sizeof(path), "run/dynos/run.%d", i);
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+		fd = app_openat(&app, app_rel(&app, path), O_WRONLY | O_CREAT |
+		    O_EXCL, 0644);
 		if (fd >= 0) {
 			(void)fchmod(fd, 0644);
 			break;
@@ -2225,7 +2226,7 @@ one_off(int argc, char **argv)
 	if (pid == -1) {
 		fprintf(stderr, "dyno-run: cannot fork: %s\n", strerror(errno));
 		close(fd);
-		unlink(path);
+		app_unlinkat(&app, app_rel(&app, path));
 		return 1;
 	}
 	oneoff_pid = pid;
@@ -2244,7 +2245,7 @@ one_off(int argc, char **argv)
 	}
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
-	unlink(path);
+	app_unlinkat(&app, app_rel(&app, path));
 	if (WIFEXITED(status))
 		return WEXITSTATUS(status);
 	return 128 + WTERMSIG(status);
@@ -2266,17 +2267,16 @@ duration_opt(const char *name, const char *arg, int64_t *out)
 static int
 control_open(void)
 {
-	char path[4096];
 	struct stat st;
 
-	app_path(&app, path, sizeof(path), "run/control");
-	if (lstat(path, &st) == 0 && !S_ISFIFO(st.st_mode))
-		unlink(path);
-	if (mkfifo(path, 0600) == -1 && errno != EEXIST)
+	if (app_lstat(&app, "run/control", &st) == 0 && !S_ISFIFO(st.st_mode))
+		app_unlinkat(&app, "run/control");
+	if (app_mkfifoat(&app, "run/control", 0600) == -1 && errno != EEXIST)
 		return -1;
-	chmod(path, 0600);
 	/* O_RDWR: we hold a writer too, so the FIFO never reads EOF. */
-	control_fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	control_fd = app_openat(&app, "run/control", O_RDWR | O_NONBLOCK, 0);
+	if (control_fd >= 0)
+		(void)fchmod(control_fd, 0600);
 	return control_fd;
 }
 
@@ -2290,7 +2290,7 @@ apply_formation_args(int argc, char **argv)
 	if (argc == 0)
 		return 0;
 	app_path(&app, path, sizeof(path), "formation");
-	if (formation_load(path, &f, err, sizeof(err)) == -1) {
+	if (formation_load(&app, &f, err, sizeof(err)) == -1) {
 		if (errno != ENOENT) {
 			fprintf(stderr, "dyno-run: %s\n", err);
 			return -1;
@@ -2303,7 +2303,7 @@ apply_formation_args(int argc, char **argv)
 			fprintf(stderr, "dyno-run: %s\n", err);
 			return -1;
 		}
-	if (formation_save(path, &f) == -1) {
+	if (formation_save(&app, &f) == -1) {
 		fprintf(stderr, "dyno-run: cannot write %s: %s\n", path,
 		    strerror(errno));
 		return -1;
@@ -2340,7 +2340,7 @@ main(int argc, char **argv)
 	static const int sigs[] = { SIGCHLD, SIGHUP, SIGINT, SIGTERM };
 	const char *appdir = NULL;
 	char err[DYNO_ERR_MAX], path[4096];
-	int ch, oneoff = 0, sigfd, lockfd, rc, trust_dir = 0;
+	int ch, oneoff = 0, sigfd, lockfd, rc, trust_dir = 0, refused;
 	pid_t holder;
 	long v;
 
@@ -2463,9 +2463,9 @@ main(int argc, char **argv)
 		opt.uid = pw->pw_uid;
 		opt.gid = pw->pw_gid;
 	}
-	if (app_init(&app, appdir) == -1) {
-		fprintf(stderr, "dyno-run: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
+	/* A .dyno not ours (EPERM): with -u, say first who could write it. */
+	if ((refused = app_init(&app, appdir)) == -1 && errno != EPERM) {
+		fprintf(stderr, "dyno-run: %s\n", app.why);
 		return 1;
 	}
 	/* Root, dynos as another user: that user must not be able to
@@ -2479,17 +2479,20 @@ main(int argc, char **argv)
 		    path, opt.user);
 		return 1;
 	}
+	if (refused == -1) {
+		fprintf(stderr, "dyno-run: %s\n", app.why);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	if (oneoff)
 		return one_off(argc, argv);
 
 	if (app_prepare(&app) == -1) {
-		fprintf(stderr, "dyno-run: cannot prepare %s: %s\n", app.state,
-		    strerror(errno));
+		fprintf(stderr, "dyno-run: %s\n", app.why);
 		return 1;
 	}
 	app_path(&app, path, sizeof(path), "run/lock");
-	if ((lockfd = lock_take(path, &holder)) == -1) {
+	if ((lockfd = lock_take(app.fd, "run/lock", &holder)) == -1) {
 		if (errno == EWOULDBLOCK && argc > 0 && holder > 0) {
 			/*
 			 * TYPE=COUNT while a supervisor runs: what dyno-scale

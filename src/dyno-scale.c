@@ -76,12 +76,12 @@ ago(char *buf, size_t len, long long secs)
 static void
 health_of(const struct dyno_info *d, char *out, size_t len)
 {
-	char path[4096], text[1024];
+	char rel[1024], text[1024];
 	long pid;
 
 	snprintf(out, len, "-");
-	if (app_path(&app, path, sizeof(path), "run/health/%s", d->name) == -1 ||
-	    file_read(path, text, sizeof(text)) <= 0 ||
+	if (snprintf(rel, sizeof(rel), "run/health/%s", d->name) >=
+	    (int)sizeof(rel) || app_read(&app, rel, text, sizeof(text)) <= 0 ||
 	    kv_get_long(text, "pid", &pid) == -1 || pid != d->pid)
 		return;
 	if (kv_get(text, "state", out, len) == -1)
@@ -196,10 +196,9 @@ procfile_current(struct procfile *pf)
 static int
 formation_current(struct formation *f, const struct procfile *pf)
 {
-	char path[4096], err[DYNO_ERR_MAX];
+	char err[DYNO_ERR_MAX];
 
-	app_path(&app, path, sizeof(path), "formation");
-	if (formation_load(path, f, err, sizeof(err)) == -1) {
+	if (formation_load(&app, f, err, sizeof(err)) == -1) {
 		if (errno != ENOENT) {
 			fprintf(stderr, "dyno-scale: %s\n", err);
 			return -1;
@@ -289,13 +288,12 @@ scale(int argc, char **argv, long wait_secs)
 			return 1;
 		}
 	if (app_prepare(&app) == -1) {
-		fprintf(stderr, "dyno-scale: cannot prepare %s: %s\n", app.state,
-		    strerror(errno));
+		fprintf(stderr, "dyno-scale: %s\n", app.why);
 		procfile_free(&pf);
 		return 1;
 	}
 	app_path(&app, path, sizeof(path), "formation");
-	if (formation_save(path, &f) == -1) {
+	if (formation_save(&app, &f) == -1) {
 		fprintf(stderr, "dyno-scale: cannot write %s: %s\n", path,
 		    strerror(errno));
 		procfile_free(&pf);
@@ -352,15 +350,13 @@ struct auto_opts {
 static long long
 router_read(const char *type, long long *last_total, long *p95)
 {
-	char dirpath[4096];
 	struct dirent *de;
 	long long total = 0, fresh;
 	size_t tlen = strlen(type);
 	DIR *dir;
 
 	*p95 = 0;
-	app_path(&app, dirpath, sizeof(dirpath), "run");
-	if ((dir = opendir(dirpath)) == NULL)
+	if ((dir = app_opendir(&app, "run")) == NULL)
 		return 0;
 	while ((de = readdir(dir)) != NULL) {
 		char path[4400], text[65536], *line;
@@ -370,8 +366,8 @@ router_read(const char *type, long long *last_total, long *p95)
 		    strstr(de->d_name, ".tmp.") ||
 		    (de->d_name[6] != '\0' && de->d_name[6] != '.'))
 			continue;
-		snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
-		if (file_read(path, text, sizeof(text)) <= 0)
+		snprintf(path, sizeof(path), "run/%s", de->d_name);
+		if (app_read(&app, path, text, sizeof(text)) <= 0)
 			continue;
 		for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 			char name[DYNO_NAME_MAX];
@@ -482,7 +478,7 @@ autoscale(const struct auto_opts *a)
 			app_path(&app, path, sizeof(path), "formation");
 			bad = formation_apply_arg(&f, arg, &pf, max_per_type, err,
 			    sizeof(err));
-			if (bad == 0 && (bad = formation_save(path, &f)) == -1)
+			if (bad == 0 && (bad = formation_save(&app, &f)) == -1)
 				snprintf(err, sizeof(err), "cannot write %s: %s",
 				    path, strerror(errno));
 			if (bad == -1)
@@ -623,8 +619,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (app_init(&app, appdir) == -1) {
-		fprintf(stderr, "dyno-scale: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
+		fprintf(stderr, "dyno-scale: %s\n", app.why);
 		return 1;
 	}
 	if (au.type != NULL)

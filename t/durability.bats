@@ -41,6 +41,11 @@ durable() {
 	[ "$1" = -l ] && { link=1; shift; }
 	awk -v final="$1" -v link="$link" '
 		function folder(p) { sub(/\/[^\/]*$/, "", p); return p }
+		# renameat(5</a/b>, "c", ...): a name relative to a folder fd
+		function at(pre, name) {
+			if (name ~ /^\// || !match(pre, /<[^>]*>, $/)) return name
+			return substr(pre, RSTART + 1, RLENGTH - 4) "/" name
+		}
 		# fsync(4</a/b/c.tmp.1>) = 0: the path behind the fd
 		/fsync\(/ && / = 0$/ {
 			p = $0
@@ -51,6 +56,7 @@ durable() {
 		}
 		/rename[a-z0-9]*\(/ && / = 0$/ {
 			n = split($0, q, "\"")
+			q[2] = at(q[1], q[2]); q[4] = at(q[3], q[4])
 			if (q[4] != final) next
 			renamed = NR
 			if (!link && !(q[2] in synced)) {
@@ -71,12 +77,18 @@ durable() {
 before() {
 	awk -v first="$1" -v second="$2" '
 		function folder(p) { sub(/\/[^\/]*$/, "", p); return p }
+		# renameat(5</a/b>, "c", ...): a name relative to a folder fd
+		function at(pre, name) {
+			if (name ~ /^\// || !match(pre, /<[^>]*>, $/)) return name
+			return substr(pre, RSTART + 1, RLENGTH - 4) "/" name
+		}
 		/fsync\(/ && / = 0$/ && done1 {
 			p = $0; sub(/^[^<]*</, "", p); sub(/>.*$/, "", p)
 			if (p == folder(first)) kept = 1
 		}
 		/rename[a-z0-9]*\(/ && / = 0$/ {
 			split($0, q, "\"")
+			q[4] = at(q[3], q[4])
 			if (q[4] == first) done1 = 1
 			if (q[4] == second) { ok = kept; exit }
 		}

@@ -299,7 +299,7 @@ unwatch_routes() {
 	run timeout 20 "$BIN/dyno-run" -a "$APP"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "dyno-run: cannot prepare $APP/.dyno: "* ]]
+	[[ "$output" == "dyno-run: cannot prepare $APP/.dyno/run: "* ]]
 	[ "$(stat -c %a "$APP/elsewhere")" = 700 ]
 }
 

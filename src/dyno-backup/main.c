@@ -387,7 +387,7 @@ main(int argc, char **argv)
 	arg1 = nargs > 1 ? argv[optind + 1] : NULL;
 	arg2 = nargs > 2 ? argv[optind + 2] : NULL;
 	if (app_init(&app, appdir) == -1)
-		die("app directory %s: %s", appdir ? appdir : ".", strerror(errno));
+		die("%s", app.why);
 	slash = strrchr(app.dir, '/');
 	snprintf(app_name, sizeof(app_name), "%s", slash != NULL && slash[1] ?
 	    slash + 1 : "app");

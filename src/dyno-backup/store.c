@@ -235,7 +235,7 @@ backups_lock(void)
 
 	backups_dir_make();
 	path_in(path, sizeof(path), backups_dir, ".lock");
-	if ((fd = lock_take(path, &holder)) == -1) {
+	if ((fd = lock_take(AT_FDCWD, path, &holder)) == -1) {
 		if (errno == EWOULDBLOCK) {
 			if (holder > 0)
 				die("another dyno-backup (pid %ld) is running on %s; try again when it ends",

@@ -30,11 +30,19 @@
 void
 config_load(struct env *e)
 {
+	config_load_from(e, "config");
+}
+
+/* The config vars of rel (config, releases/N/config) in the .dyno we
+ * opened, never out of it; none if it is missing. */
+void
+config_load_from(struct env *e, const char *rel)
+{
 	char path[4096], err[DYNO_ERR_MAX];
 
 	env_init(e, NULL);
-	state_path(path, sizeof(path), "config");
-	if (env_load_config(e, path, err, sizeof(err)) == -1)
+	state_path(path, sizeof(path), "%s", rel);
+	if (env_load_config_at(e, app.fd, rel, path, err, sizeof(err)) == -1)
 		die("%s", err);
 }
 
@@ -49,7 +57,7 @@ config_save(const struct env *e)
 	if (len > CONFIG_MAX)
 		die("config vars would take %zu bytes; at most %d", len, CONFIG_MAX);
 	state_path(path, sizeof(path), "config");
-	if (atomicfile_write(path, text, len, 0600, 1) == -1)
+	if (app_write(&app, "config", text, len, 0600, 1) == -1)
 		die("cannot write %s: %s", path, strerror(errno));
 	free(text);
 }

@@ -62,9 +62,11 @@ void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void state_path(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void remove_tree(const char *path);
+void remove_tree_at(int dfd, const char *name);
 
 /* config.c */
 void config_load(struct env *e);
+void config_load_from(struct env *e, const char *rel);
 void config_save(const struct env *e);
 int config_show(int show);
 int config_get(const char *key);

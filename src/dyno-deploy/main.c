@@ -159,6 +159,13 @@ remove_at(int dfd, const char *name, int depth)
 	unlinkat(dfd, name, AT_REMOVEDIR);
 }
 
+/* rm -rf name, relative to dfd (a name in .dyno: app.fd). */
+void
+remove_tree_at(int dfd, const char *name)
+{
+	remove_at(dfd, name, 0);
+}
+
 /* rm -rf path; the folders above its last component are ours. */
 void
 remove_tree(const char *path)
@@ -374,8 +381,7 @@ main(int argc, char **argv)
 	if (opt.user != NULL && user_init() == -1)
 		return 2;
 	if (app_init(&app, appdir) == -1) {
-		fprintf(stderr, "dyno-deploy: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
+		fprintf(stderr, "dyno-deploy: %s\n", app.why);
 		return 1;
 	}
 	/* Root builds as the dynos' user: as for dyno-run -u, that user must
@@ -403,13 +409,12 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "releases") == 0 && argc == 1)
 		return releases_show();
 	if (app_prepare(&app) == -1) {
-		fprintf(stderr, "dyno-deploy: cannot prepare %s: %s\n", app.state,
-		    strerror(errno));
+		fprintf(stderr, "dyno-deploy: %s\n", app.why);
 		return 1;
 	}
 	/* One writer of releases/, current and config at a time. */
 	state_path(lockpath, sizeof(lockpath), "deploy.lock");
-	lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	lockfd = app_openat(&app, "deploy.lock", O_RDWR | O_CREAT, 0600);
 	if (lockfd == -1 || flock(lockfd, LOCK_EX) == -1)
 		die("cannot lock %s: %s", lockpath, strerror(errno));
 	tmp_sweep();

@@ -30,12 +30,11 @@
 long
 release_current(void)
 {
-	char path[4096], target[PATH_MAX], *base;
+	char target[PATH_MAX], *base;
 	ssize_t n;
 	long v;
 
-	state_path(path, sizeof(path), "current");
-	n = readlink(path, target, sizeof(target) - 1);
+	n = readlinkat(app.fd, "current", target, sizeof(target) - 1);
 	if (n <= 0)
 		return 0;
 	target[n] = '\0';
@@ -57,15 +56,13 @@ cmp_long(const void *a, const void *b)
 long *
 release_list(size_t *n)
 {
-	char path[4096];
 	struct dirent *de;
 	long *list = NULL, v;
 	size_t cap = 0;
 	DIR *d;
 
 	*n = 0;
-	state_path(path, sizeof(path), "releases");
-	if ((d = opendir(path)) == NULL)
+	if ((d = app_opendir(&app, "releases")) == NULL)
 		return NULL;
 	while ((de = readdir(d)) != NULL) {
 		if (parse_long(de->d_name, 1, LONG_MAX, &v) == -1)
@@ -87,11 +84,11 @@ release_list(size_t *n)
 static void
 meta_get(long v, const char *key, char *out, size_t len)
 {
-	char path[4096], text[8192];
+	char rel[64], text[8192];
 
 	out[0] = '\0';
-	state_path(path, sizeof(path), "releases/%ld/meta", v);
-	if (file_read(path, text, sizeof(text)) > 0)
+	snprintf(rel, sizeof(rel), "releases/%ld/meta", v);
+	if (app_read(&app, rel, text, sizeof(text)) > 0)
 		kv_get(text, key, out, len);
 }
 
@@ -125,16 +122,18 @@ releases_show(void)
 static void
 current_switch(long v)
 {
-	char link[4096], tmp[4200], target[64];
+	char link[4096], tmp[64], target[64];
 
 	state_path(link, sizeof(link), "current");
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", link, (long)getpid());
+	snprintf(tmp, sizeof(tmp), "current.tmp.%ld", (long)getpid());
 	snprintf(target, sizeof(target), "releases/%ld", v);
-	unlink(tmp);
-	/* A symlink cannot be rewritten in place: make a new one, rename it. */
-	if (symlink(target, tmp) == -1 || rename(tmp, link) == -1)
+	app_unlinkat(&app, tmp);
+	/* A symlink cannot be rewritten in place: make a new one, rename it,
+	 * both in the .dyno we opened. */
+	if (symlinkat(target, app.fd, tmp) == -1 ||
+	    renameat(app.fd, tmp, app.fd, "current") == -1)
 		die("cannot switch %s to %s: %s", link, target, strerror(errno));
-	(void)dir_fsync(app.state);
+	(void)fsync(app.fd);
 }
 
 /*
@@ -164,11 +163,9 @@ release_settled(long v)
 	}
 	/* An old process still on its way out keeps the switch unfinished. */
 	{
-		char path[4096];
 		DIR *dir;
 		struct dirent *de;
-		state_path(path, sizeof(path), "run/dynos");
-		if ((dir = opendir(path)) != NULL) {
+		if ((dir = app_opendir(&app, "run/dynos")) != NULL) {
 			while ((de = readdir(dir)) != NULL)
 				if (strchr(de->d_name, '~'))
 					done = 0;
@@ -228,21 +225,20 @@ release_activate(long v, int quiet)
 static int
 release_running(long v)
 {
-	char path[4096], want[32];
+	char want[32];
 	struct dirent *de;
 	int running = 0;
 	DIR *d;
 
 	snprintf(want, sizeof(want), "v%ld", v);
-	state_path(path, sizeof(path), "run/dynos");
-	if ((d = opendir(path)) == NULL)
+	if ((d = app_opendir(&app, "run/dynos")) == NULL)
 		return 0;
 	while (!running && (de = readdir(d)) != NULL) {
 		char f[PATH_MAX], text[8192], rel[32];
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(f, sizeof(f), "%s/%s", path, de->d_name);
-		running = file_read(f, text, sizeof(text)) > 0 &&
+		snprintf(f, sizeof(f), "run/dynos/%s", de->d_name);
+		running = app_read(&app, f, text, sizeof(text)) > 0 &&
 		    kv_get(text, "release", rel, sizeof(rel)) == 0 &&
 		    strcmp(rel, want) == 0;
 	}
@@ -255,7 +251,7 @@ retention(void)
 {
 	size_t n, i, keep_from;
 	long *list = release_list(&n), cur = release_current();
-	char slugs[4096], path[4096];
+	char path[4096];
 	struct dirent *de;
 	DIR *d;
 
@@ -263,13 +259,12 @@ retention(void)
 	for (i = 0; i < keep_from; i++) {
 		if (list[i] == cur || release_running(list[i]))
 			continue;	/* never one that runs or is to run */
-		state_path(path, sizeof(path), "releases/%ld", list[i]);
-		remove_tree(path);
+		snprintf(path, sizeof(path), "releases/%ld", list[i]);
+		remove_tree_at(app.fd, path);
 	}
 	free(list);
 	/* Slugs no kept release points at go too. */
-	state_path(slugs, sizeof(slugs), "slugs");
-	if ((d = opendir(slugs)) == NULL)
+	if ((d = app_opendir(&app, "slugs")) == NULL)
 		return;
 	list = release_list(&n);
 	while ((de = readdir(d)) != NULL) {
@@ -277,18 +272,18 @@ retention(void)
 		if (de->d_name[0] == '.')
 			continue;
 		for (i = 0; i < n && !used; i++) {
-			char link[4096], target[PATH_MAX];
+			char link[64], target[PATH_MAX];
 			ssize_t k;
-			state_path(link, sizeof(link), "releases/%ld/app", list[i]);
-			k = readlink(link, target, sizeof(target) - 1);
+			snprintf(link, sizeof(link), "releases/%ld/app", list[i]);
+			k = readlinkat(app.fd, link, target, sizeof(target) - 1);
 			if (k > 0) {
 				target[k] = '\0';
 				used = strstr(target, de->d_name) != NULL;
 			}
 		}
 		if (!used) {
-			snprintf(path, sizeof(path), "%s/%s", slugs, de->d_name);
-			remove_tree(path);
+			snprintf(path, sizeof(path), "slugs/%s", de->d_name);
+			remove_tree_at(app.fd, path);
 		}
 	}
 	closedir(d);
@@ -435,10 +430,11 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 	(void)dir_fsync(builddir);
 	/* The one step that makes it a release. */
 	state_path(final, sizeof(final), "releases/%ld", v);
-	if (rename(builddir, final) == -1)
+	if (renameat(app.fd, app_rel(&app, builddir), app.fd,
+	    app_rel(&app, final)) == -1)
 		die("cannot rename %s to %s: %s", builddir, final, strerror(errno));
 	failed_build[0] = failed_slug[0] = '\0';
-	(void)dir_fsync(releases);
+	(void)dir_fsync_at(app.fd, "releases");
 	return v;
 }
 
@@ -446,19 +442,17 @@ release_make(const struct release_spec *rs, char *const procfile_text_in)
 void
 tmp_sweep(void)
 {
-	char tmpdir[4096];
 	struct dirent *de;
 	DIR *d;
 
-	state_path(tmpdir, sizeof(tmpdir), "tmp");
-	if ((d = opendir(tmpdir)) == NULL)
+	if ((d = app_opendir(&app, "tmp")) == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		char p[PATH_MAX];
 		if (de->d_name[0] == '.')
 			continue;
-		snprintf(p, sizeof(p), "%s/%s", tmpdir, de->d_name);
-		remove_tree(p);
+		snprintf(p, sizeof(p), "tmp/%s", de->d_name);
+		remove_tree_at(app.fd, p);
 	}
 	closedir(d);
 }
@@ -474,10 +468,11 @@ release_reuse(long from, const char *desc, struct env *config, int rollback)
 	struct release_spec rs;
 	char path[4096], *pftext;
 	long v;
-	int rc;
+	int rc, fd;
 
 	state_path(path, sizeof(path), "releases/%ld/Procfile", from);
-	if (file_read_alloc(path, &pftext, NULL, 1 << 20) == -1)
+	if ((fd = app_openat(&app, app_rel(&app, path), O_RDONLY | O_NONBLOCK,
+	    0)) == -1 || file_read_alloc_fd(fd, &pftext, NULL, 1 << 20) == -1)
 		die("cannot read %s: %s", path, strerror(errno));
 	memset(&rs, 0, sizeof(rs));
 	rs.from = from;
@@ -551,18 +546,17 @@ deploy(const char *source)
 int
 rollback_to(long target)
 {
-	char desc[64], path[4096], err[DYNO_ERR_MAX];
+	char desc[64], path[4096];
+	struct stat st;
 	struct env config;
 	int rc;
 
-	state_path(path, sizeof(path), "releases/%ld", target);
-	if (access(path, F_OK) == -1)
+	snprintf(path, sizeof(path), "releases/%ld", target);
+	if (app_lstat(&app, path, &st) == -1 || !S_ISDIR(st.st_mode))
 		die("no release v%ld (kept: see dyno-deploy releases)", target);
 	/* Its config vars come back too, as on Heroku. */
-	env_init(&config, NULL);
-	state_path(path, sizeof(path), "releases/%ld/config", target);
-	if (env_load_config(&config, path, err, sizeof(err)) == -1)
-		die("%s", err);
+	snprintf(path, sizeof(path), "releases/%ld/config", target);
+	config_load_from(&config, path);
 	snprintf(desc, sizeof(desc), "Rollback to v%ld", target);
 	rc = release_reuse(target, desc, &config, 1);
 	env_free(&config);

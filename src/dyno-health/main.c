@@ -272,8 +272,7 @@ main(int argc, char **argv)
 	if (app_init(&app, appdir) == 0 && (appdir != NULL || opt.nurls == 0))
 		app_ok = 1;
 	else if (appdir != NULL || opt.nurls == 0) {
-		fprintf(stderr, "dyno-health: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
+		fprintf(stderr, "dyno-health: %s\n", app.why);
 		return 2;
 	}
 	if (app_ok && access(app.state, F_OK) == -1) {
@@ -288,8 +287,7 @@ main(int argc, char **argv)
 		}
 	}
 	if (app_ok && app_prepare(&app) == -1) {
-		fprintf(stderr, "dyno-health: cannot prepare %s: %s\n", app.state,
-		    strerror(errno));
+		fprintf(stderr, "dyno-health: %s\n", app.why);
 		return 1;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||

@@ -34,7 +34,8 @@ health_write(const struct target *t)
 	    "failures=%d\ncode=%s\nreason=%s\n", t->name,
 	    t->healthy ? "ok" : "fail", t->pid, (long long)time(NULL),
 	    t->latency_ms, t->fails, t->ok ? "" : t->code, t->ok ? "" : t->reason);
-	if (n > 0 && atomicfile_write(path, buf, (size_t)n, 0644, 0) == -1)
+	if (n > 0 && app_write(&app, app_rel(&app, path), buf, (size_t)n, 0644,
+	    0) == -1)
 		fprintf(stderr, "dyno-health: cannot write %s: %s\n", path,
 		    strerror(errno));
 }

@@ -409,22 +409,23 @@ options_parse(int argc, char **argv)
 static int
 app_enter(char *rundir, size_t rundirlen)
 {
-	if (app_init(&rt.worker.app, appdir) == -1) {
-		fprintf(stderr, "dyno-route: app directory %s: %s\n",
-		    appdir ? appdir : ".", strerror(errno));
-		return -1;
-	}
-	if (app_prepare(&rt.worker.app) == -1) {
-		fprintf(stderr, "dyno-route: cannot prepare %s: %s\n",
-		    rt.worker.app.state, strerror(errno));
+	int runfd;
+
+	if (app_init(&rt.worker.app, appdir) == -1 ||
+	    app_prepare(&rt.worker.app) == -1) {
+		fprintf(stderr, "dyno-route: %s\n", rt.worker.app.why);
 		return -1;
 	}
 	app_path(&rt.worker.app, rundir, rundirlen, "run");
-	if (chdir(rundir) == -1) {
+	if ((runfd = app_openat(&rt.worker.app, "run", O_RDONLY | O_DIRECTORY,
+	    0)) == -1 || fchdir(runfd) == -1) {
 		fprintf(stderr, "dyno-route: cannot enter %s: %s\n",
 		    rundir, strerror(errno));
 		return -1;
 	}
+	close(runfd);
+	close(rt.worker.app.fd);	/* not needed in run/; not for children */
+	rt.worker.app.fd = -1;
 	rt.worker.app_mode = 1;
 	snprintf(rt.worker.routes_path, sizeof(rt.worker.routes_path), "routes");
 	snprintf(rt.worker.counters_path, sizeof(rt.worker.counters_path), "router");
@@ -479,7 +480,7 @@ main(int argc, char **argv)
 	 * dyno-run signals the pid in it only while it is locked.
 	 */
 	if (pidpath[0]) {
-		if ((pidfd = pidfile_lock(pidpath)) == -1) {
+		if ((pidfd = pidfile_lock(AT_FDCWD, pidpath)) == -1) {
 			fprintf(stderr, "dyno-route: cannot write %s/%s: %s\n",
 			    rundir, pidpath, strerror(errno));
 			return 1;
@@ -539,7 +540,7 @@ main(int argc, char **argv)
 		_exit(rc);
 out:
 	if (pidfd >= 0)
-		pidfile_release(pidpath, pidfd);
+		pidfile_release(AT_FDCWD, pidpath, pidfd);
 	fflush(stdout);
 	return rc;
 }
