@@ -229,6 +229,79 @@ EOF2
 	nothing_outside
 }
 
+# trap_state: what is in $TRAP (names, kinds, modes, owners, contents).
+trap_state() {
+	(cd "$TRAP" && find . -printf '%p %y %m %U %s\n' | sort &&
+	    find . -type f -exec sha256sum {} + | sort)
+}
+
+@test "tenant, --trust-app-dir: a dyno that renames .dyno and plants one of symlinks: dyno-run keeps to the one it opened, the others refuse the planted one" {
+	trusted_app 'web: exec ./app' 'worker: exec ./attack.sh'
+	# Where the planted links lead: root's folders, watched.
+	TRAP=$(mktemp -d "$TROOT/trap.XXXXXX")
+	chmod 755 "$TRAP"
+	mkdir -p "$TRAP/run/dynos" "$TRAP/run/logs" "$TRAP/run/health"
+	printf 'TRAP=%s\n' "$TRAP" >>"$APP/.env"
+	before=$(trap_state)
+	attack <<'EOF2'
+#!/bin/sh
+mv .dyno .dyno.old || exit 1
+mkdir .dyno || exit 1
+ln -s "$TRAP/run" .dyno/run
+ln -s "$TRAP/formation" .dyno/formation
+echo planted
+# Make dyno-run write state: kill the web dyno (a restart, run/routes).
+pkill -KILL -U "$(id -u)" -x app
+exec sleep 1000
+EOF2
+	start_run -u "$TENANT" --trust-app-dir web=1 worker=1
+	wait_for 20 said worker.1 planted
+	web_restarted
+	# A control command, to the supervisor's FIFO where it made it.
+	echo 'restart web' >"$APP/.dyno.old/run/control"
+	wait_for 30 log_count_ge 'heroku\[web.1\]: State changed from starting to up' 3
+	# Recorded in the .dyno it opened, now .dyno.old.
+	wait_for 20 grep -q '^restarts=1$' "$APP/.dyno.old/run/dynos/web.1"
+	pid=$(sed -n 's/^pid=//p' "$APP/.dyno.old/run/dynos/web.1")
+	kill -0 "$pid"
+	grep -q "^web.1 " "$APP/.dyno.old/run/routes"
+	# Nothing written, or changed, where the links lead.
+	[ "$(trap_state)" = "$before" ]
+	# A new program on the app refuses the planted .dyno.
+	msg="$APP/.dyno is owned by uid $TENANT_UID, not by uid 0 or root: refusing it"
+	run timeout 10 "$BIN/dyno-scale" -a "$APP"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-scale: $msg" ]
+	run timeout 10 "$BIN/dyno-scale" -a "$APP" web=2
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-scale: $msg" ]
+	run timeout 10 "$BIN/dyno-health" -a "$APP" --once
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[ "$output" = "dyno-health: $msg" ]
+	[ "$(trap_state)" = "$before" ]
+	victim_intact
+	stop_run
+	[ "$RUN_STATUS" -eq 0 ]
+	[ "$(trap_state)" = "$before" ]
+}
+
+@test "tenant: in root's .dyno with a run/ the tenant owns, a run/control symlink to root's file is not written through by dyno-scale --restart" {
+	tenant_app 'worker: exec sleep 1000'
+	mkdir -m 700 "$APP/.dyno"
+	mkdir -m 755 "$APP/.dyno/run"
+	chown "$TENANT" "$APP/.dyno/run"
+	# What the tenant could plant there: its own link, to root's file.
+	ln -s "$VICTIM/file" "$APP/.dyno/run/control"
+	chown -h "$TENANT" "$APP/.dyno/run/control"
+	run timeout 10 "$BIN/dyno-scale" -a "$APP" --restart
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "dyno-scale: cannot write to the supervisor: Too many levels of symbolic links" ]
+	victim_intact
+}
+
 # tarball DIR NAME: DIR packed as $APP/NAME.tar.gz, owners kept as they are
 # in DIR (a tenant's tarball says what it likes).
 tarball() { tar -czf "$APP/$2.tar.gz" -C "$1" .; }
