@@ -422,7 +422,7 @@ body_is() { [ "$(curl -s --max-time 10 "$1")" = "$2" ]; }
 hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 
 @test "dyno-run signals only a router that holds run/router.pid locked, never a stale pid" {
-	local pid
+	local pid live other n ups
 	make_app 'web: ./app'
 	RUN_APP=$APP
 	mkdir -p "$APP/.dyno/run"
@@ -444,10 +444,35 @@ hup_count() { cat "$1" 2>/dev/null | grep -c HUP || true; }
 	# holding it (flock CMD would leave the shell behind when killed).
 	sh -c 'trap "echo HUP >> \"$2\"" HUP; exec 9>>"$1"; flock -x 9; echo $$ > "$1"; while :; do sleep 0.05; done' \
 	    sh "$APP/.dyno/run/router.pid" "$T/live.hup" 3>&- &
-	PIDS+=($!)
+	live=$!
+	PIDS+=($live)
 	wait_for 30 fails flock -n -s "$APP/.dyno/run/router.pid" true
 	control restart web.1
 	wait_for 30 eval '[ "$(hup_count "$T/live.hup")" -ge 1 ]'
 	[ "$(hup_count "$T/stale.hup")" -eq 0 ]
 	kill -0 "$pid"
+	# A holder of the lock that names another process, one without the
+	# file open (a router's worker left holding it, its master's pid
+	# reused): the lock proves only that someone holds it, so that
+	# process is not signalled.
+	kill "$live"
+	wait_for 30 flock -n -s "$APP/.dyno/run/router.pid" true
+	sh -c 'trap "echo HUP >> \"$0\"" HUP; : > "$0.ready"; while :; do sleep 0.05; done' "$T/other.hup" 3>&- &
+	other=$!
+	PIDS+=($other)
+	wait_for 30 test -e "$T/other.hup.ready"
+	sh -c 'exec 9>>"$1"; flock -x 9; echo "$2" > "$1"; while :; do sleep 0.05; done' \
+	    sh "$APP/.dyno/run/router.pid" "$other" 3>&- &
+	PIDS+=($!)
+	wait_for 30 fails flock -n -s "$APP/.dyno/run/router.pid" true
+	wait_for 30 grep -qx "$other" "$APP/.dyno/run/router.pid"
+	# Two restarts, each to up: a HUP the first sent has landed by the
+	# end of the second.
+	for n in 1 2; do
+		ups=$(log_count 'heroku\[web.1\]: State changed from starting to up')
+		control restart web.1
+		wait_for 30 log_count_ge 'heroku\[web.1\]: State changed from starting to up' $((ups + 1))
+	done
+	[ "$(hup_count "$T/other.hup")" -eq 0 ]
+	kill -0 "$other"
 }

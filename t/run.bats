@@ -278,6 +278,14 @@ unwatch_routes() {
 	log_has 'heroku\[run\]: Ignoring run/dynos/web.x: its name= is not its own TYPE.N'
 	stop_run
 	[ "$(cat "$APP/victim")" = "keep me" ]
+	# A log= inside .dyno that is not a FIFO of run/logs: kept too.
+	printf 'keep me\n' >"$APP/.dyno/run/keep"
+	printf 'name=web.1\ntype=web\nstate=up\npid=999999\npid_start=1\nlog=%s\n' \
+	    "$APP/.dyno/run/keep" >"$APP/.dyno/run/dynos/web.1"
+	start_run web=1
+	wait_for 10 log_count_ge 'heroku\[web.1\]: State changed from starting to up' 2
+	stop_run
+	[ "$(cat "$APP/.dyno/run/keep")" = "keep me" ]
 }
 
 @test "a planted run/lock or run symlink is never followed: nothing truncated or chmodded through it" {
